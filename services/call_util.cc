@@ -1,0 +1,61 @@
+#include "services/call_util.h"
+
+#include <random>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace lmgate::services {
+namespace {
+
+class UnaryReactor : public grpc::ServerUnaryReactor {
+ public:
+  explicit UnaryReactor(std::shared_ptr<backends::CancelToken> token) : token_(std::move(token)) {}
+  void OnCancel() override { token_->Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<backends::CancelToken> token_;
+};
+
+}  // namespace
+
+std::string RequestIdFor(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find(kRequestIdHeader);
+  if (it != md.end() && !it->second.empty() && it->second.size() <= 128) {
+    bool sane = true;
+    for (char c : it->second) sane &= (c > 0x20 && c < 0x7f);
+    if (sane) return std::string(it->second.data(), it->second.size());
+  }
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return absl::StrFormat("%016x", rng());
+}
+
+backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
+                                      const std::string& request_id) {
+  backends::CallContext c;
+  auto deadline = ctx->deadline();
+  if (deadline != std::chrono::system_clock::time_point::max()) {
+    c.deadline = absl::FromChrono(deadline);
+  }
+  c.cancel = std::make_shared<backends::CancelToken>();
+  c.request_id = request_id;
+  return c;
+}
+
+grpc::ServerUnaryReactor* RunUnary(
+    grpc::CallbackServerContext* ctx, WorkerPool* pool,
+    std::function<grpc::Status(const backends::CallContext&)> work) {
+  const std::string id = RequestIdFor(ctx);
+  backends::CallContext call = MakeCallContext(ctx, id);
+  ctx->AddInitialMetadata(kRequestIdHeader, id);
+  auto* reactor = new UnaryReactor(call.cancel);
+  pool->Schedule([reactor, call = std::move(call), work = std::move(work)] {
+    reactor->Finish(work(call));
+  });
+  return reactor;
+}
+
+}  // namespace lmgate::services

@@ -1,0 +1,36 @@
+// Helpers shared by the gRPC service shells: request ids, CallContext from a gRPC context, and
+// unary calls run on the worker pool with cancellation wired through.
+#ifndef LMGATE_SERVICES_CALL_UTIL_H_
+#define LMGATE_SERVICES_CALL_UTIL_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "backends/driver.h"
+#include "services/worker_pool.h"
+
+namespace lmgate::services {
+
+inline constexpr char kRequestIdHeader[] = "x-request-id";
+inline constexpr char kDriverHeader[] = "x-lmgate-driver";
+
+// The caller's x-request-id if it sent a sane one, else a new random id.
+std::string RequestIdFor(const grpc::CallbackServerContext* ctx);
+
+// deadline + a fresh cancel token + request id.
+backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
+                                      const std::string& request_id);
+
+// Runs `work` on `pool` and finishes the unary RPC with its status. A client cancel or deadline
+// cancels the CallContext handed to `work`. Sets x-request-id initial metadata; `work` may add
+// more through the context before returning.
+grpc::ServerUnaryReactor* RunUnary(
+    grpc::CallbackServerContext* ctx, WorkerPool* pool,
+    std::function<grpc::Status(const backends::CallContext&)> work);
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_CALL_UTIL_H_

@@ -1,0 +1,171 @@
+#include "services/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "backends/http/url.h"
+#include "nlohmann/json.hpp"
+
+namespace lmgate::services {
+namespace {
+
+using nlohmann::json;
+
+absl::Status Bad(const std::string& key, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat("config: ", key, ": ", why));
+}
+
+// Reads durations as numbers of seconds (fractions allowed).
+absl::Status ReadSeconds(const json& j, const std::string& key, absl::Duration* out) {
+  if (!j.is_number()) return Bad(key, "must be a number of seconds");
+  double s = j.get<double>();
+  if (!(s >= 0)) return Bad(key, "must be >= 0");
+  *out = absl::Seconds(s);
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Read(const json& j, const std::string& key, T* out) {
+  try {
+    *out = j.get<T>();
+  } catch (const json::exception& e) {
+    return Bad(key, absl::StrCat("wrong type (", e.what(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckKeys(const json& obj, const std::string& where,
+                       const std::set<std::string>& allowed) {
+  if (!obj.is_object()) return Bad(where.empty() ? "<top>" : where, "must be an object");
+  for (const auto& [k, v] : obj.items()) {
+    if (!allowed.count(k)) {
+      return Bad(where.empty() ? k : where + "." + k,
+                 absl::StrCat("unknown key; allowed: ", absl::StrJoin(allowed, ", ")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::string& text) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (doc.is_discarded()) return absl::InvalidArgumentError("config: not valid JSON");
+  Config c;
+  if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
+                                    "default_model", "default_embedding_model", "worker_threads",
+                                    "shutdown_grace_seconds", "log_level"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  if (doc.contains("listen") && !(st = Read(doc["listen"], "listen", &c.listen)).ok()) return st;
+  if (doc.contains("lmstudio")) {
+    const json& h = doc["lmstudio"];
+    if (!(st = CheckKeys(h, "lmstudio",
+                         {"url", "api_token", "api_token_env", "connect_timeout_seconds",
+                          "request_timeout_seconds", "load_timeout_seconds",
+                          "idle_timeout_seconds", "max_retries", "lms_path"}))
+             .ok())
+      return st;
+    if (h.contains("url") && !(st = Read(h["url"], "lmstudio.url", &c.host.base_url)).ok())
+      return st;
+    if (h.contains("api_token") &&
+        !(st = Read(h["api_token"], "lmstudio.api_token", &c.host.api_token)).ok())
+      return st;
+    if (h.contains("api_token_env")) {
+      std::string var;
+      if (!(st = Read(h["api_token_env"], "lmstudio.api_token_env", &var)).ok()) return st;
+      const char* v = std::getenv(var.c_str());
+      if (v == nullptr) {
+        return Bad("lmstudio.api_token_env", absl::StrCat("environment variable ", var, " is not set"));
+      }
+      c.host.api_token = v;
+    }
+    struct {
+      const char* key;
+      absl::Duration* out;
+    } durations[] = {{"connect_timeout_seconds", &c.host.connect_timeout},
+                     {"request_timeout_seconds", &c.host.request_timeout},
+                     {"load_timeout_seconds", &c.host.load_timeout},
+                     {"idle_timeout_seconds", &c.host.idle_timeout}};
+    for (const auto& d : durations) {
+      if (h.contains(d.key) &&
+          !(st = ReadSeconds(h[d.key], absl::StrCat("lmstudio.", d.key), d.out)).ok())
+        return st;
+    }
+    if (h.contains("max_retries") &&
+        !(st = Read(h["max_retries"], "lmstudio.max_retries", &c.host.max_retries)).ok())
+      return st;
+    if (h.contains("lms_path") &&
+        !(st = Read(h["lms_path"], "lmstudio.lms_path", &c.host.lms_path)).ok())
+      return st;
+  }
+  if (doc.contains("drivers") && !(st = Read(doc["drivers"], "drivers", &c.drivers)).ok())
+    return st;
+  if (doc.contains("prefer_configured_order") &&
+      !(st = Read(doc["prefer_configured_order"], "prefer_configured_order",
+                  &c.prefer_configured_order))
+           .ok())
+    return st;
+  if (doc.contains("default_model") &&
+      !(st = Read(doc["default_model"], "default_model", &c.gateway.default_model)).ok())
+    return st;
+  if (doc.contains("default_embedding_model") &&
+      !(st = Read(doc["default_embedding_model"], "default_embedding_model",
+                  &c.gateway.default_embedding_model))
+           .ok())
+    return st;
+  if (doc.contains("worker_threads") &&
+      !(st = Read(doc["worker_threads"], "worker_threads", &c.worker_threads)).ok())
+    return st;
+  if (doc.contains("shutdown_grace_seconds") &&
+      !(st = ReadSeconds(doc["shutdown_grace_seconds"], "shutdown_grace_seconds",
+                         &c.shutdown_grace))
+           .ok())
+    return st;
+  if (doc.contains("log_level") && !(st = Read(doc["log_level"], "log_level", &c.log_level)).ok())
+    return st;
+  return c;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto c = ParseConfig(ss.str());
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
+  return c;
+}
+
+absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& known) {
+  if (c.listen.empty() || c.listen.find(':') == std::string::npos) {
+    return Bad("listen", absl::StrCat("\"", c.listen, "\" is not host:port"));
+  }
+  if (auto url = backends::http::ParseHostUrl(c.host.base_url); !url.ok()) {
+    return Bad("lmstudio.url", std::string(url.status().message()));
+  }
+  if (c.drivers.empty()) return Bad("drivers", "enable at least one driver");
+  std::set<std::string> seen;
+  for (const auto& d : c.drivers) {
+    if (std::find(known.begin(), known.end(), d) == known.end()) {
+      return Bad("drivers", absl::StrCat("unknown driver \"", d, "\"; known: ",
+                                         absl::StrJoin(known, ", ")));
+    }
+    if (!seen.insert(d).second) return Bad("drivers", absl::StrCat("\"", d, "\" listed twice"));
+  }
+  if (c.worker_threads < 1 || c.worker_threads > 4096) return Bad("worker_threads", "must be 1..4096");
+  if (c.host.max_retries < 0 || c.host.max_retries > 10) return Bad("lmstudio.max_retries", "must be 0..10");
+  if (c.host.connect_timeout <= absl::ZeroDuration()) return Bad("lmstudio.connect_timeout_seconds", "must be > 0");
+  if (c.host.request_timeout <= absl::ZeroDuration()) return Bad("lmstudio.request_timeout_seconds", "must be > 0");
+  if (c.host.load_timeout <= absl::ZeroDuration()) return Bad("lmstudio.load_timeout_seconds", "must be > 0");
+  if (c.host.idle_timeout <= absl::ZeroDuration()) return Bad("lmstudio.idle_timeout_seconds", "must be > 0");
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
+  return absl::OkStatus();
+}
+
+}  // namespace lmgate::services

@@ -1,0 +1,40 @@
+// lmgate's configuration: a JSON file (--config) overlaid by command-line flags. Every option,
+// its default and its meaning are listed in deploy/CONFIG.md; `lmgate --check_config` validates a
+// file and exits.
+#ifndef LMGATE_SERVICES_CONFIG_H_
+#define LMGATE_SERVICES_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "backends/registry.h"
+#include "services/gateway/gateway.h"
+
+namespace lmgate::services {
+
+struct Config {
+  std::string listen = "127.0.0.1:50051";
+  backends::HostConfig host;
+  // Enabled drivers, in fallback order for AUTO when prefer_configured_order is set.
+  std::vector<std::string> drivers = {"sdk_ws", "rest", "openai", "cli"};
+  bool prefer_configured_order = false;
+  gateway::GatewayOptions gateway;
+  int worker_threads = 32;
+  // SIGTERM/SIGINT: stop accepting, let calls finish for this long, then cancel them.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  std::string log_level = "info";
+};
+
+// Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a
+// typo never silently falls back to a default.
+absl::StatusOr<Config> ParseConfig(const std::string& json_text);
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Semantic checks (listen address shape, URL, known drivers, positive durations).
+absl::Status ValidateConfig(const Config& config, const std::vector<std::string>& known_drivers);
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_CONFIG_H_

@@ -1,0 +1,420 @@
+#include "services/convert.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/time_util.h"
+#include "nlohmann/json.hpp"
+
+namespace lmgate::services {
+namespace {
+
+using backends::DriverKind;
+using google::protobuf::util::TimeUtil;
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+absl::Duration ToAbslDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  *out = TimeUtil::NanosecondsToDuration(ns);
+}
+
+absl::Status ValidateDriver(v1::Driver driver) {
+  if (!v1::Driver_IsValid(driver)) {
+    return Invalid("driver", absl::StrCat("unknown value ", static_cast<int>(driver),
+                                          "; use DRIVER_AUTO, DRIVER_SDK, DRIVER_REST, "
+                                          "DRIVER_OPENAI or DRIVER_CLI"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateJson(absl::string_view field, const std::string& text) {
+  if (!nlohmann::json::accept(text)) return Invalid(field, "is not valid JSON");
+  return absl::OkStatus();
+}
+
+absl::Status RangeCheck(absl::string_view field, double v, double lo, double hi,
+                        bool lo_open = false) {
+  if (std::isnan(v) || v > hi || v < lo || (lo_open && v == lo)) {
+    return Invalid(field, absl::StrCat("must be in ", lo_open ? "(" : "[", lo, ", ", hi,
+                                       "], got ", v));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<backends::Sampling> ToSampling(const v1::SamplingParams& s) {
+  backends::Sampling out;
+  if (s.has_temperature()) {
+    if (auto st = RangeCheck("sampling.temperature", s.temperature(), 0, 2); !st.ok()) return st;
+    out.temperature = s.temperature();
+  }
+  if (s.has_top_p()) {
+    if (auto st = RangeCheck("sampling.top_p", s.top_p(), 0, 1, true); !st.ok()) return st;
+    out.top_p = s.top_p();
+  }
+  if (s.has_top_k()) {
+    if (s.top_k() < 0) return Invalid("sampling.top_k", "must be >= 0");
+    out.top_k = s.top_k();
+  }
+  if (s.has_min_p()) {
+    if (auto st = RangeCheck("sampling.min_p", s.min_p(), 0, 1); !st.ok()) return st;
+    out.min_p = s.min_p();
+  }
+  if (s.has_max_tokens()) {
+    if (s.max_tokens() < 1) return Invalid("sampling.max_tokens", "must be >= 1");
+    out.max_tokens = s.max_tokens();
+  }
+  if (s.stop_size() > kMaxStopStrings) {
+    return Invalid("sampling.stop", absl::StrCat("at most ", kMaxStopStrings, " stop strings"));
+  }
+  for (const auto& stop : s.stop()) {
+    if (stop.empty() || stop.size() > kMaxStopStringBytes) {
+      return Invalid("sampling.stop", absl::StrCat("each stop string must be 1..",
+                                                   kMaxStopStringBytes, " bytes"));
+    }
+    out.stop.push_back(stop);
+  }
+  if (s.has_presence_penalty()) {
+    if (auto st = RangeCheck("sampling.presence_penalty", s.presence_penalty(), -2, 2); !st.ok())
+      return st;
+    out.presence_penalty = s.presence_penalty();
+  }
+  if (s.has_frequency_penalty()) {
+    if (auto st = RangeCheck("sampling.frequency_penalty", s.frequency_penalty(), -2, 2);
+        !st.ok())
+      return st;
+    out.frequency_penalty = s.frequency_penalty();
+  }
+  if (s.has_repeat_penalty()) {
+    if (auto st = RangeCheck("sampling.repeat_penalty", s.repeat_penalty(), 0, 10, true);
+        !st.ok())
+      return st;
+    out.repeat_penalty = s.repeat_penalty();
+  }
+  if (s.has_seed()) out.seed = s.seed();
+  return out;
+}
+
+absl::Status ValidateText(absl::string_view field, const std::string& text) {
+  if (text.size() > kMaxTextBytes) {
+    return Invalid(field, absl::StrCat("is ", text.size(), " bytes; the limit is ", kMaxTextBytes));
+  }
+  return absl::OkStatus();
+}
+
+backends::OverflowPolicy ToOverflow(v1::ContextOverflowPolicy p) {
+  switch (p) {
+    case v1::CONTEXT_OVERFLOW_POLICY_STOP_AT_LIMIT:
+      return backends::OverflowPolicy::kStopAtLimit;
+    case v1::CONTEXT_OVERFLOW_POLICY_TRUNCATE_MIDDLE:
+      return backends::OverflowPolicy::kTruncateMiddle;
+    case v1::CONTEXT_OVERFLOW_POLICY_ROLLING_WINDOW:
+      return backends::OverflowPolicy::kRollingWindow;
+    default:
+      return backends::OverflowPolicy::kUnset;
+  }
+}
+
+// Fields common to Chat and Complete.
+template <typename Req>
+absl::Status FillCommon(const Req& req, gateway::GenerateCall* call) {
+  if (auto st = ValidateModelName(req.model(), true); !st.ok()) return st;
+  if (auto st = ValidateDriver(req.driver()); !st.ok()) return st;
+  if (!v1::ContextOverflowPolicy_IsValid(req.context_overflow_policy())) {
+    return Invalid("context_overflow_policy", "unknown value");
+  }
+  if (!v1::Priority_IsValid(req.priority())) return Invalid("priority", "unknown value");
+  if (req.has_ttl_hint() && ToAbslDuration(req.ttl_hint()) < absl::Seconds(1)) {
+    return Invalid("ttl_hint", "must be at least 1s");
+  }
+  call->model = req.model();
+  call->driver = FromProto(req.driver());
+  auto sampling = ToSampling(req.sampling());
+  if (!sampling.ok()) return sampling.status();
+  call->request.sampling = *std::move(sampling);
+  if (req.has_structured_output()) {
+    const auto& so = req.structured_output();
+    if (so.json_schema().empty()) return Invalid("structured_output.json_schema", "is empty");
+    if (auto st = ValidateJson("structured_output.json_schema", so.json_schema()); !st.ok())
+      return st;
+    call->request.json_schema = so.json_schema();
+    call->request.schema_name = so.name().empty() ? "response" : so.name();
+  }
+  call->request.overflow = ToOverflow(req.context_overflow_policy());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+DriverKind FromProto(v1::Driver driver) {
+  switch (driver) {
+    case v1::DRIVER_SDK:
+      return DriverKind::kSdk;
+    case v1::DRIVER_REST:
+      return DriverKind::kRest;
+    case v1::DRIVER_OPENAI:
+      return DriverKind::kOpenAi;
+    case v1::DRIVER_CLI:
+      return DriverKind::kCli;
+    default:
+      return DriverKind::kAuto;
+  }
+}
+
+v1::Driver ToProto(DriverKind driver) { return static_cast<v1::Driver>(driver); }
+
+absl::Status ValidateModelName(const std::string& model, bool allow_empty) {
+  if (model.empty()) {
+    return allow_empty ? absl::OkStatus() : Invalid("model", "must not be empty");
+  }
+  if (model.size() > kMaxModelNameBytes) {
+    return Invalid("model", absl::StrCat("longer than ", kMaxModelNameBytes, " bytes"));
+  }
+  for (unsigned char c : model) {
+    if (c < 0x20 || c == 0x7f) return Invalid("model", "contains control characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req) {
+  gateway::GenerateCall call;
+  call.request.chat = true;
+  if (auto st = FillCommon(req, &call); !st.ok()) return st;
+  if (req.messages_size() == 0) return Invalid("messages", "must not be empty");
+  if (req.messages_size() > kMaxMessages) {
+    return Invalid("messages", absl::StrCat("at most ", kMaxMessages, " messages"));
+  }
+  for (int i = 0; i < req.messages_size(); ++i) {
+    const auto& m = req.messages(i);
+    const std::string field = absl::StrCat("messages[", i, "]");
+    if (m.role() != "system" && m.role() != "user" && m.role() != "assistant" &&
+        m.role() != "tool") {
+      return Invalid(field + ".role", absl::StrCat("\"", m.role(),
+                                                   "\" is not one of system, user, assistant, tool"));
+    }
+    if (auto st = ValidateText(field + ".content", m.content()); !st.ok()) return st;
+    if (m.tool_calls_size() > 0 && m.role() != "assistant") {
+      return Invalid(field + ".tool_calls", "only assistant messages carry tool calls");
+    }
+    if (m.content().empty() && m.tool_calls_size() == 0 && m.role() != "assistant") {
+      return Invalid(field + ".content", "must not be empty");
+    }
+    backends::Message msg{m.role(), m.content(), {}, m.tool_call_id(), m.name()};
+    for (const auto& tc : m.tool_calls()) {
+      if (!tc.arguments().empty()) {
+        if (auto st = ValidateJson(field + ".tool_calls.arguments", tc.arguments()); !st.ok())
+          return st;
+      }
+      msg.tool_calls.push_back({tc.id(), tc.name(), tc.arguments()});
+    }
+    call.request.messages.push_back(std::move(msg));
+  }
+  for (int i = 0; i < req.tools_size(); ++i) {
+    const auto& t = req.tools(i);
+    const std::string field = absl::StrCat("tools[", i, "]");
+    if (t.name().empty()) return Invalid(field + ".name", "must not be empty");
+    if (!t.parameters_json_schema().empty()) {
+      if (auto st = ValidateJson(field + ".parameters_json_schema", t.parameters_json_schema());
+          !st.ok())
+        return st;
+    }
+    call.request.tools.push_back({t.name(), t.description(), t.parameters_json_schema()});
+  }
+  if (!v1::ToolChoice::Mode_IsValid(req.tool_choice().mode())) {
+    return Invalid("tool_choice.mode", "unknown value");
+  }
+  switch (req.tool_choice().mode()) {
+    case v1::ToolChoice::MODE_AUTO:
+      call.request.tool_choice = backends::ToolChoice::kAuto;
+      break;
+    case v1::ToolChoice::MODE_NONE:
+      call.request.tool_choice = backends::ToolChoice::kNone;
+      break;
+    case v1::ToolChoice::MODE_REQUIRED:
+      if (req.tools_size() == 0) return Invalid("tool_choice", "REQUIRED needs tools");
+      call.request.tool_choice = backends::ToolChoice::kRequired;
+      break;
+    default:
+      break;
+  }
+  return call;
+}
+
+absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& req) {
+  gateway::GenerateCall call;
+  call.request.chat = false;
+  if (auto st = FillCommon(req, &call); !st.ok()) return st;
+  if (req.prompt().empty()) return Invalid("prompt", "must not be empty");
+  if (auto st = ValidateText("prompt", req.prompt()); !st.ok()) return st;
+  call.request.prompt = req.prompt();
+  return call;
+}
+
+absl::Status ValidateEmbed(const v1::EmbedRequest& req) {
+  if (auto st = ValidateModelName(req.model(), true); !st.ok()) return st;
+  if (auto st = ValidateDriver(req.driver()); !st.ok()) return st;
+  if (req.inputs_size() == 0) return Invalid("inputs", "must not be empty");
+  if (req.inputs_size() > kMaxEmbedInputs) {
+    return Invalid("inputs", absl::StrCat("at most ", kMaxEmbedInputs, " inputs per call"));
+  }
+  for (int i = 0; i < req.inputs_size(); ++i) {
+    const std::string field = absl::StrCat("inputs[", i, "]");
+    if (req.inputs(i).empty()) return Invalid(field, "must not be empty");
+    if (auto st = ValidateText(field, req.inputs(i)); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTokenize(const v1::TokenizeRequest& req) {
+  if (auto st = ValidateModelName(req.model(), true); !st.ok()) return st;
+  if (auto st = ValidateDriver(req.driver()); !st.ok()) return st;
+  return ValidateText("text", req.text());
+}
+
+absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& req) {
+  if (auto st = ValidateModelName(req.model(), true); !st.ok()) return st;
+  if (auto st = ValidateDriver(req.driver()); !st.ok()) return st;
+  const v1::LoadConfig& c = req.config();
+  backends::LoadParams p;
+  p.model_key = req.model();
+  p.identifier = c.identifier();
+  if (auto st = ValidateModelName(c.identifier(), true); !st.ok()) {
+    return Invalid("config.identifier", st.message());
+  }
+  if (c.has_context_length()) {
+    if (c.context_length() < 1) return Invalid("config.context_length", "must be >= 1");
+    p.context_length = c.context_length();
+  }
+  if (c.has_gpu_offload_ratio()) {
+    if (auto st = RangeCheck("config.gpu_offload_ratio", c.gpu_offload_ratio(), 0, 1); !st.ok())
+      return st;
+    p.gpu_offload_ratio = c.gpu_offload_ratio();
+  }
+  if (c.has_cpu_threads()) {
+    if (c.cpu_threads() < 1 || c.cpu_threads() > 1024)
+      return Invalid("config.cpu_threads", "must be 1..1024");
+    p.cpu_threads = c.cpu_threads();
+  }
+  if (c.has_rope_frequency_base()) {
+    if (!(c.rope_frequency_base() > 0)) return Invalid("config.rope_frequency_base", "must be > 0");
+    p.rope_frequency_base = c.rope_frequency_base();
+  }
+  if (c.has_rope_frequency_scale()) {
+    if (!(c.rope_frequency_scale() > 0))
+      return Invalid("config.rope_frequency_scale", "must be > 0");
+    p.rope_frequency_scale = c.rope_frequency_scale();
+  }
+  if (c.has_flash_attention()) p.flash_attention = c.flash_attention();
+  if (c.has_parallel_slots()) {
+    if (c.parallel_slots() < 1 || c.parallel_slots() > 64)
+      return Invalid("config.parallel_slots", "must be 1..64");
+    p.parallel_slots = c.parallel_slots();
+  }
+  if (c.has_eval_batch_size()) {
+    if (c.eval_batch_size() < 1) return Invalid("config.eval_batch_size", "must be >= 1");
+    p.eval_batch_size = c.eval_batch_size();
+  }
+  if (c.has_ttl()) {
+    absl::Duration ttl = ToAbslDuration(c.ttl());
+    if (ttl < absl::Seconds(1)) return Invalid("config.ttl", "must be at least 1s");
+    p.ttl = ttl;
+  }
+  return p;
+}
+
+v1::StopReason ToProto(backends::StopReason reason) {
+  using R = backends::StopReason;
+  switch (reason) {
+    case R::kEos:
+      return v1::STOP_REASON_EOS;
+    case R::kStopString:
+      return v1::STOP_REASON_STOP_STRING;
+    case R::kMaxTokens:
+      return v1::STOP_REASON_MAX_TOKENS;
+    case R::kContextLength:
+      return v1::STOP_REASON_CONTEXT_LENGTH;
+    case R::kToolCalls:
+      return v1::STOP_REASON_TOOL_CALLS;
+    case R::kUserStopped:
+      return v1::STOP_REASON_USER_STOPPED;
+    case R::kModelUnloaded:
+      return v1::STOP_REASON_MODEL_UNLOADED;
+    case R::kUnspecified:
+      break;
+  }
+  return v1::STOP_REASON_UNSPECIFIED;
+}
+
+void ToProto(const gateway::GenerateOutcome& o, v1::InferenceResult* out) {
+  out->set_content(o.result.content);
+  out->set_reasoning(o.result.reasoning);
+  for (const auto& tc : o.result.tool_calls) {
+    auto* t = out->add_tool_calls();
+    t->set_id(tc.id);
+    t->set_name(tc.name);
+    t->set_arguments(tc.arguments);
+  }
+  const backends::GenerateStats& s = o.result.stats;
+  v1::InferenceStats* st = out->mutable_stats();
+  if (s.time_to_first_token) SetDuration(*s.time_to_first_token, st->mutable_time_to_first_token());
+  if (s.tokens_per_second) st->set_tokens_per_second(*s.tokens_per_second);
+  st->set_prompt_tokens(s.prompt_tokens);
+  st->set_completion_tokens(s.completion_tokens);
+  st->set_stop_reason(ToProto(s.stop_reason));
+  st->set_stop_string(s.stop_string);
+  st->set_driver(ToProto(o.driver));
+  SetDuration(o.queue_wait, st->mutable_queue_wait());
+  SetDuration(o.load_wait, st->mutable_load_wait());
+  SetDuration(o.total_time, st->mutable_total_time());
+  st->set_model_key(o.model_key);
+  st->set_instance(o.instance);
+  st->set_upstream_timings(s.upstream_timings);
+}
+
+void ToProto(const backends::InstanceInfo& inst, v1::ModelInstance* out) {
+  out->set_identifier(inst.identifier);
+  out->set_model_key(inst.model_key);
+  out->set_state(v1::MODEL_STATE_READY);
+  out->set_context_length(inst.context_length);
+  if (inst.ttl) SetDuration(*inst.ttl, out->mutable_ttl());
+  if (inst.last_used) {
+    *out->mutable_last_used() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(*inst.last_used));
+  }
+  out->set_parallel_slots(inst.parallel_slots);
+  if (inst.context_length > 0) out->mutable_load_config()->set_context_length(inst.context_length);
+  if (inst.ttl) SetDuration(*inst.ttl, out->mutable_load_config()->mutable_ttl());
+  out->mutable_load_config()->set_identifier(inst.identifier);
+}
+
+void ToProto(const gateway::ModelView& m, v1::Model* out) {
+  const backends::ModelInfo& i = m.info;
+  out->set_key(i.key);
+  out->set_display_name(i.display_name);
+  out->set_type(i.type == backends::ModelType::kLlm         ? v1::MODEL_TYPE_LLM
+                : i.type == backends::ModelType::kEmbedding ? v1::MODEL_TYPE_EMBEDDING
+                                                            : v1::MODEL_TYPE_UNSPECIFIED);
+  out->set_format(i.format);
+  out->set_size_bytes(i.size_bytes);
+  out->set_quantization(i.quantization);
+  out->set_quantization_bits(i.quantization_bits);
+  out->set_max_context_length(i.max_context_length);
+  out->set_publisher(i.publisher);
+  out->set_architecture(i.architecture);
+  out->set_params(i.params);
+  out->set_vision(i.vision);
+  out->set_trained_for_tool_use(i.trained_for_tool_use);
+  for (const auto& inst : m.instances) ToProto(inst, out->add_instances());
+  out->set_state(!m.instances.empty() ? v1::MODEL_STATE_READY
+                 : m.loading          ? v1::MODEL_STATE_LOADING
+                                      : v1::MODEL_STATE_NOT_LOADED);
+}
+
+}  // namespace lmgate::services

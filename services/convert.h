@@ -1,0 +1,42 @@
+// Conversions between lmgate.v1 messages and the gRPC-free core types, and request validation.
+// Validation rejects bad input with INVALID_ARGUMENT naming the field, before anything reaches
+// the host.
+#ifndef LMGATE_SERVICES_CONVERT_H_
+#define LMGATE_SERVICES_CONVERT_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backends/types.h"
+#include "lmgate/v1/inference.pb.h"
+#include "lmgate/v1/model_manager.pb.h"
+#include "services/gateway/gateway.h"
+
+namespace lmgate::services {
+
+// Limits applied by validation (documented in the proto comments).
+inline constexpr int kMaxMessages = 4096;
+inline constexpr size_t kMaxTextBytes = 4 << 20;  // per message / prompt / input
+inline constexpr int kMaxStopStrings = 16;
+inline constexpr size_t kMaxStopStringBytes = 256;
+inline constexpr int kMaxEmbedInputs = 2048;
+inline constexpr size_t kMaxModelNameBytes = 512;
+
+backends::DriverKind FromProto(v1::Driver driver);
+v1::Driver ToProto(backends::DriverKind driver);
+
+absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req);
+absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& req);
+absl::Status ValidateEmbed(const v1::EmbedRequest& req);
+absl::Status ValidateTokenize(const v1::TokenizeRequest& req);
+absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& req);
+// Validates a model name field ("" allowed when `allow_empty`).
+absl::Status ValidateModelName(const std::string& model, bool allow_empty);
+
+v1::StopReason ToProto(backends::StopReason reason);
+void ToProto(const gateway::GenerateOutcome& outcome, v1::InferenceResult* out);
+void ToProto(const backends::InstanceInfo& inst, v1::ModelInstance* out);
+void ToProto(const gateway::ModelView& model, v1::Model* out);
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_CONVERT_H_

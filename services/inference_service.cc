@@ -1,0 +1,187 @@
+#include "services/inference_service.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/call_util.h"
+#include "services/convert.h"
+#include "services/status.h"
+#include "services/stream_reactor.h"
+
+namespace lmgate::services {
+namespace {
+
+using ChatReactor = StreamReactor<v1::ChatResponse>;
+
+// Adjacent text deltas of the same kind travel as one message when the reader is behind.
+bool MergeChatResponse(v1::ChatResponse* last, const v1::ChatResponse& next) {
+  if (last->event_case() != next.event_case()) return false;
+  switch (next.event_case()) {
+    case v1::ChatResponse::kContentDelta:
+      last->mutable_content_delta()->append(next.content_delta());
+      return true;
+    case v1::ChatResponse::kReasoningDelta:
+      last->mutable_reasoning_delta()->append(next.reasoning_delta());
+      return true;
+    case v1::ChatResponse::kPromptProcessing:
+    case v1::ChatResponse::kModelLoading:
+    case v1::ChatResponse::kQueued:
+      *last = next;  // only the newest progress matters
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Turns gateway callbacks into ChatResponse messages on the stream.
+class ChatSink : public gateway::GenerateSink {
+ public:
+  ChatSink(std::shared_ptr<ChatReactor::Channel> channel, bool no_deltas, bool quiet)
+      : channel_(std::move(channel)), no_deltas_(no_deltas), quiet_(quiet) {}
+
+  void OnDriver(backends::DriverKind driver) override {
+    channel_->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
+  }
+  void OnModelLoading(double progress) override {
+    if (quiet_) return;
+    v1::ChatResponse r;
+    r.mutable_model_loading()->set_fraction(progress);
+    channel_->Push(std::move(r));
+  }
+  void OnQueued(int position) override {
+    if (quiet_) return;
+    v1::ChatResponse r;
+    r.mutable_queued()->set_position(position);
+    channel_->Push(std::move(r));
+  }
+  void OnEvent(backends::GenerateEvent e) override {
+    v1::ChatResponse r;
+    switch (e.kind) {
+      case backends::GenerateEvent::Kind::kContent:
+        if (no_deltas_) return;
+        r.set_content_delta(std::move(e.text));
+        break;
+      case backends::GenerateEvent::Kind::kReasoning:
+        if (no_deltas_) return;
+        r.set_reasoning_delta(std::move(e.text));
+        break;
+      case backends::GenerateEvent::Kind::kToolCallDelta: {
+        if (no_deltas_) return;
+        auto* t = r.mutable_tool_call_delta();
+        t->set_index(e.tool_index);
+        t->set_id(std::move(e.tool_id));
+        t->set_name(std::move(e.tool_name));
+        t->set_arguments(std::move(e.text));
+        break;
+      }
+      case backends::GenerateEvent::Kind::kPromptProgress:
+        if (quiet_) return;
+        r.mutable_prompt_processing()->set_fraction(e.progress);
+        break;
+    }
+    channel_->Push(std::move(r));
+  }
+  void OnComplete(absl::StatusOr<gateway::GenerateOutcome> outcome) override {
+    if (!outcome.ok()) {
+      channel_->Finish(ToGrpcStatus(outcome.status()));
+      return;
+    }
+    v1::ChatResponse r;
+    ToProto(*outcome, r.mutable_result());
+    channel_->Push(std::move(r));
+    channel_->Finish(grpc::Status::OK);
+  }
+
+ private:
+  const std::shared_ptr<ChatReactor::Channel> channel_;
+  const bool no_deltas_;
+  const bool quiet_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
+    grpc::CallbackServerContext* ctx, absl::StatusOr<gateway::GenerateCall> call, bool no_deltas,
+    bool quiet) {
+  auto* reactor = new ChatReactor(ctx, MergeChatResponse);
+  const auto& channel = reactor->channel();
+  const std::string id = RequestIdFor(ctx);
+  channel->AddInitialMetadata(kRequestIdHeader, id);
+  if (!call.ok()) {
+    channel->Finish(ToGrpcStatus(call.status()));
+    return reactor;
+  }
+  auto sink = std::make_shared<ChatSink>(channel, no_deltas, quiet);
+  std::shared_ptr<gateway::GenerateControl> control =
+      gateway_->Generate(MakeCallContext(ctx, id), *std::move(call), std::move(sink));
+  channel->SetOnCancel([control] { control->Cancel(); });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Chat(
+    grpc::CallbackServerContext* ctx, const v1::ChatRequest* req) {
+  return StartGenerate(ctx, ToGenerateCall(*req), req->no_deltas(), req->no_deltas() && req->quiet());
+}
+
+grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Complete(
+    grpc::CallbackServerContext* ctx, const v1::CompleteRequest* req) {
+  return StartGenerate(ctx, ToGenerateCall(*req), req->no_deltas(), req->no_deltas() && req->quiet());
+}
+
+grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* ctx,
+                                                  const v1::EmbedRequest* req,
+                                                  v1::EmbedResponse* resp) {
+  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+    if (auto st = ValidateEmbed(*req); !st.ok()) return ToGrpcStatus(st);
+    std::vector<std::string> inputs(req->inputs().begin(), req->inputs().end());
+    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs);
+    if (!out.ok()) return ToGrpcStatus(out.status());
+    if (out->result.embeddings.size() != inputs.size()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("LM Studio returned ", out->result.embeddings.size(),
+                                       " embeddings for ", inputs.size(), " inputs"));
+    }
+    for (size_t i = 0; i < out->result.embeddings.size(); ++i) {
+      auto* e = resp->add_embeddings();
+      e->set_index(static_cast<int>(i));
+      e->mutable_values()->Add(out->result.embeddings[i].begin(), out->result.embeddings[i].end());
+    }
+    resp->set_model_key(out->model);
+    resp->set_instance(out->model);
+    resp->set_prompt_tokens(out->result.prompt_tokens);
+    resp->set_driver(ToProto(out->driver));
+    ctx->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(out->driver)));
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
+                                                     const v1::TokenizeRequest* req,
+                                                     v1::TokenizeResponse* resp) {
+  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+    if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
+    backends::DriverKind used = backends::DriverKind::kAuto;
+    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(), &used);
+    if (!tokens.ok()) return ToGrpcStatus(tokens.status());
+    resp->mutable_tokens()->Add(tokens->begin(), tokens->end());
+    resp->set_driver(ToProto(used));
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::CountTokens(grpc::CallbackServerContext* ctx,
+                                                        const v1::TokenizeRequest* req,
+                                                        v1::CountTokensResponse* resp) {
+  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+    if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
+    backends::DriverKind used = backends::DriverKind::kAuto;
+    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(), &used);
+    if (!tokens.ok()) return ToGrpcStatus(tokens.status());
+    resp->set_token_count(static_cast<int>(tokens->size()));
+    resp->set_driver(ToProto(used));
+    return grpc::Status::OK;
+  });
+}
+
+}  // namespace lmgate::services

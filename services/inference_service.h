@@ -1,0 +1,44 @@
+// lmgate.v1.Inference as a thin callback-API shell: validate and convert the request, hand it to
+// the Gateway core, stream what comes back. No LM Studio knowledge here.
+#ifndef LMGATE_SERVICES_INFERENCE_SERVICE_H_
+#define LMGATE_SERVICES_INFERENCE_SERVICE_H_
+
+#include <memory>
+
+#include "lmgate/v1/inference.grpc.pb.h"
+#include "services/gateway/gateway.h"
+#include "services/worker_pool.h"
+
+namespace lmgate::services {
+
+// Thread-safe. `gateway` and `pool` must outlive the server.
+class InferenceService final : public v1::Inference::CallbackService {
+ public:
+  InferenceService(gateway::Gateway* gateway, WorkerPool* pool)
+      : gateway_(gateway), pool_(pool) {}
+
+  grpc::ServerWriteReactor<v1::ChatResponse>* Chat(grpc::CallbackServerContext* ctx,
+                                                   const v1::ChatRequest* req) override;
+  grpc::ServerWriteReactor<v1::ChatResponse>* Complete(grpc::CallbackServerContext* ctx,
+                                                       const v1::CompleteRequest* req) override;
+  grpc::ServerUnaryReactor* Embed(grpc::CallbackServerContext* ctx, const v1::EmbedRequest* req,
+                                  v1::EmbedResponse* resp) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* ctx,
+                                     const v1::TokenizeRequest* req,
+                                     v1::TokenizeResponse* resp) override;
+  grpc::ServerUnaryReactor* CountTokens(grpc::CallbackServerContext* ctx,
+                                        const v1::TokenizeRequest* req,
+                                        v1::CountTokensResponse* resp) override;
+
+ private:
+  grpc::ServerWriteReactor<v1::ChatResponse>* StartGenerate(
+      grpc::CallbackServerContext* ctx, absl::StatusOr<gateway::GenerateCall> call, bool no_deltas,
+      bool quiet);
+
+  gateway::Gateway* const gateway_;
+  WorkerPool* const pool_;
+};
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_INFERENCE_SERVICE_H_

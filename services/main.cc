@@ -1,0 +1,185 @@
+// lmgate: a gRPC gateway that lets many services share one LM Studio host.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_split.h"
+#include "backends/builtin.h"
+#include "backends/registry.h"
+#include "backends/selector.h"
+#include "services/config.h"
+#include "services/server.h"
+
+ABSL_FLAG(std::string, config, "",
+          "Path of a JSON config file (every option: deploy/CONFIG.md). Flags given on the "
+          "command line override the file.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "host:port to serve gRPC on; port 0 picks a free port (printed at start).");
+ABSL_FLAG(std::string, lmstudio_url, "http://127.0.0.1:1234",
+          "Base URL of the LM Studio host. http://h:1234, h:1234, .../v1, .../api/v0 and "
+          ".../api/v1 are all accepted.");
+ABSL_FLAG(std::string, lmstudio_api_token_env, "LM_API_TOKEN",
+          "Environment variable holding the LM Studio API token (sk-lm-...), if the host "
+          "requires one. The token itself is never taken as a flag, so it stays out of `ps`.");
+ABSL_FLAG(std::string, drivers, "sdk_ws,rest,openai,cli",
+          "Comma-separated drivers to enable: sdk_ws (SDK WebSocket), rest (/api/v0, /api/v1), "
+          "openai (/v1), cli (the lms tool, lifecycle only). AUTO picks among these by "
+          "capability.");
+ABSL_FLAG(std::string, default_model, "",
+          "Model used by Chat/Complete/Tokenize requests that name none.");
+ABSL_FLAG(std::string, default_embedding_model, "",
+          "Model used by Embed requests that name none.");
+ABSL_FLAG(std::string, lms_path, "lms", "Path of the `lms` CLI for the cli driver.");
+ABSL_FLAG(int, worker_threads, 32, "Threads for blocking upstream calls (unary RPCs, loads).");
+ABSL_FLAG(double, shutdown_grace_seconds, 10,
+          "On SIGTERM/SIGINT: seconds running calls may take to finish before they are "
+          "cancelled (upstream predictions included).");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+ABSL_FLAG(bool, check_config, false,
+          "Validate the configuration (file + flags), print the effective config, and exit: "
+          "0 if valid, 2 if not.");
+
+namespace lmgate {
+namespace {
+
+// Flags named on the command line (this Abseil keeps IsSpecifiedOnCommandLine private).
+std::set<std::string>& SpecifiedFlags() {
+  static auto* names = new std::set<std::string>();
+  return *names;
+}
+
+void RecordSpecifiedFlags(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (a == "--") break;
+    if (!absl::ConsumePrefix(&a, "--")) {
+      if (!absl::ConsumePrefix(&a, "-")) continue;
+    }
+    a = a.substr(0, a.find('='));
+    if (absl::ConsumePrefix(&a, "no")) SpecifiedFlags().insert(std::string(a));
+    SpecifiedFlags().insert(std::string(a));
+  }
+}
+
+bool Specified(const char* name) { return SpecifiedFlags().count(name) > 0; }
+
+absl::StatusOr<services::Config> BuildConfig() {
+  services::Config c;
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    auto file = services::LoadConfigFile(absl::GetFlag(FLAGS_config));
+    if (!file.ok()) return file.status();
+    c = *std::move(file);
+  }
+  if (Specified("listen") || absl::GetFlag(FLAGS_config).empty()) c.listen = absl::GetFlag(FLAGS_listen);
+  if (Specified("lmstudio_url") || absl::GetFlag(FLAGS_config).empty())
+    c.host.base_url = absl::GetFlag(FLAGS_lmstudio_url);
+  if (c.host.api_token.empty()) {
+    const char* tok = std::getenv(absl::GetFlag(FLAGS_lmstudio_api_token_env).c_str());
+    if (tok != nullptr) c.host.api_token = tok;
+  }
+  if (Specified("drivers")) {
+    c.drivers = absl::StrSplit(absl::GetFlag(FLAGS_drivers), ',', absl::SkipEmpty());
+  }
+  if (Specified("default_model")) c.gateway.default_model = absl::GetFlag(FLAGS_default_model);
+  if (Specified("default_embedding_model"))
+    c.gateway.default_embedding_model = absl::GetFlag(FLAGS_default_embedding_model);
+  if (Specified("lms_path")) c.host.lms_path = absl::GetFlag(FLAGS_lms_path);
+  if (Specified("worker_threads")) c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  if (Specified("shutdown_grace_seconds"))
+    c.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  if (Specified("log_level")) c.log_level = absl::GetFlag(FLAGS_log_level);
+  return c;
+}
+
+int Run() {
+  backends::BackendRegistry registry;
+  if (auto st = backends::RegisterBuiltinBackends(registry); !st.ok()) {
+    std::cerr << "lmgate: " << st << "\n";
+    return 1;
+  }
+  auto config = BuildConfig();
+  if (config.ok()) {
+    if (auto st = services::ValidateConfig(*config, registry.Names()); !st.ok()) config = st;
+  }
+  if (!config.ok()) {
+    std::cerr << "lmgate: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::cout << "config OK: listen=" << config->listen << " lmstudio_url=" << config->host.base_url
+              << " drivers=" << absl::StrJoin(config->drivers, ",")
+              << " default_model=" << config->gateway.default_model << "\n";
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+
+  std::vector<std::unique_ptr<backends::Driver>> drivers;
+  for (const auto& name : config->drivers) {
+    auto d = registry.Create(name, config->host);
+    if (!d.ok()) {
+      std::cerr << "lmgate: driver " << name << ": " << d.status().message() << "\n";
+      return 1;
+    }
+    drivers.push_back(*std::move(d));
+  }
+
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  services::ServerOptions opts;
+  opts.listen = config->listen;
+  opts.drivers = std::make_shared<backends::DriverSet>(std::move(drivers),
+                                                       config->prefer_configured_order);
+  opts.gateway = config->gateway;
+  opts.worker_threads = config->worker_threads;
+  auto server = services::LmgateServer::Create(std::move(opts));
+  if (!server.ok()) {
+    std::cerr << "lmgate: " << server.status().message() << "\n";
+    return 1;
+  }
+  const std::string host = config->listen.substr(0, config->listen.rfind(':'));
+  std::printf("lmgate listening on %s:%d (LM Studio at %s)\n", host.c_str(), (*server)->port(),
+              config->host.base_url.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {}: draining (grace {}s)", sig, absl::ToDoubleSeconds(config->shutdown_grace));
+  (*server)->Shutdown(config->shutdown_grace);
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace lmgate
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "lmgate: a gRPC gateway in front of one LM Studio host.\n"
+      "  lmgate --lmstudio_url=http://127.0.0.1:1234 --listen=127.0.0.1:50051\n"
+      "Services: lmgate.v1.ModelManager, lmgate.v1.Inference, grpc.health.v1.Health, server "
+      "reflection. Flags:");
+  lmgate::RecordSpecifiedFlags(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  return lmgate::Run();
+}

@@ -1,0 +1,37 @@
+// lmgate.v1.ModelManager as a thin callback-API shell over the Gateway core.
+#ifndef LMGATE_SERVICES_MODEL_MANAGER_SERVICE_H_
+#define LMGATE_SERVICES_MODEL_MANAGER_SERVICE_H_
+
+#include "lmgate/v1/model_manager.grpc.pb.h"
+#include "services/gateway/gateway.h"
+#include "services/worker_pool.h"
+
+namespace lmgate::services {
+
+// Thread-safe. `gateway` and `pool` must outlive the server.
+class ModelManagerService final : public v1::ModelManager::CallbackService {
+ public:
+  ModelManagerService(gateway::Gateway* gateway, WorkerPool* pool)
+      : gateway_(gateway), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
+                                       const v1::ListModelsRequest* req,
+                                       v1::ListModelsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
+                                     const v1::GetModelRequest* req, v1::Model* resp) override;
+  grpc::ServerWriteReactor<v1::LoadModelResponse>* LoadModel(
+      grpc::CallbackServerContext* ctx, const v1::LoadModelRequest* req) override;
+  grpc::ServerUnaryReactor* UnloadModel(grpc::CallbackServerContext* ctx,
+                                        const v1::UnloadModelRequest* req,
+                                        v1::UnloadModelResponse* resp) override;
+  grpc::ServerWriteReactor<v1::ModelEvent>* WatchModels(
+      grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) override;
+
+ private:
+  gateway::Gateway* const gateway_;
+  WorkerPool* const pool_;
+};
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_MODEL_MANAGER_SERVICE_H_

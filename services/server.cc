@@ -1,0 +1,55 @@
+#include "services/server.h"
+
+#include <chrono>
+#include <utility>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "services/inference_service.h"
+#include "services/model_manager_service.h"
+#include "services/worker_pool.h"
+
+namespace lmgate::services {
+
+absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions options) {
+  if (!options.drivers) return absl::InvalidArgumentError("ServerOptions.drivers is not set");
+  if (options.worker_threads < 1) {
+    return absl::InvalidArgumentError("worker_threads must be >= 1");
+  }
+  std::unique_ptr<LmgateServer> s(new LmgateServer());
+  s->gateway_ = std::make_unique<gateway::Gateway>(options.gateway, options.drivers);
+  s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
+  s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get());
+  s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->inference_.get());
+  builder.RegisterService(s->models_.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
+                                               " (address in use or not local?)"));
+  }
+  s->server_->GetHealthCheckService()->SetServingStatus("lmgate.v1.Inference", true);
+  s->server_->GetHealthCheckService()->SetServingStatus("lmgate.v1.ModelManager", true);
+  return s;
+}
+
+LmgateServer::~LmgateServer() { Shutdown(absl::ZeroDuration()); }
+
+void LmgateServer::Shutdown(absl::Duration grace) {
+  if (!server_) return;
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  server_.reset();
+  pool_.reset();  // drains queued unary work after the server stopped accepting calls
+}
+
+}  // namespace lmgate::services

@@ -1,0 +1,55 @@
+// LmgateServer: the gRPC server (ModelManager + Inference + health + reflection) around one
+// Gateway core. main.cc builds it from the config; tests build it with fake drivers on port 0.
+#ifndef LMGATE_SERVICES_SERVER_H_
+#define LMGATE_SERVICES_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "backends/selector.h"
+#include "services/gateway/gateway.h"
+
+namespace lmgate::services {
+
+class InferenceService;
+class ModelManagerService;
+class WorkerPool;
+
+struct ServerOptions {
+  // host:port; port 0 picks a free port (see port()).
+  std::string listen = "127.0.0.1:50051";
+  std::shared_ptr<backends::DriverSet> drivers;
+  gateway::GatewayOptions gateway;
+  // Threads for blocking driver calls (unary RPCs, loads).
+  int worker_threads = 32;
+};
+
+// Thread-safe. Shutdown() (or the destructor) stops accepting calls, lets running calls finish
+// until the grace period ends, then cancels them.
+class LmgateServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<LmgateServer>> Create(ServerOptions options);
+  ~LmgateServer();
+
+  int port() const { return port_; }
+  // Idempotent; call from one thread.
+  void Shutdown(absl::Duration grace = absl::Seconds(10));
+
+ private:
+  LmgateServer() = default;
+
+  std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<ModelManagerService> models_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_SERVER_H_

@@ -1,0 +1,195 @@
+// StreamReactor<Msg>: a server-streaming callback reactor fed from any thread.
+//
+// Producers (driver threads, lifecycle threads) never hold the reactor: they hold the
+// shared `Channel`, which outlives it. The channel keeps one write in flight, queues the rest
+// (coalescing adjacent mergeable messages, so a slow reader costs memory proportional to the text,
+// not to the token count), and finishes the RPC exactly once: on the producer's Finish(), or with
+// CANCELLED when the client cancels or the deadline passes (then the producer's OnCancel hook
+// runs so upstream work stops). gRPC operations are always started without the channel lock held,
+// because gRPC may run a reaction inline.
+#ifndef LMGATE_SERVICES_STREAM_REACTOR_H_
+#define LMGATE_SERVICES_STREAM_REACTOR_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace lmgate::services {
+
+template <typename Msg>
+class StreamReactor : public grpc::ServerWriteReactor<Msg> {
+ public:
+  // Merges `next` into `last` if they can travel as one message; returns whether it did.
+  using MergeFn = std::function<bool(Msg* last, const Msg& next)>;
+
+  // Thread-safe.
+  class Channel {
+   public:
+    // Queues `msg`. Returns false once the stream is finished (client gone): stop producing.
+    bool Push(Msg msg) {
+      StreamReactor* start = nullptr;
+      const Msg* to_write = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        if (finishing_) return false;
+        if (!write_in_flight_ && pending_.empty()) {
+          in_flight_ = std::move(msg);
+          write_in_flight_ = true;
+          start = reactor_;
+          to_write = &in_flight_;
+          SendMetadataLocked();
+        } else if (pending_.empty() || !merge_ || !merge_(&pending_.back(), msg)) {
+          pending_.push_back(std::move(msg));
+        }
+      }
+      if (start) start->StartWrite(to_write);
+      return true;
+    }
+
+    // Finishes the RPC with `status` once everything queued has been written. Only the first
+    // Finish (or the client's cancellation) counts.
+    void Finish(grpc::Status status) {
+      StreamReactor* finish_now = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        if (finishing_ || final_status_) return;
+        final_status_ = std::move(status);
+        if (!write_in_flight_ && pending_.empty()) {
+          finishing_ = true;
+          SendMetadataLocked();
+          finish_now = reactor_;
+        }
+      }
+      if (finish_now) finish_now->Finish(*final_status_);
+    }
+
+    // Adds initial metadata; ignored once the first message or the status has gone out.
+    void AddInitialMetadata(const std::string& key, const std::string& value) {
+      absl::MutexLock lock(&mu_);
+      if (!metadata_sent_) metadata_.emplace_back(key, value);
+    }
+
+    // `fn` runs once if the client cancels (or the deadline passes); at once if it already did.
+    void SetOnCancel(std::function<void()> fn) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (!cancelled_) {
+          on_cancel_ = std::move(fn);
+          return;
+        }
+      }
+      fn();
+    }
+
+    bool cancelled() const {
+      absl::MutexLock lock(&mu_);
+      return cancelled_;
+    }
+
+   private:
+    friend class StreamReactor;
+
+    void SendMetadataLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (metadata_sent_) return;
+      metadata_sent_ = true;
+      for (auto& [k, v] : metadata_) ctx_->AddInitialMetadata(k, v);
+    }
+
+    void OnWriteDone(bool ok) {
+      StreamReactor* start = nullptr;
+      StreamReactor* finish_now = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        write_in_flight_ = false;
+        if (!ok) {
+          // The stream broke (client gone); OnCancel follows or already ran.
+          pending_.clear();
+          if (!final_status_) final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+        }
+        if (!pending_.empty() && !finishing_) {
+          in_flight_ = std::move(pending_.front());
+          pending_.pop_front();
+          write_in_flight_ = true;
+          start = reactor_;
+        } else if (final_status_ && !finishing_) {
+          finishing_ = true;
+          finish_now = reactor_;
+        }
+      }
+      if (start) start->StartWrite(&in_flight_);
+      if (finish_now) finish_now->Finish(*final_status_);
+    }
+
+    void OnCancel() {
+      std::function<void()> hook;
+      StreamReactor* finish_now = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        cancelled_ = true;
+        hook = std::move(on_cancel_);
+        on_cancel_ = nullptr;
+        pending_.clear();
+        if (!final_status_) {
+          final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the call");
+        }
+        if (!write_in_flight_ && !finishing_) {
+          finishing_ = true;
+          finish_now = reactor_;
+        }
+      }
+      if (hook) hook();
+      if (finish_now) finish_now->Finish(*final_status_);
+    }
+
+    void OnDone() {
+      absl::MutexLock lock(&mu_);
+      reactor_ = nullptr;
+    }
+
+    mutable absl::Mutex mu_;
+    StreamReactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+    grpc::CallbackServerContext* ctx_ = nullptr;
+    MergeFn merge_;
+    Msg in_flight_;  // owned by the write in flight; touched only when write_in_flight_ flips
+    std::deque<Msg> pending_ ABSL_GUARDED_BY(mu_);
+    bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+    bool finishing_ ABSL_GUARDED_BY(mu_) = false;  // Finish() called on the reactor
+    bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+    bool metadata_sent_ ABSL_GUARDED_BY(mu_) = false;
+    std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
+    std::vector<std::pair<std::string, std::string>> metadata_ ABSL_GUARDED_BY(mu_);
+    std::function<void()> on_cancel_ ABSL_GUARDED_BY(mu_);
+  };
+
+  StreamReactor(grpc::CallbackServerContext* ctx, MergeFn merge = nullptr)
+      : channel_(std::make_shared<Channel>()) {
+    channel_->reactor_ = this;
+    channel_->ctx_ = ctx;
+    channel_->merge_ = std::move(merge);
+  }
+
+  const std::shared_ptr<Channel>& channel() const { return channel_; }
+
+  void OnWriteDone(bool ok) override { channel_->OnWriteDone(ok); }
+  void OnCancel() override { channel_->OnCancel(); }
+  void OnDone() override {
+    channel_->OnDone();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<Channel> channel_;
+};
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_STREAM_REACTOR_H_
