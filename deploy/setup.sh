@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything lmgate's build, tests and demo need on Debian 12 (bookworm). Idempotent:
+# when everything is present it only checks and returns in about a second.
+#   bash deploy/setup.sh            # apt packages + npm packages of the conformance tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  bazel-bootstrap
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
+  libspdlog-dev libfmt-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev
+  libboost-dev nlohmann-json3-dev
+  python3 python3-grpcio python3-protobuf
+  nodejs npm
+  clang libclang-rt-14-dev
+  procps curl ca-certificates git
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js may come from elsewhere (nvm, nodesource): accept any node >= 18 with npm on PATH.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+   [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ]; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+to_install=()
+for p in "${missing[@]}"; do [ -n "$p" ] && to_install+=("$p"); done
+if [ "${#to_install[@]}" -gt 0 ]; then
+  echo "setup: installing ${to_install[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${to_install[@]}"
+fi
+
+# npm packages of tests/conformance and clients/node (pinned by their package-lock.json).
+for dir in tests/conformance clients/node; do
+  if [ -f "$dir/package-lock.json" ]; then
+    stamp="$dir/node_modules/.lmgate-lock-sha"
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+      echo "setup: npm ci in $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$want" > "$stamp"
+    fi
+  fi
+done
