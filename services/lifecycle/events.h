@@ -1,0 +1,84 @@
+// EventBus: fan-out of model lifecycle events to WatchModels subscribers (and logs).
+//
+// Publishing never blocks on a subscriber: each subscriber has a bounded queue; when it is full
+// the oldest event is dropped and the next delivered event says how many were lost.
+// Thread-safe.
+#ifndef LMGATE_SERVICES_LIFECYCLE_EVENTS_H_
+#define LMGATE_SERVICES_LIFECYCLE_EVENTS_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace lmgate::lifecycle {
+
+enum class State { kNotLoaded, kLoading, kReady, kUnloading, kFailed };
+
+absl::string_view StateName(State s);
+
+struct Event {
+  enum class Kind {
+    kSnapshot,
+    kLoadStarted,
+    kLoadProgress,
+    kLoaded,
+    kLoadFailed,
+    kLoadCancelled,
+    kUnloadStarted,
+    kUnloaded,
+    kExpired,
+    kEvicted,
+    kExternalChange,
+  };
+  Kind kind = Kind::kSnapshot;
+  absl::Time time;
+  std::string model_key;
+  std::string instance;
+  State state = State::kNotLoaded;
+  double progress = 0;
+  std::string reason;
+  absl::Duration duration;
+  uint64_t events_dropped = 0;
+};
+
+absl::string_view EventKindName(Event::Kind k);
+
+class EventBus {
+ public:
+  using SubscriberId = uint64_t;
+  // Called (without the bus lock) whenever the subscriber's queue goes from empty to non-empty.
+  using WakeFn = std::function<void()>;
+
+  explicit EventBus(size_t queue_limit = 1024) : queue_limit_(queue_limit) {}
+
+  void Publish(Event e);
+
+  // `filter_model`: only events of that model key ("" = all).
+  SubscriberId Subscribe(std::string filter_model, WakeFn wake);
+  void Unsubscribe(SubscriberId id);
+  // Takes the next queued event of `id`; false if none.
+  bool Next(SubscriberId id, Event* out);
+
+ private:
+  struct Subscriber {
+    std::string filter;
+    WakeFn wake;
+    std::deque<Event> queue;
+    uint64_t dropped = 0;
+  };
+  const size_t queue_limit_;
+  absl::Mutex mu_;
+  SubscriberId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<SubscriberId, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace lmgate::lifecycle
+
+#endif  // LMGATE_SERVICES_LIFECYCLE_EVENTS_H_

@@ -1,0 +1,360 @@
+#include "services/lifecycle/registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "services/lifecycle/registry_internal.h"
+
+namespace lmgate::lifecycle {
+
+using backends::InstanceInfo;
+using backends::LoadParams;
+
+// ---------------------------------------------------------------- DriverHostOps
+
+absl::StatusOr<backends::HostModels> DriverHostOps::List(const CallContext& ctx) {
+  auto candidates = drivers_->Candidates(DriverKind::kAuto, backends::Operation::kListModels);
+  if (!candidates.ok()) return candidates.status();
+  absl::StatusOr<backends::HostModels> last = absl::UnavailableError("no driver");
+  for (backends::Driver* d : *candidates) {
+    last = d->ListModels(ctx);
+    if (!absl::IsUnavailable(last.status())) break;
+  }
+  return last;
+}
+
+absl::StatusOr<InstanceInfo> DriverHostOps::Load(const CallContext& ctx, DriverKind driver,
+                                                 const LoadParams& params,
+                                                 const backends::LoadProgressFn& progress,
+                                                 DriverKind* used) {
+  auto candidates = drivers_->Candidates(driver, backends::Operation::kLoad);
+  if (!candidates.ok()) return candidates.status();
+  absl::StatusOr<InstanceInfo> last = absl::UnavailableError("no driver");
+  for (backends::Driver* d : *candidates) {
+    if (used) *used = d->kind();
+    last = d->Load(ctx, params, progress);
+    if (!absl::IsUnavailable(last.status())) break;
+  }
+  return last;
+}
+
+absl::Status DriverHostOps::Unload(const CallContext& ctx, DriverKind driver,
+                                   const std::string& identifier) {
+  auto candidates = drivers_->Candidates(driver, backends::Operation::kUnload);
+  if (!candidates.ok()) return candidates.status();
+  absl::Status last = absl::UnavailableError("no driver");
+  for (backends::Driver* d : *candidates) {
+    last = d->Unload(ctx, identifier);
+    if (!absl::IsUnavailable(last)) break;
+  }
+  return last;
+}
+
+// ---------------------------------------------------------------- Lease
+
+Lease::~Lease() {
+  if (registry_ != nullptr) registry_->ReleaseLease(instance_, id_);
+}
+
+// ---------------------------------------------------------------- ModelRegistry
+
+ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events)
+    : options_(std::move(options)), host_(host), events_(events) {}
+
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
+                                                                     HostOps* host,
+                                                                     EventBus* events) {
+  if (host == nullptr || events == nullptr) {
+    return absl::InvalidArgumentError("ModelRegistry needs a HostOps and an EventBus");
+  }
+  if (options.tick <= absl::ZeroDuration()) return absl::InvalidArgumentError("tick must be > 0");
+  std::unique_ptr<ModelRegistry> r(new ModelRegistry(std::move(options), host, events));
+  // A host that is down at start is not fatal: requests will retry the sync.
+  (void)r->Refresh(r->HostContext(r->options_.host_call_timeout));
+  r->maintenance_ = std::thread([p = r.get()] { p->MaintenanceLoop(); });
+  return r;
+}
+
+ModelRegistry::~ModelRegistry() {
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  std::vector<std::shared_ptr<backends::CancelToken>> cancels;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [k, f] : flights_) {
+      cancels.push_back(f->cancel);
+      for (auto& w : f->waiters) waiters.push_back(w);
+    }
+  }
+  for (auto& w : waiters) RemoveWaiter(w, absl::UnavailableError("lmgate is shutting down"));
+  for (auto& c : cancels) c->Cancel();
+  if (maintenance_.joinable()) maintenance_.join();
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return active_flights_ == 0; };
+  mu_.Await(absl::Condition(&idle));
+}
+
+CallContext ModelRegistry::HostContext(absl::Duration timeout) const {
+  CallContext ctx;
+  ctx.deadline = absl::Now() + timeout;
+  ctx.cancel = std::make_shared<backends::CancelToken>();
+  ctx.request_id = "lifecycle";
+  return ctx;
+}
+
+const ModelPolicy* ModelRegistry::PolicyFor(const std::string& model_key) const {
+  auto it = options_.models.find(model_key);
+  return it == options_.models.end() ? nullptr : &it->second;
+}
+
+void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std::string& instance,
+                            State state, std::string reason, double progress, absl::Duration took) {
+  Event e;
+  e.kind = kind;
+  e.model_key = key;
+  e.instance = instance;
+  e.state = state;
+  e.reason = std::move(reason);
+  e.progress = progress;
+  e.duration = took;
+  events_->Publish(std::move(e));
+}
+
+ModelRegistry::ModelEntry* ModelRegistry::FindModelLocked(const std::string& key) {
+  auto it = models_.find(key);
+  return it == models_.end() ? nullptr : it->second.get();
+}
+
+std::pair<ModelRegistry::ModelEntry*, ModelRegistry::InstanceEntry*>
+ModelRegistry::FindInstanceLocked(const std::string& identifier) {
+  for (auto& [k, m] : models_) {
+    for (auto& inst : m->instances) {
+      if (inst->info.identifier == identifier) return {m.get(), inst.get()};
+    }
+  }
+  return {nullptr, nullptr};
+}
+
+ModelRegistry::InstanceEntry* ModelRegistry::PickReadyLocked(ModelEntry& m) {
+  InstanceEntry* best = nullptr;
+  for (auto& inst : m.instances) {
+    if (inst->state != State::kReady) continue;
+    if (best == nullptr || inst->leases.size() < best->leases.size()) best = inst.get();
+  }
+  return best;
+}
+
+std::unique_ptr<Lease> ModelRegistry::MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst,
+                                                      const Waiter& w, absl::Duration load_wait) {
+  std::unique_ptr<Lease> lease(new Lease());
+  lease->registry_ = this;
+  lease->id_ = next_lease_id_++;
+  lease->model_key_ = m.info.key;
+  lease->instance_ = inst.info.identifier;
+  lease->instance_reference_ = inst.info.instance_reference;
+  lease->load_wait_ = load_wait;
+  inst.leases[lease->id_] = Holder{w.request.holder, w.request.on_force_unload};
+  return lease;
+}
+
+void ModelRegistry::ReleaseLease(const std::string& instance, uint64_t lease_id) {
+  absl::MutexLock lock(&mu_);
+  auto [m, inst] = FindInstanceLocked(instance);
+  if (inst == nullptr) return;  // unloaded meanwhile
+  inst->leases.erase(lease_id);
+  inst->last_used = absl::Now();
+}
+
+std::string ModelRegistry::NotFoundMessageLocked(const std::string& model) const {
+  std::vector<std::string> close, all;
+  std::string lower = absl::AsciiStrToLower(model);
+  for (const auto& [k, m] : models_) {
+    if (!m->downloaded) continue;
+    all.push_back(k);
+    std::string lk = absl::AsciiStrToLower(k);
+    if (absl::StrContains(lk, lower) || absl::StrContains(lower, lk.substr(lk.find('/') + 1))) {
+      close.push_back(k);
+    }
+  }
+  const auto& list = close.empty() ? all : close;
+  return absl::StrCat("model \"", model, "\" is not downloaded on the LM Studio host",
+                      list.empty() ? "" : (close.empty() ? "; available: " : "; did you mean: "),
+                      absl::StrJoin(list, ", "));
+}
+
+State ModelRegistry::ModelStateLocked(const ModelEntry& m) const {
+  bool unloading = false;
+  for (const auto& inst : m.instances) {
+    if (inst->state == State::kReady) return State::kReady;
+    unloading |= inst->state == State::kUnloading;
+  }
+  if (m.loading > 0) return State::kLoading;
+  if (unloading) return State::kUnloading;
+  if (!m.failure.empty()) return State::kFailed;
+  return State::kNotLoaded;
+}
+
+// ---------------------------------------------------------------- Acquire
+
+void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, AcquireDone done) {
+  if (auto st = ctx.CheckAlive(); !st.ok()) {
+    done(st);
+    return;
+  }
+  auto waiter = std::make_shared<Waiter>();
+  waiter->request = std::move(request);
+  waiter->acquire_done = std::move(done);
+  waiter->token = ctx.cancel;
+  waiter->deadline = ctx.deadline;
+  waiter->started = absl::Now();
+  std::unique_ptr<Lease> lease;
+  bool shutting_down = false;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down = stopping_;
+    const std::string& name = waiter->request.model;
+    // A model key means "any ready instance" (the least busy); otherwise `name` may be the
+    // identifier of one instance.
+    ModelEntry* m = shutting_down ? nullptr : FindModelLocked(name);
+    InstanceEntry* inst = nullptr;
+    if (m != nullptr) {
+      inst = PickReadyLocked(*m);
+    } else if (!shutting_down) {
+      auto found = FindInstanceLocked(name);
+      m = found.first;
+      if (found.second != nullptr && found.second->state == State::kReady) {
+        inst = found.second;
+      } else if (m != nullptr) {
+        inst = PickReadyLocked(*m);
+      }
+    }
+    if (inst != nullptr) {
+      lease = MakeLeaseLocked(*m, *inst, *waiter, absl::ZeroDuration());
+    } else if (!shutting_down) {
+      const std::string key = m != nullptr ? m->info.key : name;
+      LoadParams params;
+      const ModelPolicy* policy = PolicyFor(key);
+      if (policy != nullptr) params = policy->load;
+      params.identifier.clear();
+      waiter->ttl_override = options_.allow_client_ttl ? waiter->request.ttl_hint : std::nullopt;
+      JoinOrStartFlightLocked(key, std::move(params), waiter->request.load_driver,
+                              /*explicit_load=*/false, policy && policy->keep_loaded, waiter);
+    }
+  }
+  if (lease || shutting_down) {
+    auto cb = std::move(waiter->acquire_done);
+    if (lease) {
+      cb(std::move(lease));
+    } else {
+      cb(absl::UnavailableError("lmgate is shutting down"));
+    }
+    return;
+  }
+  if (waiter->token) {
+    std::weak_ptr<Waiter> weak = waiter;
+    waiter->cancel_id = waiter->token->AddCallback([this, weak] {
+      if (auto w = weak.lock()) {
+        w->cancelled_inline = true;
+        RemoveWaiter(w, absl::CancelledError("the call was cancelled while its model loaded"));
+      }
+    });
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> ModelRegistry::AcquireBlocking(const CallContext& ctx,
+                                                                      AcquireRequest request) {
+  absl::Notification done;
+  absl::StatusOr<std::unique_ptr<Lease>> out = absl::UnknownError("not set");
+  Acquire(ctx, std::move(request), [&](absl::StatusOr<std::unique_ptr<Lease>> r) {
+    out = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+// ---------------------------------------------------------------- Flights
+
+void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadParams params,
+                                            DriverKind driver, bool explicit_load,
+                                            bool keep_loaded, std::shared_ptr<Waiter> waiter) {
+  params.model_key = model_key;
+  std::string fkey = FlightKey(params, driver);
+  if (waiter->unique_flight) absl::StrAppend(&fkey, "#", next_lease_id_++);
+  auto it = flights_.find(fkey);
+  if (it != flights_.end()) {
+    waiter->flight = it->second;
+    it->second->waiters.push_back(std::move(waiter));
+    it->second->keep_loaded |= keep_loaded;
+    return;
+  }
+  auto f = std::make_shared<Flight>();
+  f->key = fkey;
+  f->model_key = model_key;
+  f->params = std::move(params);
+  f->driver = driver;
+  f->keep_loaded = keep_loaded;
+  f->explicit_load = explicit_load;
+  f->ttl = waiter->ttl_override;
+  waiter->flight = f;
+  f->waiters.push_back(std::move(waiter));
+  flights_[fkey] = f;
+  ++active_flights_;
+  ModelEntry* m = FindModelLocked(model_key);
+  if (m != nullptr) {
+    ++m->loading;
+    m->progress = 0;
+  }
+  f->counted_loading = m != nullptr;
+  Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading,
+          explicit_load ? "LoadModel" : "a request needs it");
+  std::thread([this, f] { RunFlight(f); }).detach();
+}
+
+void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status why) {
+  std::shared_ptr<backends::CancelToken> cancel_flight;
+  {
+    absl::MutexLock lock(&mu_);
+    if (w->finished) return;
+    w->finished = true;
+    if (auto f = w->flight.lock(); f && !f->done) {
+      auto& ws = f->waiters;
+      ws.erase(std::remove(ws.begin(), ws.end(), w), ws.end());
+      if (ws.empty()) {
+        // Nobody waits any more: give the host its memory back instead of finishing the load.
+        cancel_flight = f->cancel;
+        auto it = flights_.find(f->key);
+        if (it != flights_.end() && it->second == f) flights_.erase(it);
+      }
+    }
+  }
+  if (cancel_flight) cancel_flight->Cancel();
+  CompleteWaiter(w, std::move(why), nullptr, {});
+}
+
+void ModelRegistry::CompleteWaiter(const std::shared_ptr<Waiter>& w, absl::Status status,
+                                   std::unique_ptr<Lease> lease, InstanceSnapshot snapshot) {
+  if (w->token && w->cancel_id != 0 && !w->cancelled_inline) w->token->RemoveCallback(w->cancel_id);
+  if (w->acquire_done) {
+    auto cb = std::move(w->acquire_done);
+    if (status.ok()) {
+      cb(std::move(lease));
+    } else {
+      cb(status);
+    }
+  } else if (w->load_done) {
+    auto cb = std::move(w->load_done);
+    if (status.ok()) {
+      cb(std::move(snapshot));
+    } else {
+      cb(status);
+    }
+  }
+}
+
+}  // namespace lmgate::lifecycle

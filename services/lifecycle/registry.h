@@ -1,0 +1,280 @@
+// ModelRegistry: lmgate owns model residency on the LM Studio host.
+//
+// - States per model and instance: NOT_LOADED → LOADING → READY → UNLOADING (+ FAILED with a
+//   reason). An instance is READY only once a load has returned it, and turns UNLOADING before the
+//   unload is sent, so nothing new is routed to it.
+// - Acquire() is ensure-loaded: a request for a model with no READY instance starts ONE load
+//   (single-flight per model and load configuration) and waits for it with everyone else; load
+//   progress is reported to every waiter. When every waiter of a load is gone (cancelled, deadline)
+//   and nobody else waits, the upstream load is cancelled.
+// - A request holds a Lease on its instance while it runs. Unloading or evicting a leased instance
+//   is refused with FAILED_PRECONDITION naming the holders, unless forced (then the holders are
+//   told through their on_force_unload hook).
+// - Idle TTL per model (config), pins (keep_loaded), capacity limits (loaded models / bytes) with
+//   LRU eviction of idle unleased instances, or waiting for one to become idle.
+// - The registry's view is synchronised with the host at start, every refresh_interval and when a
+//   driver reports a missing model, so loads/unloads done in the LM Studio app are seen.
+// Loads are sent without an upstream TTL: lmgate, not LM Studio, decides when an instance goes.
+//
+// Thread-safe. Callbacks (done, progress) run on registry threads or inline in the caller's
+// thread, never with the registry lock held; they must not block.
+#ifndef LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_
+#define LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "backends/driver.h"
+#include "backends/selector.h"
+#include "services/lifecycle/events.h"
+
+namespace lmgate::lifecycle {
+
+using backends::CallContext;
+using backends::DriverKind;
+
+// Host operations the registry needs. Implemented over a DriverSet by DriverHostOps; tests may
+// pass their own. Same threading rules as backends::Driver (blocking, thread-safe).
+class HostOps {
+ public:
+  virtual ~HostOps() = default;
+  virtual absl::StatusOr<backends::HostModels> List(const CallContext& ctx) = 0;
+  virtual absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
+                                                      const backends::LoadParams& params,
+                                                      const backends::LoadProgressFn& progress,
+                                                      DriverKind* used) = 0;
+  virtual absl::Status Unload(const CallContext& ctx, DriverKind driver,
+                              const std::string& identifier) = 0;
+};
+
+// HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE.
+class DriverHostOps : public HostOps {
+ public:
+  explicit DriverHostOps(std::shared_ptr<backends::DriverSet> drivers)
+      : drivers_(std::move(drivers)) {}
+  absl::StatusOr<backends::HostModels> List(const CallContext& ctx) override;
+  absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
+                                              const backends::LoadParams& params,
+                                              const backends::LoadProgressFn& progress,
+                                              DriverKind* used) override;
+  absl::Status Unload(const CallContext& ctx, DriverKind driver,
+                      const std::string& identifier) override;
+
+ private:
+  std::shared_ptr<backends::DriverSet> drivers_;
+};
+
+// Per-model settings from lmgate's config.
+struct ModelPolicy {
+  // Load settings for every load lmgate makes of this model (context length, GPU, ...);
+  // `model_key` and `identifier` are ignored.
+  backends::LoadParams load;
+  // Idle TTL; unset = RegistryOptions::default_ttl.
+  std::optional<absl::Duration> ttl;
+  // Never unloaded by TTL or eviction.
+  bool keep_loaded = false;
+  // Default sampling for requests to this model that leave a field unset.
+  backends::Sampling sampling;
+};
+
+struct RegistryOptions {
+  // Re-read the host's model list this often (0 = only at start and on errors).
+  absl::Duration refresh_interval = absl::Seconds(10);
+  // Idle TTL of models without a policy TTL; unset = never expire.
+  std::optional<absl::Duration> default_ttl;
+  // Honour a request's ttl_hint for the load it causes.
+  bool allow_client_ttl = false;
+  std::map<std::string, ModelPolicy> models;
+  // Capacity limits; 0 = unlimited.
+  int max_loaded_models = 0;
+  int64_t max_loaded_bytes = 0;
+  // How often TTLs and waiter deadlines are checked.
+  absl::Duration tick = absl::Milliseconds(250);
+  // Timeout of one upstream load / unload / list call.
+  absl::Duration load_timeout = absl::Minutes(10);
+  absl::Duration host_call_timeout = absl::Seconds(30);
+};
+
+struct InstanceSnapshot {
+  backends::InstanceInfo info;
+  State state = State::kNotLoaded;
+  int in_flight = 0;
+  bool keep_loaded = false;
+  std::optional<absl::Duration> ttl;
+  std::optional<absl::Time> last_used;
+  std::vector<std::string> holders;  // request ids holding leases
+};
+
+struct ModelSnapshot {
+  backends::ModelInfo info;
+  bool downloaded = true;  // false: seen loaded but not in the host's download list
+  State state = State::kNotLoaded;
+  std::string reason;
+  double load_progress = 0;  // while LOADING
+  std::vector<InstanceSnapshot> instances;
+};
+
+class ModelRegistry;
+
+// A running request's hold on one READY instance. Releasing it (destruction) records the last
+// use and lets waiting unloads/evictions proceed. Thread-compatible; destroy on any thread.
+class Lease {
+ public:
+  ~Lease();
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+  const std::string& model_key() const { return model_key_; }
+  const std::string& instance() const { return instance_; }
+  const std::string& instance_reference() const { return instance_reference_; }
+  // How long the acquirer waited for a load (zero if the instance was ready).
+  absl::Duration load_wait() const { return load_wait_; }
+
+ private:
+  friend class ModelRegistry;
+  Lease() = default;
+  ModelRegistry* registry_ = nullptr;
+  uint64_t id_ = 0;
+  std::string model_key_;
+  std::string instance_;
+  std::string instance_reference_;
+  absl::Duration load_wait_;
+};
+
+struct AcquireRequest {
+  // Model key or instance identifier.
+  std::string model;
+  // Request id, named to whoever tries to unload the instance meanwhile.
+  std::string holder;
+  // A request's TTL hint (applied only if allowed and this request causes the load).
+  std::optional<absl::Duration> ttl_hint;
+  // Driver used for a load this request causes (AUTO normally).
+  DriverKind load_driver = DriverKind::kAuto;
+  // Load progress 0..1 while this request waits for a load.
+  std::function<void(double)> on_load_progress;
+  // Runs if the instance is force-unloaded while this request holds it.
+  std::function<void()> on_force_unload;
+};
+
+using AcquireDone = std::function<void(absl::StatusOr<std::unique_ptr<Lease>>)>;
+
+class ModelRegistry {
+ public:
+  // Does an initial refresh (a host that is down only logs a warning) and starts the
+  // maintenance thread. `host` and `events` must outlive the registry.
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(RegistryOptions options,
+                                                               HostOps* host, EventBus* events);
+  ~ModelRegistry();
+
+  // Ensure-loaded. `done` runs exactly once, possibly inline: with a lease on a READY instance,
+  // or NOT_FOUND (not on the host), CANCELLED / DEADLINE_EXCEEDED (ctx), ABORTED (the load failed:
+  // the host's reason), UNAVAILABLE (host unreachable). Never blocks.
+  void Acquire(const CallContext& ctx, AcquireRequest request, AcquireDone done);
+  // Blocking form for callers on worker threads.
+  absl::StatusOr<std::unique_ptr<Lease>> AcquireBlocking(const CallContext& ctx,
+                                                         AcquireRequest request);
+
+  // Explicit load (LoadModel). Without `new_instance`, an existing READY instance is returned at
+  // once and a load in flight with the same settings is joined. Blocking.
+  absl::StatusOr<InstanceSnapshot> Load(const CallContext& ctx, DriverKind driver,
+                                        backends::LoadParams params, bool keep_loaded,
+                                        bool new_instance,
+                                        const std::function<void(double)>& progress,
+                                        DriverKind* used);
+  // Explicit unload of an instance identifier, or of a model key (one instance, or all with
+  // `all_instances`). Returns the unloaded identifiers. Blocking.
+  absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
+                                                  const std::string& model, bool all_instances,
+                                                  bool force);
+
+  std::vector<ModelSnapshot> Snapshot() const;
+  // NOT_FOUND with close matches.
+  absl::StatusOr<ModelSnapshot> Get(const std::string& model) const;
+  // Re-reads the host now (blocking).
+  absl::Status Refresh(const CallContext& ctx);
+  // A driver said `instance` does not exist upstream: drop it and resync in the background.
+  void ReportMissing(const std::string& instance);
+  // Policy of a model key (nullptr if none configured).
+  const ModelPolicy* PolicyFor(const std::string& model_key) const;
+  EventBus* events() const { return events_; }
+
+ private:
+  friend class Lease;
+  struct Waiter;
+  struct Flight;
+  struct InstanceEntry;
+  struct ModelEntry;
+
+  ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events);
+
+  // Resolution helpers (lock held).
+  ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  InstanceEntry* PickReadyLocked(ModelEntry& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::unique_ptr<Lease> MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst, const Waiter& w,
+                                         absl::Duration load_wait)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NotFoundMessageLocked(const std::string& model) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // Flights (single-flight loads).
+  void JoinOrStartFlightLocked(const std::string& model_key, backends::LoadParams params,
+                               DriverKind driver, bool explicit_load, bool keep_loaded,
+                               std::shared_ptr<Waiter> waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunFlight(std::shared_ptr<Flight> flight);
+  void FinishFlight(const std::shared_ptr<Flight>& flight,
+                    absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
+                    DriverKind used);
+  void RemoveWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status why);
+  // Calls the waiter's callback (never with mu_ held).
+  void CompleteWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status status,
+                      std::unique_ptr<Lease> lease, InstanceSnapshot snapshot);
+  InstanceSnapshot SnapshotLocked(const InstanceEntry& inst) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ModelSnapshot SnapshotLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status MakeRoomLocked(const std::shared_ptr<Flight>& flight, int64_t bytes,
+                              std::vector<std::string>* evict) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Host sync and maintenance (registry_sync.cc).
+  void Reconcile(const backends::HostModels& host, absl::Time listed_at);
+  void MaintenanceLoop();
+  void ExpireIdle();
+  void FailLateWaiters();
+  absl::Status UnloadOne(const CallContext& ctx, DriverKind driver, const std::string& id,
+                         Event::Kind done_kind, const std::string& reason);
+
+  void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
+               std::string reason = "", double progress = 0,
+               absl::Duration took = absl::ZeroDuration());
+  void ReleaseLease(const std::string& instance, uint64_t lease_id);
+  State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  CallContext HostContext(absl::Duration timeout) const;
+
+  const RegistryOptions options_;
+  HostOps* const host_;
+  EventBus* const events_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<ModelEntry>> models_ ABSL_GUARDED_BY(mu_);
+  bool catalogue_known_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int active_flights_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool refresh_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread maintenance_;
+};
+
+}  // namespace lmgate::lifecycle
+
+#endif  // LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_

@@ -1,0 +1,160 @@
+// ModelRegistry: synchronisation with the host, TTL expiry and the maintenance thread.
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/lifecycle/registry.h"
+#include "services/lifecycle/registry_internal.h"
+
+namespace lmgate::lifecycle {
+
+absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
+  const absl::Time listed_at = absl::Now();
+  auto host = host_->List(ctx);
+  if (!host.ok()) return host.status();
+  Reconcile(*host, listed_at);
+  return absl::OkStatus();
+}
+
+void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time listed_at) {
+  absl::MutexLock lock(&mu_);
+  if (host.downloaded_known) {
+    std::set<std::string> listed;
+    for (const auto& info : host.downloaded) {
+      listed.insert(info.key);
+      auto& entry = models_[info.key];
+      if (!entry) entry = std::make_unique<ModelEntry>();
+      entry->info = info;
+      entry->downloaded = true;
+    }
+    for (auto& [k, m] : models_) {
+      if (!listed.count(k)) m->downloaded = false;
+    }
+    catalogue_known_ = true;
+  }
+  std::set<std::string> seen;
+  for (const auto& li : host.loaded) {
+    seen.insert(li.identifier);
+    auto [m, inst] = FindInstanceLocked(li.identifier);
+    if (inst != nullptr) {
+      // Keep lmgate's own TTL and pin; take the host's facts.
+      inst->info.context_length = li.context_length;
+      inst->info.instance_reference = li.instance_reference;
+      if (li.parallel_slots > 0) inst->info.parallel_slots = li.parallel_slots;
+      continue;
+    }
+    ModelEntry* model = FindModelLocked(li.model_key);
+    if (model == nullptr) {
+      auto entry = std::make_unique<ModelEntry>();
+      entry->info.key = li.model_key;
+      entry->info.display_name = li.model_key;
+      entry->info.type = li.type;
+      model = entry.get();
+      models_[li.model_key] = std::move(entry);
+    }
+    if (model->loading > 0) continue;  // our own load will register it
+    auto e = std::make_unique<InstanceEntry>();
+    e->info = li;
+    e->external = true;
+    e->added_at = absl::Now();
+    e->ttl = li.ttl;  // LM Studio's own TTL applies to what it loaded itself
+    model->instances.push_back(std::move(e));
+    Publish(Event::Kind::kExternalChange, li.model_key, li.identifier, State::kReady,
+            "loaded outside lmgate");
+  }
+  for (auto& [k, m] : models_) {
+    auto& v = m->instances;
+    for (auto it = v.begin(); it != v.end();) {
+      InstanceEntry& inst = **it;
+      if (inst.state == State::kReady && !seen.count(inst.info.identifier) &&
+          inst.added_at < listed_at) {
+        Publish(Event::Kind::kExternalChange, k, inst.info.identifier, State::kNotLoaded,
+                "unloaded outside lmgate (LM Studio app, lms, or LM Studio's own TTL)");
+        it = v.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void ModelRegistry::ReportMissing(const std::string& instance) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [k, m] : models_) {
+    auto& v = m->instances;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if ((*it)->info.identifier == instance && (*it)->state == State::kReady) {
+        Publish(Event::Kind::kExternalChange, k, instance, State::kNotLoaded,
+                "the host no longer has this instance");
+        v.erase(it);
+        refresh_wanted_ = true;
+        return;
+      }
+    }
+  }
+  refresh_wanted_ = true;
+}
+
+void ModelRegistry::ExpireIdle() {
+  std::vector<std::string> expired;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (auto& [k, m] : models_) {
+      for (auto& inst : m->instances) {
+        if (inst->state != State::kReady || !inst->leases.empty() || inst->keep_loaded ||
+            !inst->ttl) {
+          continue;
+        }
+        if (now - inst->last_used.value_or(inst->added_at) >= *inst->ttl) {
+          inst->state = State::kUnloading;
+          expired.push_back(inst->info.identifier);
+        }
+      }
+    }
+  }
+  for (const auto& id : expired) {
+    (void)UnloadOne(HostContext(options_.host_call_timeout), DriverKind::kAuto, id,
+                    Event::Kind::kExpired, "idle TTL expired");
+  }
+}
+
+void ModelRegistry::FailLateWaiters() {
+  std::vector<std::shared_ptr<Waiter>> late;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (auto& [k, f] : flights_) {
+      for (auto& w : f->waiters) {
+        if (now >= w->deadline) late.push_back(w);
+      }
+    }
+  }
+  for (auto& w : late) {
+    RemoveWaiter(w, absl::DeadlineExceededError("the deadline passed while the model loaded"));
+  }
+}
+
+void ModelRegistry::MaintenanceLoop() {
+  absl::Time next_refresh = absl::Now() + options_.refresh_interval;
+  for (;;) {
+    bool refresh = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || refresh_wanted_; };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.tick);
+      if (stopping_) return;
+      refresh = refresh_wanted_ ||
+                (options_.refresh_interval > absl::ZeroDuration() && absl::Now() >= next_refresh);
+      refresh_wanted_ = false;
+    }
+    ExpireIdle();
+    FailLateWaiters();
+    if (refresh) {
+      next_refresh = absl::Now() + options_.refresh_interval;
+      (void)Refresh(HostContext(options_.host_call_timeout));
+    }
+  }
+}
+
+}  // namespace lmgate::lifecycle
