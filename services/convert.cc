@@ -137,6 +137,7 @@ absl::Status FillCommon(const Req& req, gateway::GenerateCall* call) {
   }
   call->model = req.model();
   call->driver = FromProto(req.driver());
+  if (req.has_ttl_hint()) call->ttl_hint = ToAbslDuration(req.ttl_hint());
   auto sampling = ToSampling(req.sampling());
   if (!sampling.ok()) return sampling.status();
   call->request.sampling = *std::move(sampling);
@@ -379,22 +380,44 @@ void ToProto(const gateway::GenerateOutcome& o, v1::InferenceResult* out) {
   st->set_upstream_timings(s.upstream_timings);
 }
 
-void ToProto(const backends::InstanceInfo& inst, v1::ModelInstance* out) {
-  out->set_identifier(inst.identifier);
-  out->set_model_key(inst.model_key);
-  out->set_state(v1::MODEL_STATE_READY);
-  out->set_context_length(inst.context_length);
-  if (inst.ttl) SetDuration(*inst.ttl, out->mutable_ttl());
-  if (inst.last_used) {
-    *out->mutable_last_used() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(*inst.last_used));
+v1::ModelState ToProto(lifecycle::State state) {
+  switch (state) {
+    case lifecycle::State::kNotLoaded:
+      return v1::MODEL_STATE_NOT_LOADED;
+    case lifecycle::State::kLoading:
+      return v1::MODEL_STATE_LOADING;
+    case lifecycle::State::kReady:
+      return v1::MODEL_STATE_READY;
+    case lifecycle::State::kUnloading:
+      return v1::MODEL_STATE_UNLOADING;
+    case lifecycle::State::kFailed:
+      return v1::MODEL_STATE_FAILED;
   }
-  out->set_parallel_slots(inst.parallel_slots);
-  if (inst.context_length > 0) out->mutable_load_config()->set_context_length(inst.context_length);
-  if (inst.ttl) SetDuration(*inst.ttl, out->mutable_load_config()->mutable_ttl());
-  out->mutable_load_config()->set_identifier(inst.identifier);
+  return v1::MODEL_STATE_UNSPECIFIED;
 }
 
-void ToProto(const gateway::ModelView& m, v1::Model* out) {
+void ToProto(const lifecycle::InstanceSnapshot& s, v1::ModelInstance* out) {
+  const backends::InstanceInfo& inst = s.info;
+  out->set_identifier(inst.identifier);
+  out->set_model_key(inst.model_key);
+  out->set_state(ToProto(s.state));
+  out->set_context_length(inst.context_length);
+  if (s.ttl) SetDuration(*s.ttl, out->mutable_ttl());
+  if (s.last_used) {
+    *out->mutable_last_used() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(*s.last_used));
+  }
+  out->set_in_flight(s.in_flight);
+  out->set_parallel_slots(inst.parallel_slots);
+  out->set_keep_loaded(s.keep_loaded);
+  v1::LoadConfig* c = out->mutable_load_config();
+  if (inst.context_length > 0) c->set_context_length(inst.context_length);
+  if (inst.parallel_slots > 0) c->set_parallel_slots(inst.parallel_slots);
+  if (s.ttl) SetDuration(*s.ttl, c->mutable_ttl());
+  c->set_identifier(inst.identifier);
+  c->set_keep_loaded(s.keep_loaded);
+}
+
+void ToProto(const lifecycle::ModelSnapshot& m, v1::Model* out) {
   const backends::ModelInfo& i = m.info;
   out->set_key(i.key);
   out->set_display_name(i.display_name);
@@ -411,10 +434,37 @@ void ToProto(const gateway::ModelView& m, v1::Model* out) {
   out->set_params(i.params);
   out->set_vision(i.vision);
   out->set_trained_for_tool_use(i.trained_for_tool_use);
+  out->set_state(ToProto(m.state));
+  out->set_state_reason(m.reason);
   for (const auto& inst : m.instances) ToProto(inst, out->add_instances());
-  out->set_state(!m.instances.empty() ? v1::MODEL_STATE_READY
-                 : m.loading          ? v1::MODEL_STATE_LOADING
-                                      : v1::MODEL_STATE_NOT_LOADED);
+}
+
+void ToProto(const lifecycle::Event& e, v1::ModelEvent* out) {
+  using K = lifecycle::Event::Kind;
+  static const std::pair<K, v1::ModelEvent::Kind> kKinds[] = {
+      {K::kSnapshot, v1::ModelEvent::KIND_SNAPSHOT},
+      {K::kLoadStarted, v1::ModelEvent::KIND_LOAD_STARTED},
+      {K::kLoadProgress, v1::ModelEvent::KIND_LOAD_PROGRESS},
+      {K::kLoaded, v1::ModelEvent::KIND_LOADED},
+      {K::kLoadFailed, v1::ModelEvent::KIND_LOAD_FAILED},
+      {K::kLoadCancelled, v1::ModelEvent::KIND_LOAD_CANCELLED},
+      {K::kUnloadStarted, v1::ModelEvent::KIND_UNLOAD_STARTED},
+      {K::kUnloaded, v1::ModelEvent::KIND_UNLOADED},
+      {K::kExpired, v1::ModelEvent::KIND_EXPIRED},
+      {K::kEvicted, v1::ModelEvent::KIND_EVICTED},
+      {K::kExternalChange, v1::ModelEvent::KIND_EXTERNAL_CHANGE},
+  };
+  for (const auto& [k, v] : kKinds) {
+    if (k == e.kind) out->set_kind(v);
+  }
+  *out->mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(e.time));
+  out->set_model_key(e.model_key);
+  out->set_instance(e.instance);
+  out->set_state(ToProto(e.state));
+  out->set_progress(e.progress);
+  out->set_reason(e.reason);
+  if (e.duration > absl::ZeroDuration()) SetDuration(e.duration, out->mutable_duration());
+  out->set_events_dropped(e.events_dropped);
 }
 
 }  // namespace lmgate::services

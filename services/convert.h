@@ -10,6 +10,8 @@
 #include "lmgate/v1/inference.pb.h"
 #include "lmgate/v1/model_manager.pb.h"
 #include "services/gateway/gateway.h"
+#include "services/lifecycle/events.h"
+#include "services/lifecycle/registry.h"
 
 namespace lmgate::services {
 
@@ -34,8 +36,10 @@ absl::Status ValidateModelName(const std::string& model, bool allow_empty);
 
 v1::StopReason ToProto(backends::StopReason reason);
 void ToProto(const gateway::GenerateOutcome& outcome, v1::InferenceResult* out);
-void ToProto(const backends::InstanceInfo& inst, v1::ModelInstance* out);
-void ToProto(const gateway::ModelView& model, v1::Model* out);
+void ToProto(const lifecycle::InstanceSnapshot& inst, v1::ModelInstance* out);
+void ToProto(const lifecycle::ModelSnapshot& model, v1::Model* out);
+void ToProto(const lifecycle::Event& event, v1::ModelEvent* out);
+v1::ModelState ToProto(lifecycle::State state);
 
 }  // namespace lmgate::services
 

@@ -135,7 +135,11 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
   return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
     if (auto st = ValidateEmbed(*req); !st.ok()) return ToGrpcStatus(st);
     std::vector<std::string> inputs(req->inputs().begin(), req->inputs().end());
-    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs);
+    std::optional<absl::Duration> ttl;
+    if (req->has_ttl_hint()) {
+      ttl = absl::Seconds(req->ttl_hint().seconds()) + absl::Nanoseconds(req->ttl_hint().nanos());
+    }
+    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl);
     if (!out.ok()) return ToGrpcStatus(out.status());
     if (out->result.embeddings.size() != inputs.size()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -147,8 +151,8 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
       e->set_index(static_cast<int>(i));
       e->mutable_values()->Add(out->result.embeddings[i].begin(), out->result.embeddings[i].end());
     }
-    resp->set_model_key(out->model);
-    resp->set_instance(out->model);
+    resp->set_model_key(out->model_key);
+    resp->set_instance(out->instance);
     resp->set_prompt_tokens(out->result.prompt_tokens);
     resp->set_driver(ToProto(out->driver));
     ctx->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(out->driver)));

@@ -7,6 +7,7 @@
 #include "services/convert.h"
 #include "services/status.h"
 #include "services/stream_reactor.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace lmgate::services {
 namespace {
@@ -21,13 +22,43 @@ bool MergeLoadResponse(v1::LoadModelResponse* last, const v1::LoadModelResponse&
   return false;
 }
 
-bool Matches(const gateway::ModelView& m, const v1::ListModelsRequest& req) {
+bool Matches(const lifecycle::ModelSnapshot& m, const v1::ListModelsRequest& req) {
   if (req.type() == v1::MODEL_TYPE_LLM && m.info.type != backends::ModelType::kLlm) return false;
   if (req.type() == v1::MODEL_TYPE_EMBEDDING && m.info.type != backends::ModelType::kEmbedding)
     return false;
-  if (req.loaded_only() && m.instances.empty() && !m.loading) return false;
+  if (req.loaded_only() && m.instances.empty() && m.state != lifecycle::State::kLoading)
+    return false;
   return true;
 }
+
+// Streams lifecycle events of one subscription; unsubscribes when the stream ends.
+class WatchReactor : public StreamReactor<v1::ModelEvent> {
+ public:
+  WatchReactor(grpc::CallbackServerContext* ctx, lifecycle::EventBus* bus)
+      : StreamReactor<v1::ModelEvent>(ctx), bus_(bus) {}
+  ~WatchReactor() override { bus_->Unsubscribe(id_); }
+  void Start(const std::string& filter) {
+    std::weak_ptr<Channel> weak = channel();
+    lifecycle::EventBus* bus = bus_;
+    auto id = std::make_shared<lifecycle::EventBus::SubscriberId>(0);
+    // The wake function drains on the publisher's thread; Push never blocks.
+    id_ = bus_->Subscribe(filter, [weak, bus, id] {
+      auto ch = weak.lock();
+      if (!ch || *id == 0) return;
+      lifecycle::Event e;
+      while (bus->Next(*id, &e)) {
+        v1::ModelEvent out;
+        ToProto(e, &out);
+        if (!ch->Push(std::move(out))) return;
+      }
+    });
+    *id = id_;
+  }
+
+ private:
+  lifecycle::EventBus* const bus_;
+  lifecycle::EventBus::SubscriberId id_ = 0;
+};
 
 }  // namespace
 
@@ -38,12 +69,11 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
     if (!v1::Driver_IsValid(req->driver()) || !v1::ModelType_IsValid(req->type())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver or type: unknown value");
     }
-    auto view = gateway_->ListModels(call, FromProto(req->driver()));
-    if (!view.ok()) return ToGrpcStatus(view.status());
-    for (const auto& m : view->models) {
+    auto models = gateway_->ListModels(call, req->refresh());
+    if (!models.ok()) return ToGrpcStatus(models.status());
+    for (const auto& m : *models) {
       if (Matches(m, *req)) ToProto(m, resp->add_models());
     }
-    resp->set_driver(ToProto(view->driver));
     return grpc::Status::OK;
   });
 }
@@ -74,15 +104,19 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
   backends::CallContext call = MakeCallContext(ctx, id);
   channel->SetOnCancel([token = call.cancel] { token->Cancel(); });
   const backends::DriverKind driver = FromProto(req->driver());
-  pool_->Schedule([this, channel, call, driver, params = *std::move(params)]() mutable {
-    backends::DriverKind used = backends::DriverKind::kAuto;
+  const bool keep_loaded = req->config().keep_loaded();
+  const bool new_instance = req->new_instance();
+  pool_->Schedule([this, channel, call, driver, keep_loaded, new_instance,
+                   params = *std::move(params)]() mutable {
+    backends::DriverKind used = driver;
     auto progress = [&channel, &used](double p) {
       v1::LoadModelResponse r;
       r.mutable_progress()->set_fraction(p);
       r.set_driver(ToProto(used));
       channel->Push(std::move(r));
     };
-    auto inst = gateway_->Load(call, driver, std::move(params), progress, &used);
+    auto inst = gateway_->Load(call, driver, std::move(params), keep_loaded, new_instance,
+                               progress, &used);
     if (!inst.ok()) {
       channel->Finish(ToGrpcStatus(inst.status()));
       return;
@@ -105,7 +139,8 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
     if (!v1::Driver_IsValid(req->driver())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver: unknown value");
     }
-    auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(), req->all_instances());
+    auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
+                                req->all_instances(), req->force());
     if (!ids.ok()) return ToGrpcStatus(ids.status());
     for (const auto& i : *ids) resp->add_unloaded(i);
     return grpc::Status::OK;
@@ -113,12 +148,28 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
 }
 
 grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
-    grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest*) {
-  auto* reactor = new StreamReactor<v1::ModelEvent>(ctx);
-  reactor->channel()->Finish(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "WatchModels needs the model lifecycle registry (services/lifecycle), which this build "
-      "does not have yet; poll ListModels meanwhile"));
+    grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) {
+  auto* reactor = new WatchReactor(ctx, gateway_->events());
+  reactor->channel()->AddInitialMetadata(kRequestIdHeader, RequestIdFor(ctx));
+  // Subscribe first, then snapshot: an event racing the snapshot is seen twice, never lost.
+  reactor->Start(req->model());
+  if (req->include_snapshot()) {
+    backends::CallContext call = MakeCallContext(ctx, "watch");
+    auto models = gateway_->ListModels(call, false);
+    if (models.ok()) {
+      for (const auto& m : *models) {
+        if (!req->model().empty() && m.info.key != req->model()) continue;
+        v1::ModelEvent e;
+        e.set_kind(v1::ModelEvent::KIND_SNAPSHOT);
+        *e.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+        e.set_model_key(m.info.key);
+        e.set_state(ToProto(m.state));
+        e.set_reason(m.reason);
+        reactor->channel()->Push(std::move(e));
+      }
+    }
+  }
+  // Server shutdown ends the stream with OK (grace period, then cancellation).
   return reactor;
 }
 

@@ -20,7 +20,9 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
     return absl::InvalidArgumentError("worker_threads must be >= 1");
   }
   std::unique_ptr<LmgateServer> s(new LmgateServer());
-  s->gateway_ = std::make_unique<gateway::Gateway>(options.gateway, options.drivers);
+  auto gw = gateway::Gateway::Create(options.gateway, options.drivers);
+  if (!gw.ok()) return gw.status();
+  s->gateway_ = *std::move(gw);
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get());
   s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get());

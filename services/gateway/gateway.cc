@@ -1,10 +1,8 @@
 #include "services/gateway/gateway.h"
 
-#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 
 namespace lmgate::gateway {
@@ -14,6 +12,7 @@ using backends::Driver;
 using backends::GenerateEvent;
 using backends::GenerateResult;
 using backends::Operation;
+using lifecycle::Lease;
 
 // Runs `fn` on each candidate until one does not answer UNAVAILABLE (fallback along the order).
 template <typename Fn>
@@ -26,45 +25,61 @@ auto WithFallback(const std::vector<Driver*>& candidates, Fn fn) -> decltype(fn(
   return last;
 }
 
-// One Generate() call across fallback attempts. Owns the current driver handle.
+// Request fields left unset take the model's configured defaults ("activate" defaults).
+void ApplyDefaults(const backends::Sampling& d, backends::Sampling* s) {
+  if (!s->temperature) s->temperature = d.temperature;
+  if (!s->top_p) s->top_p = d.top_p;
+  if (!s->top_k) s->top_k = d.top_k;
+  if (!s->min_p) s->min_p = d.min_p;
+  if (!s->max_tokens) s->max_tokens = d.max_tokens;
+  if (s->stop.empty()) s->stop = d.stop;
+  if (!s->presence_penalty) s->presence_penalty = d.presence_penalty;
+  if (!s->frequency_penalty) s->frequency_penalty = d.frequency_penalty;
+  if (!s->repeat_penalty) s->repeat_penalty = d.repeat_penalty;
+  if (!s->seed) s->seed = d.seed;
+}
+
+// One Generate() call: acquire a lease (ensure-loaded), then run it on the candidate drivers,
+// falling back while nothing has been streamed. Owns the lease until completion.
 class GenerateRun : public backends::GenerateObserver,
                     public std::enable_shared_from_this<GenerateRun> {
  public:
-  GenerateRun(CallContext ctx, std::vector<Driver*> candidates, backends::GenerateRequest request,
-              std::shared_ptr<GenerateSink> sink, absl::Time start)
+  GenerateRun(CallContext ctx, std::string model, std::optional<absl::Duration> ttl_hint,
+              std::vector<Driver*> candidates, backends::GenerateRequest request,
+              std::shared_ptr<GenerateSink> sink, lifecycle::ModelRegistry* registry)
       : ctx_(std::move(ctx)),
+        model_(std::move(model)),
+        ttl_hint_(ttl_hint),
         candidates_(std::move(candidates)),
         request_(std::move(request)),
         sink_(std::move(sink)),
-        start_(start) {}
+        registry_(registry),
+        start_(absl::Now()) {}
 
-  void StartNext() {
-    Driver* d;
-    {
-      absl::MutexLock lock(&mu_);
-      if (cancelled_) {
-        d = nullptr;
-      } else {
-        d = candidates_[attempt_];
-      }
-    }
-    if (d == nullptr) {
-      sink_->OnComplete(absl::CancelledError("the call was cancelled"));
-      return;
-    }
-    sink_->OnDriver(d->kind());
-    std::shared_ptr<backends::GenerateHandle> handle = d->Generate(ctx_, request_, shared_from_this());
-    bool cancelled;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled = cancelled_;
-      handle_ = handle;
-    }
-    if (cancelled) handle->Cancel();
+  void Acquire() {
+    // Announce the chosen driver before any progress event goes out (it becomes initial
+    // metadata); a later fallback is reported in the final stats.
+    sink_->OnDriver(candidates_[0]->kind());
+    lifecycle::AcquireRequest req;
+    req.model = model_;
+    req.holder = ctx_.request_id;
+    req.ttl_hint = ttl_hint_;
+    std::weak_ptr<GenerateRun> weak = weak_from_this();
+    req.on_load_progress = [weak](double p) {
+      if (auto self = weak.lock()) self->sink_->OnModelLoading(p);
+    };
+    req.on_force_unload = [weak] {
+      if (auto self = weak.lock()) self->ForceUnloaded();
+    };
+    registry_->Acquire(ctx_, std::move(req),
+                       [self = shared_from_this()](absl::StatusOr<std::unique_ptr<Lease>> lease) {
+                         self->OnLease(std::move(lease));
+                       });
   }
 
   // Never calls into the driver with mu_ held: a driver may complete synchronously.
   void Cancel() {
+    if (ctx_.cancel) ctx_.cancel->Cancel();  // also fails a pending Acquire
     std::shared_ptr<backends::GenerateHandle> handle;
     {
       absl::MutexLock lock(&mu_);
@@ -80,44 +95,130 @@ class GenerateRun : public backends::GenerateObserver,
   }
 
   void OnComplete(absl::StatusOr<GenerateResult> result) override {
-    if (!result.ok() && absl::IsUnavailable(result.status()) && !streamed_) {
-      bool retry;
-      {
-        absl::MutexLock lock(&mu_);
-        retry = !cancelled_ && attempt_ + 1 < candidates_.size();
-        if (retry) ++attempt_;
-      }
-      if (retry) {
-        StartNext();
+    if (!result.ok() && !streamed_) {
+      if (absl::IsUnavailable(result.status()) && NextCandidate()) {
+        StartDriver();
         return;
       }
+      if (absl::IsNotFound(result.status()) && RetryAfterMissing()) return;
+    }
+    std::unique_ptr<Lease> lease;
+    bool force_unloaded;
+    DriverKind driver;
+    {
+      absl::MutexLock lock(&mu_);
+      lease = std::move(lease_);
+      force_unloaded = force_unloaded_;
+      driver = candidates_[attempt_]->kind();
     }
     if (!result.ok()) {
-      sink_->OnComplete(result.status());
+      absl::Status st = result.status();
+      if (force_unloaded) {
+        st = absl::UnavailableError(absl::StrCat("instance ", request_.model,
+                                                 " was force-unloaded during the request"));
+      }
+      lease.reset();
+      sink_->OnComplete(st);
       return;
     }
     GenerateOutcome out;
     out.result = *std::move(result);
-    {
-      absl::MutexLock lock(&mu_);
-      out.driver = candidates_[attempt_]->kind();
-    }
+    out.driver = driver;
+    out.model_key = lease ? lease->model_key() : model_;
     out.instance = request_.model;
+    out.load_wait = lease ? lease->load_wait() : absl::ZeroDuration();
     out.total_time = absl::Now() - start_;
+    lease.reset();  // the instance is idle before the caller hears back
     sink_->OnComplete(std::move(out));
   }
 
  private:
+  void OnLease(absl::StatusOr<std::unique_ptr<Lease>> lease) {
+    if (!lease.ok()) {
+      sink_->OnComplete(lease.status());
+      return;
+    }
+    if (const lifecycle::ModelPolicy* p = registry_->PolicyFor((*lease)->model_key())) {
+      ApplyDefaults(p->sampling, &request_.sampling);
+    }
+    request_.model = (*lease)->instance();
+    request_.instance_reference = (*lease)->instance_reference();
+    {
+      absl::MutexLock lock(&mu_);
+      lease_ = *std::move(lease);
+    }
+    StartDriver();
+  }
+
+  void StartDriver() {
+    Driver* d;
+    {
+      absl::MutexLock lock(&mu_);
+      d = cancelled_ ? nullptr : candidates_[attempt_];
+    }
+    if (d == nullptr) {
+      OnComplete(absl::CancelledError("the call was cancelled"));
+      return;
+    }
+    sink_->OnDriver(d->kind());
+    std::shared_ptr<backends::GenerateHandle> handle =
+        d->Generate(ctx_, request_, shared_from_this());
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled = cancelled_;
+      handle_ = handle;
+    }
+    if (cancelled) handle->Cancel();
+  }
+
+  bool NextCandidate() {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_ || attempt_ + 1 >= candidates_.size()) return false;
+    ++attempt_;
+    return true;
+  }
+
+  // The host did not know the instance lmgate routed to (it was unloaded behind lmgate's back):
+  // tell the registry and acquire again, once.
+  bool RetryAfterMissing() {
+    std::unique_ptr<Lease> old;
+    {
+      absl::MutexLock lock(&mu_);
+      if (retried_missing_ || cancelled_) return false;
+      retried_missing_ = true;
+      old = std::move(lease_);
+    }
+    registry_->ReportMissing(request_.model);
+    old.reset();
+    Acquire();
+    return true;
+  }
+
+  void ForceUnloaded() {
+    {
+      absl::MutexLock lock(&mu_);
+      force_unloaded_ = true;
+    }
+    Cancel();
+  }
+
   const CallContext ctx_;
+  const std::string model_;
+  const std::optional<absl::Duration> ttl_hint_;
   const std::vector<Driver*> candidates_;
-  const backends::GenerateRequest request_;
+  backends::GenerateRequest request_;  // set before the first driver starts
   const std::shared_ptr<GenerateSink> sink_;
+  lifecycle::ModelRegistry* const registry_;
   const absl::Time start_;
   bool streamed_ = false;  // driver thread only
   absl::Mutex mu_;
   size_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool retried_missing_ ABSL_GUARDED_BY(mu_) = false;
+  bool force_unloaded_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<backends::GenerateHandle> handle_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Lease> lease_ ABSL_GUARDED_BY(mu_);
 };
 
 class RunControl : public GenerateControl {
@@ -133,119 +234,70 @@ class RunControl : public GenerateControl {
 
 }  // namespace
 
-ModelsView BuildModelsView(const backends::HostModels& host) {
-  ModelsView view;
-  std::map<std::string, size_t> index;
-  for (const auto& m : host.downloaded) {
-    index[m.key] = view.models.size();
-    view.models.push_back({m, {}, false});
-  }
-  for (const auto& inst : host.loaded) {
-    auto it = index.find(inst.model_key);
-    if (it == index.end()) {
-      // Loaded but not in the downloaded list (the driver could not list downloads).
-      ModelView mv;
-      mv.info.key = inst.model_key;
-      mv.info.display_name = inst.model_key;
-      mv.info.type = inst.type;
-      it = index.emplace(inst.model_key, view.models.size()).first;
-      view.models.push_back(std::move(mv));
-    }
-    view.models[it->second].instances.push_back(inst);
-  }
-  for (const auto& key : host.loading_keys) {
-    auto it = index.find(key);
-    if (it != index.end()) view.models[it->second].loading = true;
-  }
-  return view;
-}
-
 Gateway::Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers)
-    : options_(std::move(options)), drivers_(std::move(drivers)) {}
+    : options_(std::move(options)), drivers_(drivers), host_ops_(std::move(drivers)) {}
 
-absl::StatusOr<ModelsView> Gateway::ListModels(const CallContext& ctx, DriverKind driver) {
-  auto candidates = drivers_->Candidates(driver, Operation::kListModels);
-  if (!candidates.ok()) return candidates.status();
-  DriverKind used = DriverKind::kAuto;
-  auto host = WithFallback(*candidates, [&](Driver* d) {
-    used = d->kind();
-    return d->ListModels(ctx);
-  });
-  if (!host.ok()) return host.status();
-  ModelsView view = BuildModelsView(*host);
-  view.driver = used;
-  return view;
+Gateway::~Gateway() = default;
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
+    GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers) {
+  if (!drivers) return absl::InvalidArgumentError("Gateway needs a DriverSet");
+  std::unique_ptr<Gateway> g(new Gateway(std::move(options), std::move(drivers)));
+  auto registry = lifecycle::ModelRegistry::Create(g->options_.lifecycle, &g->host_ops_,
+                                                   &g->events_);
+  if (!registry.ok()) return registry.status();
+  g->registry_ = *std::move(registry);
+  return g;
 }
 
-absl::StatusOr<ModelView> Gateway::GetModel(const CallContext& ctx, const std::string& model) {
-  auto view = ListModels(ctx, DriverKind::kAuto);
-  if (!view.ok()) return view.status();
-  for (auto& m : view->models) {
-    if (m.info.key == model) return m;
-    for (const auto& inst : m.instances) {
-      if (inst.identifier == model) return m;
-    }
+absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> Gateway::ListModels(
+    const CallContext& ctx, bool refresh) {
+  if (refresh) {
+    if (auto st = registry_->Refresh(ctx); !st.ok()) return st;
   }
-  std::vector<std::string> keys;
-  for (const auto& m : view->models) keys.push_back(m.info.key);
-  return absl::NotFoundError(absl::StrCat("model \"", model, "\" is not on the LM Studio host; ",
-                                          "available: ", absl::StrJoin(keys, ", ")));
+  return registry_->Snapshot();
 }
 
-absl::StatusOr<backends::InstanceInfo> Gateway::Load(const CallContext& ctx, DriverKind driver,
-                                                     backends::LoadParams params,
-                                                     const backends::LoadProgressFn& progress,
-                                                     DriverKind* used) {
+absl::StatusOr<lifecycle::ModelSnapshot> Gateway::GetModel(const CallContext& ctx,
+                                                           const std::string& model) {
+  auto m = registry_->Get(model);
+  if (absl::IsNotFound(m.status())) {
+    // Maybe downloaded or loaded since the last sync.
+    if (registry_->Refresh(ctx).ok()) m = registry_->Get(model);
+  }
+  return m;
+}
+
+absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
+    const CallContext& ctx, DriverKind driver, backends::LoadParams params, bool keep_loaded,
+    bool new_instance, const std::function<void(double)>& progress, DriverKind* used) {
   if (params.model_key.empty()) params.model_key = options_.default_model;
   if (params.model_key.empty()) {
     return absl::InvalidArgumentError("model is empty and no default model is configured");
   }
-  auto candidates = drivers_->Candidates(driver, Operation::kLoad);
-  if (!candidates.ok()) return candidates.status();
-  return WithFallback(*candidates, [&](Driver* d) {
-    if (used) *used = d->kind();
-    return d->Load(ctx, params, progress);
-  });
+  if (driver != DriverKind::kAuto) {
+    if (auto c = drivers_->Candidates(driver, Operation::kLoad); !c.ok()) return c.status();
+  }
+  return registry_->Load(ctx, driver, std::move(params), keep_loaded, new_instance, progress,
+                         used);
 }
 
 absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
                                                          DriverKind driver,
                                                          const std::string& model,
-                                                         bool all_instances) {
-  auto view = GetModel(ctx, model);
-  if (!view.ok()) return view.status();
-  std::vector<std::string> targets;
-  for (const auto& inst : view->instances) {
-    if (inst.identifier == model) targets = {inst.identifier};
+                                                         bool all_instances, bool force) {
+  if (driver != DriverKind::kAuto) {
+    if (auto c = drivers_->Candidates(driver, Operation::kUnload); !c.ok()) return c.status();
   }
-  if (targets.empty()) {
-    for (const auto& inst : view->instances) targets.push_back(inst.identifier);
-    if (targets.empty()) {
-      return absl::NotFoundError(absl::StrCat("model \"", model, "\" has no loaded instance"));
-    }
-    if (targets.size() > 1 && !all_instances) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("model \"", model, "\" has ", targets.size(), " instances (",
-                       absl::StrJoin(targets, ", "),
-                       "); name one identifier or set all_instances"));
-    }
+  auto ids = registry_->Unload(ctx, driver, model, all_instances, force);
+  if (absl::IsNotFound(ids.status()) && registry_->Refresh(ctx).ok()) {
+    ids = registry_->Unload(ctx, driver, model, all_instances, force);
   }
-  auto candidates = drivers_->Candidates(driver, Operation::kUnload);
-  if (!candidates.ok()) return candidates.status();
-  for (const auto& id : targets) {
-    absl::Status st;
-    for (Driver* d : *candidates) {
-      st = d->Unload(ctx, id);
-      if (!absl::IsUnavailable(st)) break;
-    }
-    if (!st.ok()) return st;
-  }
-  return targets;
+  return ids;
 }
 
 std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, GenerateCall call,
                                                    std::shared_ptr<GenerateSink> sink) {
-  const absl::Time start = absl::Now();
   std::string model = call.model.empty() ? options_.default_model : call.model;
   if (model.empty()) {
     sink->OnComplete(absl::InvalidArgumentError(
@@ -261,16 +313,17 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
     sink->OnComplete(candidates.status());
     return std::make_unique<RunControl>(nullptr);
   }
-  call.request.model = model;
-  auto run = std::make_shared<GenerateRun>(ctx, *std::move(candidates), std::move(call.request),
-                                           std::move(sink), start);
-  run->StartNext();
+  auto run = std::make_shared<GenerateRun>(ctx, std::move(model), call.ttl_hint,
+                                           *std::move(candidates), std::move(call.request),
+                                           std::move(sink), registry_.get());
+  run->Acquire();
   return std::make_unique<RunControl>(run);
 }
 
 absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, DriverKind driver,
                                                      const std::string& model,
-                                                     const std::vector<std::string>& inputs) {
+                                                     const std::vector<std::string>& inputs,
+                                                     std::optional<absl::Duration> ttl_hint) {
   std::string m = model.empty() ? options_.default_embedding_model : model;
   if (m.empty()) {
     return absl::InvalidArgumentError(
@@ -278,11 +331,18 @@ absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, Dri
   }
   auto candidates = drivers_->Candidates(driver, Operation::kEmbed);
   if (!candidates.ok()) return candidates.status();
+  lifecycle::AcquireRequest req;
+  req.model = m;
+  req.holder = ctx.request_id;
+  req.ttl_hint = ttl_hint;
+  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
+  if (!lease.ok()) return lease.status();
   EmbedOutcome out;
-  out.model = m;
+  out.model_key = (*lease)->model_key();
+  out.instance = (*lease)->instance();
   auto result = WithFallback(*candidates, [&](Driver* d) {
     out.driver = d->kind();
-    return d->Embed(ctx, m, inputs);
+    return d->Embed(ctx, out.instance, inputs);
   });
   if (!result.ok()) return result.status();
   out.result = *std::move(result);
@@ -298,9 +358,15 @@ absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, Drive
   }
   auto candidates = drivers_->Candidates(driver, Operation::kTokenize);
   if (!candidates.ok()) return candidates.status();
+  lifecycle::AcquireRequest req;
+  req.model = m;
+  req.holder = ctx.request_id;
+  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
+  if (!lease.ok()) return lease.status();
+  const std::string instance = (*lease)->instance();
   return WithFallback(*candidates, [&](Driver* d) {
     if (used) *used = d->kind();
-    return d->Tokenize(ctx, m, text);
+    return d->Tokenize(ctx, instance, text);
   });
 }
 

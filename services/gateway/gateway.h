@@ -1,6 +1,6 @@
-// Gateway: the gRPC-free core every RPC goes through. It reads a request left to right:
-// defaults → (admission) → (lifecycle: ensure the model is ready) → driver selection → driver,
-// and carries results back with lmgate's own bookkeeping (which driver, queue/load waits, timing).
+// Gateway: the gRPC-free core every RPC goes through. A request reads left to right:
+// defaults → (admission) → lifecycle (ensure a READY instance, take a lease) → driver selection →
+// driver, and results come back with lmgate's bookkeeping (driver, queue/load waits, timing).
 //
 // Thread-safe. Unary methods block (call them from worker threads, not gRPC reactions);
 // Generate() never blocks and reports through a GenerateSink.
@@ -8,6 +8,7 @@
 #define LMGATE_SERVICES_GATEWAY_GATEWAY_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
+#include "services/lifecycle/events.h"
+#include "services/lifecycle/registry.h"
 
 namespace lmgate::gateway {
 
@@ -23,17 +26,20 @@ using backends::CallContext;
 using backends::DriverKind;
 
 struct GatewayOptions {
-  // Model used when a chat/complete request names none. Empty: such requests fail with
+  // Model used when a chat/complete/tokenize request names none. Empty: such requests fail with
   // INVALID_ARGUMENT asking for a model.
   std::string default_model;
   // Model used when an embed request names none.
   std::string default_embedding_model;
+  // Residency policy (TTL, pins, per-model load settings and default sampling, capacity).
+  lifecycle::RegistryOptions lifecycle;
 };
 
 // A Chat or Complete request after conversion from the API.
 struct GenerateCall {
   std::string model;  // as the caller named it; "" = default
   DriverKind driver = DriverKind::kAuto;
+  std::optional<absl::Duration> ttl_hint;
   backends::GenerateRequest request;  // request.model is filled in by the gateway
 };
 
@@ -53,8 +59,8 @@ struct GenerateOutcome {
 class GenerateSink {
  public:
   virtual ~GenerateSink() = default;
-  // The driver that is serving the call (before its first event; may be called again if the
-  // call falls back to another driver before anything was streamed).
+  // The driver serving the call (before its first event; called again if the call falls back
+  // to another driver before anything was streamed).
   virtual void OnDriver(DriverKind driver) = 0;
   virtual void OnModelLoading(double progress) = 0;
   virtual void OnQueued(int position) = 0;
@@ -69,31 +75,28 @@ class GenerateControl {
   virtual void Cancel() = 0;
 };
 
-struct ModelView {
-  backends::ModelInfo info;
-  std::vector<backends::InstanceInfo> instances;
-  bool loading = false;
-};
-
-struct ModelsView {
-  std::vector<ModelView> models;
-  DriverKind driver = DriverKind::kAuto;
-};
-
 class Gateway {
  public:
-  Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
+  // Starts the lifecycle registry (which syncs with the host once; a host that is down is only
+  // logged).
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(
+      GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
+  ~Gateway();
 
-  absl::StatusOr<ModelsView> ListModels(const CallContext& ctx, DriverKind driver);
-  // NOT_FOUND when neither a model key nor an instance identifier matches.
-  absl::StatusOr<ModelView> GetModel(const CallContext& ctx, const std::string& model);
-  absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
-                                              backends::LoadParams params,
-                                              const backends::LoadProgressFn& progress,
-                                              DriverKind* used);
-  // Returns the unloaded identifiers.
+  // Models as lmgate sees them; `refresh` re-reads the host first.
+  absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> ListModels(const CallContext& ctx,
+                                                                   bool refresh);
+  // NOT_FOUND (with close matches) when neither a model key nor an instance identifier matches.
+  absl::StatusOr<lifecycle::ModelSnapshot> GetModel(const CallContext& ctx,
+                                                    const std::string& model);
+  absl::StatusOr<lifecycle::InstanceSnapshot> Load(const CallContext& ctx, DriverKind driver,
+                                                   backends::LoadParams params, bool keep_loaded,
+                                                   bool new_instance,
+                                                   const std::function<void(double)>& progress,
+                                                   DriverKind* used);
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
-                                                  const std::string& model, bool all_instances);
+                                                  const std::string& model, bool all_instances,
+                                                  bool force);
 
   std::unique_ptr<GenerateControl> Generate(const CallContext& ctx, GenerateCall call,
                                             std::shared_ptr<GenerateSink> sink);
@@ -101,24 +104,29 @@ class Gateway {
   struct EmbedOutcome {
     backends::EmbedResult result;
     DriverKind driver = DriverKind::kAuto;
-    std::string model;
+    std::string model_key;
+    std::string instance;
   };
   absl::StatusOr<EmbedOutcome> Embed(const CallContext& ctx, DriverKind driver,
                                      const std::string& model,
-                                     const std::vector<std::string>& inputs);
+                                     const std::vector<std::string>& inputs,
+                                     std::optional<absl::Duration> ttl_hint);
   absl::StatusOr<std::vector<int>> Tokenize(const CallContext& ctx, DriverKind driver,
                                             const std::string& model, const std::string& text,
                                             DriverKind* used);
 
+  lifecycle::EventBus* events() { return &events_; }
   const GatewayOptions& options() const { return options_; }
 
  private:
+  Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
+
   const GatewayOptions options_;
   const std::shared_ptr<backends::DriverSet> drivers_;
+  lifecycle::EventBus events_;
+  lifecycle::DriverHostOps host_ops_;
+  std::unique_ptr<lifecycle::ModelRegistry> registry_;
 };
-
-// Builds the list of models from a driver's host view (downloaded + loaded).
-ModelsView BuildModelsView(const backends::HostModels& host);
 
 }  // namespace lmgate::gateway
 

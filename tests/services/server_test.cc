@@ -371,14 +371,65 @@ TEST_F(ServerTest, LoadValidationAndCancel) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
-TEST_F(ServerTest, WatchModelsSaysWhatIsMissing) {
-  grpc::ClientContext ctx;
-  auto reader = models_->WatchModels(&ctx, v1::WatchModelsRequest());
+TEST_F(ServerTest, WatchModelsStreamsLifecycleEvents) {
+  grpc::ClientContext watch_ctx;
+  v1::WatchModelsRequest wreq;
+  wreq.set_include_snapshot(true);
+  auto watch = models_->WatchModels(&watch_ctx, wreq);
   v1::ModelEvent e;
-  EXPECT_FALSE(reader->Read(&e));
-  grpc::Status st = reader->Finish();
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("lifecycle"), std::string::npos);
+  // Snapshot first: one event per known model.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(watch->Read(&e));
+    EXPECT_EQ(e.kind(), v1::ModelEvent::KIND_SNAPSHOT);
+  }
+  // A chat for an unloaded model loads it: the watcher sees the load.
+  {
+    grpc::ClientContext ctx;
+    auto reader = inference_->Chat(&ctx, HelloChat());
+    v1::ChatResponse r;
+    bool loading_progress = false;
+    while (reader->Read(&r)) loading_progress |= r.has_model_loading();
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_TRUE(loading_progress);
+  }
+  std::vector<v1::ModelEvent::Kind> kinds;
+  while (watch->Read(&e)) {
+    kinds.push_back(e.kind());
+    if (e.kind() == v1::ModelEvent::KIND_LOADED) break;
+  }
+  ASSERT_FALSE(kinds.empty());
+  EXPECT_EQ(kinds.front(), v1::ModelEvent::KIND_LOAD_STARTED);
+  EXPECT_EQ(kinds.back(), v1::ModelEvent::KIND_LOADED);
+  EXPECT_EQ(e.model_key(), "fake/llm-small");
+  EXPECT_EQ(e.state(), v1::MODEL_STATE_READY);
+  watch_ctx.TryCancel();
+  while (watch->Read(&e)) {
+  }
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(ServerTest, UnloadOfABusyInstanceNamesTheHolder) {
+  fake_->HoldPredictions(true);
+  grpc::ClientContext chat_ctx;
+  chat_ctx.AddMetadata("x-request-id", "busy-chat-7");
+  auto reader = inference_->Chat(&chat_ctx, HelloChat());
+  ASSERT_TRUE(fake_->WaitForHeldPredictions(1, absl::Seconds(10)));
+  grpc::ClientContext ctx;
+  v1::UnloadModelRequest req;
+  req.set_model("fake/llm-small");
+  v1::UnloadModelResponse resp;
+  grpc::Status st = models_->UnloadModel(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("busy-chat-7"), std::string::npos) << st.error_message();
+  // force: the stream ends with UNAVAILABLE and the instance is gone.
+  grpc::ClientContext ctx2;
+  req.set_force(true);
+  ASSERT_TRUE(models_->UnloadModel(&ctx2, req, &resp).ok());
+  v1::ChatResponse r;
+  while (reader->Read(&r)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(fake_->WaitForActivePredictions(0, absl::Seconds(10)));
 }
 
 TEST_F(ServerTest, ManyConcurrentStreams) {
