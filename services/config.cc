@@ -1,6 +1,7 @@
 #include "services/config.h"
 
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -49,6 +50,71 @@ absl::Status CheckKeys(const json& obj, const std::string& where,
   return absl::OkStatus();
 }
 
+template <typename T>
+absl::Status ReadOpt(const json& obj, const std::string& where, const char* key,
+                     std::optional<T>* out) {
+  if (!obj.contains(key)) return absl::OkStatus();
+  T v;
+  if (auto st = Read(obj[key], where + "." + key, &v); !st.ok()) return st;
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ParseModelPolicy(const json& m, const std::string& where,
+                              lifecycle::ModelPolicy* p) {
+  if (auto st = CheckKeys(m, where,
+                          {"context_length", "gpu_offload_ratio", "cpu_threads",
+                           "rope_frequency_base", "rope_frequency_scale", "flash_attention",
+                           "parallel_slots", "eval_batch_size", "ttl_seconds", "keep_loaded",
+                           "sampling"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  backends::LoadParams& l = p->load;
+  if (!(st = ReadOpt(m, where, "context_length", &l.context_length)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "gpu_offload_ratio", &l.gpu_offload_ratio)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "cpu_threads", &l.cpu_threads)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "rope_frequency_base", &l.rope_frequency_base)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "rope_frequency_scale", &l.rope_frequency_scale)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "flash_attention", &l.flash_attention)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "parallel_slots", &l.parallel_slots)).ok()) return st;
+  if (!(st = ReadOpt(m, where, "eval_batch_size", &l.eval_batch_size)).ok()) return st;
+  if (l.context_length && *l.context_length < 1) return Bad(where + ".context_length", "must be >= 1");
+  if (l.gpu_offload_ratio && (*l.gpu_offload_ratio < 0 || *l.gpu_offload_ratio > 1))
+    return Bad(where + ".gpu_offload_ratio", "must be 0..1");
+  if (l.parallel_slots && (*l.parallel_slots < 1 || *l.parallel_slots > 64))
+    return Bad(where + ".parallel_slots", "must be 1..64");
+  if (m.contains("ttl_seconds")) {
+    absl::Duration ttl;
+    if (!(st = ReadSeconds(m["ttl_seconds"], where + ".ttl_seconds", &ttl)).ok()) return st;
+    p->ttl = ttl;
+  }
+  if (m.contains("keep_loaded") &&
+      !(st = Read(m["keep_loaded"], where + ".keep_loaded", &p->keep_loaded)).ok())
+    return st;
+  if (m.contains("sampling")) {
+    const json& s = m["sampling"];
+    const std::string sw = where + ".sampling";
+    if (!(st = CheckKeys(s, sw,
+                         {"temperature", "top_p", "top_k", "min_p", "max_tokens", "stop",
+                          "presence_penalty", "frequency_penalty", "repeat_penalty", "seed"}))
+             .ok())
+      return st;
+    backends::Sampling& d = p->sampling;
+    if (!(st = ReadOpt(s, sw, "temperature", &d.temperature)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "top_p", &d.top_p)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "top_k", &d.top_k)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "min_p", &d.min_p)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "max_tokens", &d.max_tokens)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "presence_penalty", &d.presence_penalty)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "frequency_penalty", &d.frequency_penalty)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "repeat_penalty", &d.repeat_penalty)).ok()) return st;
+    if (!(st = ReadOpt(s, sw, "seed", &d.seed)).ok()) return st;
+    if (s.contains("stop") && !(st = Read(s["stop"], sw + ".stop", &d.stop)).ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text) {
@@ -57,7 +123,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
   Config c;
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
                                     "default_model", "default_embedding_model", "worker_threads",
-                                    "shutdown_grace_seconds", "log_level"});
+                                    "shutdown_grace_seconds", "log_level", "models",
+                                    "default_ttl_seconds", "allow_client_ttl",
+                                    "max_loaded_models", "max_loaded_bytes",
+                                    "refresh_interval_seconds"});
       !st.ok())
     return st;
   absl::Status st;
@@ -128,6 +197,34 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
     return st;
   if (doc.contains("log_level") && !(st = Read(doc["log_level"], "log_level", &c.log_level)).ok())
     return st;
+  lifecycle::RegistryOptions& lc = c.gateway.lifecycle;
+  if (doc.contains("default_ttl_seconds")) {
+    absl::Duration ttl;
+    if (!(st = ReadSeconds(doc["default_ttl_seconds"], "default_ttl_seconds", &ttl)).ok()) return st;
+    if (ttl > absl::ZeroDuration()) lc.default_ttl = ttl;
+  }
+  if (doc.contains("allow_client_ttl") &&
+      !(st = Read(doc["allow_client_ttl"], "allow_client_ttl", &lc.allow_client_ttl)).ok())
+    return st;
+  if (doc.contains("max_loaded_models") &&
+      !(st = Read(doc["max_loaded_models"], "max_loaded_models", &lc.max_loaded_models)).ok())
+    return st;
+  if (doc.contains("max_loaded_bytes") &&
+      !(st = Read(doc["max_loaded_bytes"], "max_loaded_bytes", &lc.max_loaded_bytes)).ok())
+    return st;
+  if (doc.contains("refresh_interval_seconds") &&
+      !(st = ReadSeconds(doc["refresh_interval_seconds"], "refresh_interval_seconds",
+                         &lc.refresh_interval))
+           .ok())
+    return st;
+  if (doc.contains("models")) {
+    const json& models = doc["models"];
+    if (!models.is_object()) return Bad("models", "must be an object keyed by model key");
+    for (const auto& [key, m] : models.items()) {
+      const std::string where = "models." + key;
+      if (!(st = ParseModelPolicy(m, where, &lc.models[key])).ok()) return st;
+    }
+  }
   return c;
 }
 

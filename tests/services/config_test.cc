@@ -1,0 +1,81 @@
+#include "services/config.h"
+
+#include <gtest/gtest.h>
+
+namespace lmgate::services {
+namespace {
+
+const std::vector<std::string> kKnown = {"sdk_ws", "rest", "openai", "cli"};
+
+TEST(ConfigTest, DefaultsAreValid) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "127.0.0.1:50051");
+  EXPECT_EQ(c->host.base_url, "http://127.0.0.1:1234");
+  EXPECT_TRUE(ValidateConfig(*c, kKnown).ok());
+}
+
+TEST(ConfigTest, ReadsEveryKind) {
+  auto c = ParseConfig(R"({
+    // comments are allowed
+    "listen": "0.0.0.0:6000",
+    "lmstudio": {"url": "http://lm:1234/v1", "max_retries": 3, "load_timeout_seconds": 120},
+    "drivers": ["rest", "openai"],
+    "default_model": "qwen/qwen3-4b",
+    "default_ttl_seconds": 600,
+    "max_loaded_models": 2,
+    "models": {"qwen/qwen3-4b": {"context_length": 8192, "keep_loaded": true, "ttl_seconds": 30,
+                                 "sampling": {"temperature": 0.2, "stop": ["\n\n"]}}}
+  })");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "0.0.0.0:6000");
+  EXPECT_EQ(c->host.max_retries, 3);
+  EXPECT_EQ(c->host.load_timeout, absl::Seconds(120));
+  EXPECT_EQ(c->drivers.size(), 2u);
+  EXPECT_EQ(c->gateway.default_model, "qwen/qwen3-4b");
+  EXPECT_EQ(c->gateway.lifecycle.default_ttl, absl::Seconds(600));
+  EXPECT_EQ(c->gateway.lifecycle.max_loaded_models, 2);
+  const auto& p = c->gateway.lifecycle.models.at("qwen/qwen3-4b");
+  EXPECT_EQ(p.load.context_length, 8192);
+  EXPECT_TRUE(p.keep_loaded);
+  EXPECT_EQ(p.ttl, absl::Seconds(30));
+  EXPECT_EQ(p.sampling.temperature, 0.2);
+  EXPECT_EQ(p.sampling.stop.size(), 1u);
+  EXPECT_TRUE(ValidateConfig(*c, kKnown).ok());
+}
+
+TEST(ConfigTest, TyposAndBadValuesAreNamed) {
+  struct Case {
+    const char* json;
+    const char* mentions;
+  } cases[] = {
+      {R"({"lisen": "x"})", "lisen"},
+      {R"({"lmstudio": {"ur": "x"}})", "lmstudio.ur"},
+      {R"({"worker_threads": "many"})", "worker_threads"},
+      {R"({"models": {"a/b": {"context_lenght": 4}}})", "models.a/b.context_lenght"},
+      {R"({"models": {"a/b": {"gpu_offload_ratio": 3}}})", "gpu_offload_ratio"},
+      {"{not json", "JSON"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = ParseConfig(c.json);
+    ASSERT_FALSE(parsed.ok()) << c.json;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos) << parsed.status();
+  }
+}
+
+TEST(ConfigTest, ValidationNamesTheProblem) {
+  Config c;
+  c.drivers = {"sdk_ws", "grpc"};
+  auto st = ValidateConfig(c, kKnown);
+  EXPECT_NE(st.message().find("grpc"), std::string::npos);
+  c = Config();
+  c.host.base_url = "ftp://x";
+  EXPECT_NE(ValidateConfig(c, kKnown).message().find("lmstudio.url"), std::string::npos);
+  c = Config();
+  c.listen = "nowhere";
+  EXPECT_FALSE(ValidateConfig(c, kKnown).ok());
+}
+
+}  // namespace
+}  // namespace lmgate::services
