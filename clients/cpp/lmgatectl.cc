@@ -1,0 +1,365 @@
+// lmgatectl: command-line client for lmgate.
+//   lmgatectl [--addr=HOST:PORT] [--key=KEY] <command> [args]
+// Commands: models, load MODEL, unload MODEL, chat TEXT..., complete TEXT..., embed TEXT...,
+// watch. `lmgatectl --help` lists every flag.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "clients/cpp/client.h"
+#include "google/protobuf/util/time_util.h"
+
+ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "lmgate address (host:port).");
+ABSL_FLAG(std::string, key, "", "lmgate API key (default: $LMGATE_API_KEY).");
+ABSL_FLAG(bool, tls, false, "Use TLS.");
+ABSL_FLAG(std::string, ca, "", "CA certificate (PEM) to verify lmgate with; implies --tls.");
+ABSL_FLAG(std::string, cert, "", "Client certificate (PEM) for mTLS; implies --tls.");
+ABSL_FLAG(std::string, cert_key, "", "Private key (PEM) of --cert.");
+ABSL_FLAG(std::string, model, "", "Model key or instance identifier (default: lmgate's).");
+ABSL_FLAG(std::string, driver, "auto", "auto, sdk, rest, openai or cli.");
+ABSL_FLAG(std::string, system, "", "chat: system prompt.");
+ABSL_FLAG(int, max_tokens, 0, "chat/complete: maximum tokens to generate (0 = no limit).");
+ABSL_FLAG(double, temperature, -1, "chat/complete: sampling temperature (-1 = model default).");
+ABSL_FLAG(int64_t, seed, -1, "chat/complete: seed (-1 = unset).");
+ABSL_FLAG(bool, loaded, false, "models: only loaded models.");
+ABSL_FLAG(bool, refresh, false, "models: re-read the LM Studio host first.");
+ABSL_FLAG(int, context_length, 0, "load: context length in tokens (0 = configured default).");
+ABSL_FLAG(double, gpu, -1, "load: GPU offload ratio 0..1 (-1 = default).");
+ABSL_FLAG(int, ttl, 0, "load: idle TTL in seconds (0 = configured default).");
+ABSL_FLAG(std::string, identifier, "", "load: instance identifier.");
+ABSL_FLAG(bool, keep_loaded, false, "load: pin the instance (never unloaded by TTL/eviction).");
+ABSL_FLAG(bool, new_instance, false, "load: load another instance even if one is loaded.");
+ABSL_FLAG(bool, all, false, "unload: every instance of the model.");
+ABSL_FLAG(bool, force, false, "unload: even when requests are running on it.");
+ABSL_FLAG(bool, stats, true, "chat/complete: print stats to stderr at the end.");
+
+namespace lmgate {
+namespace {
+
+using client::Client;
+
+v1::Driver ParseDriver(const std::string& d) {
+  if (d == "sdk" || d == "sdk_ws") return v1::DRIVER_SDK;
+  if (d == "rest") return v1::DRIVER_REST;
+  if (d == "openai") return v1::DRIVER_OPENAI;
+  if (d == "cli") return v1::DRIVER_CLI;
+  return v1::DRIVER_AUTO;
+}
+
+const char* StateName(v1::ModelState s) {
+  switch (s) {
+    case v1::MODEL_STATE_NOT_LOADED:
+      return "not-loaded";
+    case v1::MODEL_STATE_LOADING:
+      return "loading";
+    case v1::MODEL_STATE_READY:
+      return "ready";
+    case v1::MODEL_STATE_UNLOADING:
+      return "unloading";
+    case v1::MODEL_STATE_FAILED:
+      return "failed";
+    default:
+      return "?";
+  }
+}
+
+double Seconds(const google::protobuf::Duration& d) { return d.seconds() + d.nanos() / 1e9; }
+
+// Ctrl-C cancels the current call instead of killing the process mid-stream.
+class Interrupt {
+ public:
+  explicit Interrupt(grpc::ClientContext* ctx) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    thread_ = std::thread([ctx, set] {
+      int sig;
+      sigwait(&set, &sig);
+      if (sig == SIGINT) ctx->TryCancel();
+    });
+  }
+  ~Interrupt() {
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+
+ private:
+  std::thread thread_;
+};
+
+int Fail(const grpc::Status& st, Client& c) {
+  std::cerr << "lmgatectl: " << client::Describe(st, c.options()) << "\n";
+  return 1;
+}
+
+int Models(Client& c) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  v1::ListModelsRequest req;
+  req.set_loaded_only(absl::GetFlag(FLAGS_loaded));
+  req.set_refresh(absl::GetFlag(FLAGS_refresh));
+  v1::ListModelsResponse resp;
+  grpc::Status st = c.models().ListModels(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, c);
+  std::printf("%-36s %-9s %-10s %8s %-8s %8s  %s\n", "MODEL", "TYPE", "STATE", "SIZE", "QUANT",
+              "MAX CTX", "INSTANCES");
+  for (const auto& m : resp.models()) {
+    std::vector<std::string> inst;
+    for (const auto& i : m.instances()) {
+      inst.push_back(absl::StrFormat("%s(ctx %d, %d in flight%s)", i.identifier(),
+                                     i.context_length(), i.in_flight(),
+                                     i.keep_loaded() ? ", pinned" : ""));
+    }
+    std::printf("%-36s %-9s %-10s %7.1fG %-8s %8d  %s\n", m.key().c_str(),
+                m.type() == v1::MODEL_TYPE_EMBEDDING ? "embedding" : "llm", StateName(m.state()),
+                m.size_bytes() / 1e9, m.quantization().c_str(), m.max_context_length(),
+                absl::StrJoin(inst, ", ").c_str());
+  }
+  return 0;
+}
+
+int Load(Client& c, const std::string& model) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  v1::LoadModelRequest req;
+  req.set_model(model);
+  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_new_instance(absl::GetFlag(FLAGS_new_instance));
+  auto* cfg = req.mutable_config();
+  if (absl::GetFlag(FLAGS_context_length) > 0) cfg->set_context_length(absl::GetFlag(FLAGS_context_length));
+  if (absl::GetFlag(FLAGS_gpu) >= 0) cfg->set_gpu_offload_ratio(absl::GetFlag(FLAGS_gpu));
+  if (absl::GetFlag(FLAGS_ttl) > 0) cfg->mutable_ttl()->set_seconds(absl::GetFlag(FLAGS_ttl));
+  cfg->set_identifier(absl::GetFlag(FLAGS_identifier));
+  cfg->set_keep_loaded(absl::GetFlag(FLAGS_keep_loaded));
+  Interrupt interrupt(&ctx);
+  auto reader = c.models().LoadModel(&ctx, req);
+  v1::LoadModelResponse r;
+  while (reader->Read(&r)) {
+    if (r.has_progress()) {
+      const int width = 40;
+      const int done = static_cast<int>(r.progress().fraction() * width);
+      std::fprintf(stderr, "\rloading %s [%s%s] %3.0f%%", model.c_str(),
+                   std::string(done, '#').c_str(), std::string(width - done, '.').c_str(),
+                   r.progress().fraction() * 100);
+    } else if (r.has_instance()) {
+      std::fprintf(stderr, "\n");
+      std::printf("loaded %s as %s (context %d)\n", r.instance().model_key().c_str(),
+                  r.instance().identifier().c_str(), r.instance().context_length());
+    }
+  }
+  grpc::Status st = reader->Finish();
+  if (!st.ok()) {
+    std::fprintf(stderr, "\n");
+    return Fail(st, c);
+  }
+  return 0;
+}
+
+int Unload(Client& c, const std::string& model) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  v1::UnloadModelRequest req;
+  req.set_model(model);
+  req.set_all_instances(absl::GetFlag(FLAGS_all));
+  req.set_force(absl::GetFlag(FLAGS_force));
+  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  v1::UnloadModelResponse resp;
+  grpc::Status st = c.models().UnloadModel(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, c);
+  for (const auto& id : resp.unloaded()) std::printf("unloaded %s\n", id.c_str());
+  return 0;
+}
+
+void FillSampling(v1::SamplingParams* s) {
+  if (absl::GetFlag(FLAGS_max_tokens) > 0) s->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
+  if (absl::GetFlag(FLAGS_temperature) >= 0) s->set_temperature(absl::GetFlag(FLAGS_temperature));
+  if (absl::GetFlag(FLAGS_seed) >= 0) s->set_seed(absl::GetFlag(FLAGS_seed));
+}
+
+template <typename Request, typename Call>
+int Generate(Client& c, const Request& req, Call call) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  Interrupt interrupt(&ctx);
+  auto reader = call(&ctx, req);
+  v1::ChatResponse r;
+  bool loading = false;
+  while (reader->Read(&r)) {
+    switch (r.event_case()) {
+      case v1::ChatResponse::kContentDelta:
+        if (loading) std::fprintf(stderr, "\n");
+        loading = false;
+        std::fwrite(r.content_delta().data(), 1, r.content_delta().size(), stdout);
+        std::fflush(stdout);
+        break;
+      case v1::ChatResponse::kReasoningDelta:
+        std::fprintf(stderr, "%s", r.reasoning_delta().c_str());
+        break;
+      case v1::ChatResponse::kModelLoading:
+        loading = true;
+        std::fprintf(stderr, "\rloading model %3.0f%%", r.model_loading().fraction() * 100);
+        break;
+      case v1::ChatResponse::kToolCallDelta:
+        std::fprintf(stderr, "[tool call %s %s%s]", r.tool_call_delta().id().c_str(),
+                     r.tool_call_delta().name().c_str(), r.tool_call_delta().arguments().c_str());
+        break;
+      case v1::ChatResponse::kResult: {
+        std::printf("\n");
+        if (absl::GetFlag(FLAGS_stats)) {
+          const auto& s = r.result().stats();
+          std::fprintf(stderr,
+                       "-- %s via %s: %d prompt + %d completion tokens, %.1f tok/s, TTFT %.3fs, "
+                       "load wait %.3fs, total %.3fs, stop %s\n",
+                       s.instance().c_str(), v1::Driver_Name(s.driver()).c_str(),
+                       s.prompt_tokens(), s.completion_tokens(), s.tokens_per_second(),
+                       Seconds(s.time_to_first_token()), Seconds(s.load_wait()),
+                       Seconds(s.total_time()), v1::StopReason_Name(s.stop_reason()).c_str());
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  grpc::Status st = reader->Finish();
+  if (st.error_code() == grpc::StatusCode::CANCELLED) {
+    std::fprintf(stderr, "\n(cancelled)\n");
+    return 130;
+  }
+  if (!st.ok()) return Fail(st, c);
+  return 0;
+}
+
+int Chat(Client& c, const std::string& text) {
+  v1::ChatRequest req;
+  req.set_model(absl::GetFlag(FLAGS_model));
+  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  if (!absl::GetFlag(FLAGS_system).empty()) {
+    auto* m = req.add_messages();
+    m->set_role("system");
+    m->set_content(absl::GetFlag(FLAGS_system));
+  }
+  auto* m = req.add_messages();
+  m->set_role("user");
+  m->set_content(text);
+  FillSampling(req.mutable_sampling());
+  return Generate(c, req, [&](grpc::ClientContext* ctx, const v1::ChatRequest& r) {
+    return c.inference().Chat(ctx, r);
+  });
+}
+
+int Complete(Client& c, const std::string& text) {
+  v1::CompleteRequest req;
+  req.set_model(absl::GetFlag(FLAGS_model));
+  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_prompt(text);
+  FillSampling(req.mutable_sampling());
+  return Generate(c, req, [&](grpc::ClientContext* ctx, const v1::CompleteRequest& r) {
+    return c.inference().Complete(ctx, r);
+  });
+}
+
+int Embed(Client& c, const std::vector<std::string>& inputs) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  v1::EmbedRequest req;
+  req.set_model(absl::GetFlag(FLAGS_model));
+  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  for (const auto& in : inputs) req.add_inputs(in);
+  v1::EmbedResponse resp;
+  grpc::Status st = c.inference().Embed(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, c);
+  for (const auto& e : resp.embeddings()) {
+    std::printf("[%d] dim %d:", e.index(), e.values_size());
+    for (int i = 0; i < std::min(4, e.values_size()); ++i) std::printf(" %.4f", e.values(i));
+    std::printf("%s\n", e.values_size() > 4 ? " ..." : "");
+  }
+  return 0;
+}
+
+int Watch(Client& c) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  v1::WatchModelsRequest req;
+  req.set_model(absl::GetFlag(FLAGS_model));
+  req.set_include_snapshot(true);
+  Interrupt interrupt(&ctx);
+  auto reader = c.models().WatchModels(&ctx, req);
+  v1::ModelEvent e;
+  while (reader->Read(&e)) {
+    std::printf("%s %-20s %-28s %-12s %s%s\n",
+                google::protobuf::util::TimeUtil::ToString(e.time()).c_str(),
+                v1::ModelEvent::Kind_Name(e.kind()).c_str() + 5, e.model_key().c_str(),
+                StateName(e.state()), e.instance().c_str(),
+                e.reason().empty() ? "" : (" — " + e.reason()).c_str());
+    std::fflush(stdout);
+  }
+  grpc::Status st = reader->Finish();
+  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) return Fail(st, c);
+  return 0;
+}
+
+int Run(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << "lmgatectl: missing command (models, load, unload, chat, complete, embed, "
+                 "watch); see --help\n";
+    return 2;
+  }
+  client::Options o;
+  o.address = absl::GetFlag(FLAGS_addr);
+  o.api_key = absl::GetFlag(FLAGS_key);
+  if (o.api_key.empty() && std::getenv("LMGATE_API_KEY")) o.api_key = std::getenv("LMGATE_API_KEY");
+  o.ca_file = absl::GetFlag(FLAGS_ca);
+  o.cert_file = absl::GetFlag(FLAGS_cert);
+  o.key_file = absl::GetFlag(FLAGS_cert_key);
+  o.tls = absl::GetFlag(FLAGS_tls);
+  auto c = Client::Connect(o);
+  if (!c.ok()) {
+    std::cerr << "lmgatectl: " << c.status().message() << "\n";
+    return 1;
+  }
+  const std::string& cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  const std::string text = absl::StrJoin(rest, " ");
+  if (cmd == "models") return Models(**c);
+  if (cmd == "watch") return Watch(**c);
+  if (rest.empty()) {
+    std::cerr << "lmgatectl: " << cmd << " needs an argument\n";
+    return 2;
+  }
+  if (cmd == "load") return Load(**c, rest[0]);
+  if (cmd == "unload") return Unload(**c, rest[0]);
+  if (cmd == "chat") return Chat(**c, text);
+  if (cmd == "complete") return Complete(**c, text);
+  if (cmd == "embed") return Embed(**c, rest);
+  std::cerr << "lmgatectl: unknown command \"" << cmd << "\"\n";
+  return 2;
+}
+
+}  // namespace
+}  // namespace lmgate
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "command-line client for lmgate.\n"
+      "  lmgatectl [--addr=127.0.0.1:50051] models | load MODEL | unload MODEL |\n"
+      "            chat TEXT... | complete TEXT... | embed TEXT... | watch\n"
+      "Ctrl-C cancels a running chat (the upstream prediction stops too).");
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args(positional.begin() + 1, positional.end());
+  return lmgate::Run(args);
+}
