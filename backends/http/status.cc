@@ -21,9 +21,11 @@ std::string Where(const RequestInfo& r) { return absl::StrCat(r.method, " ", r.p
 
 // The code LM Studio's error details imply, if any.
 std::optional<absl::StatusCode> CodeFromError(const LmStudioError& e) {
+  std::string lower = absl::AsciiStrToLower(e.message);
   if (e.code == "model_not_found" || e.type == "model_not_found" ||
       absl::StartsWith(e.message, "Invalid model identifier") ||
-      absl::StrContains(absl::AsciiStrToLower(e.message), "model not found")) {
+      (absl::StrContains(lower, "not found") &&
+       (absl::StrContains(lower, "model") || absl::StrContains(lower, "instance")))) {
     return absl::StatusCode::kNotFound;
   }
   if (e.code == "invalid_api_key" || e.type == "invalid_api_key") {

@@ -19,7 +19,8 @@
 //   1xx, 3xx                                  UNKNOWN              (redirects are not followed)
 //
 //   LM Studio error details refine the code, whatever the HTTP status:
-//   code/type "model_not_found", "Invalid model identifier ..."  NOT_FOUND
+//   code/type "model_not_found", "Invalid model identifier ...",
+//   "... not found" about a model or instance                    NOT_FOUND
 //   code "invalid_api_key"                                       UNAUTHENTICATED
 //   "No models loaded ..."                                       FAILED_PRECONDITION
 //
