@@ -52,11 +52,14 @@ struct InstanceInfo {
 };
 
 // What the host reports. Drivers that cannot list downloaded models (the OpenAI interface with
-// JIT off) leave `downloaded` empty and set `downloaded_known` false.
+// JIT off) leave `downloaded` empty or partial and set `downloaded_known` false. Drivers that cannot tell
+// which models are loaded (the OpenAI interface with JIT on, whose list is the downloaded
+// models) leave `loaded` empty and set `loaded_known` false.
 struct HostModels {
   std::vector<ModelInfo> downloaded;
   bool downloaded_known = true;
   std::vector<InstanceInfo> loaded;
+  bool loaded_known = true;
   // "loading" states reported by the host (REST v0 may report them), keyed by model key.
   std::vector<std::string> loading_keys;
 };
