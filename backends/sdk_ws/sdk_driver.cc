@@ -151,8 +151,9 @@ class LoadWaiter final : public ChannelObserver {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(this, &LoadWaiter::Ready));
-        if (info_.has_value()) return *std::move(info_);
+        // Pending progress first, so that a fast load still reports it.
         if (!progress_.has_value()) {
+          if (info_.has_value()) return *std::move(info_);
           if (closed_->ok()) {
             return absl::InternalError("LM Studio ended the load without reporting success");
           }

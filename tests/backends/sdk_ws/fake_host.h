@@ -32,7 +32,8 @@ class FakeSession {
 
 class FakeHost {
  public:
-  // Called for every frame after a successful handshake.
+  // Called for every frame after a successful handshake. A script may keep sessions to answer
+  // later, but must release them before the FakeHost is destroyed.
   using Script = std::function<void(const std::shared_ptr<FakeSession>&, const Json& frame)>;
   // Returns the error text to reject an auth packet, or nullopt to accept it.
   using AuthCheck = std::function<std::optional<std::string>(const Json& auth)>;
