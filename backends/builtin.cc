@@ -1,9 +1,15 @@
 #include "backends/builtin.h"
 
+#include "backends/openai/register.h"
+#include "backends/rest/register.h"
+#include "backends/sdk_ws/register.h"
+
 namespace lmgate::backends {
 
 absl::Status RegisterBuiltinBackends(BackendRegistry& registry) {
-  (void)registry;
+  if (auto st = RegisterSdkWsDriver(registry); !st.ok()) return st;
+  if (auto st = rest::RegisterRestDriver(registry); !st.ok()) return st;
+  if (auto st = openai::RegisterOpenAiDriver(registry); !st.ok()) return st;
   return absl::OkStatus();
 }
 

@@ -54,7 +54,7 @@ template <typename T>
 absl::Status ReadOpt(const json& obj, const std::string& where, const char* key,
                      std::optional<T>* out) {
   if (!obj.contains(key)) return absl::OkStatus();
-  T v;
+  T v{};
   if (auto st = Read(obj[key], where + "." + key, &v); !st.ok()) return st;
   *out = v;
   return absl::OkStatus();

@@ -219,6 +219,7 @@ int Generate(Client& c, const Request& req, Call call) {
         break;
       case v1::ChatResponse::kResult: {
         std::printf("\n");
+        std::fflush(stdout);
         if (absl::GetFlag(FLAGS_stats)) {
           const auto& s = r.result().stats();
           std::fprintf(stderr,

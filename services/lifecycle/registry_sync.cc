@@ -32,6 +32,7 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
     }
     catalogue_known_ = true;
   }
+  if (!host.loaded_known) return;  // e.g. the OpenAI interface with JIT on
   std::set<std::string> seen;
   for (const auto& li : host.loaded) {
     seen.insert(li.identifier);
