@@ -328,12 +328,13 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
     net::async_write(stream_, net::buffer(outq_.front()),
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->writing_ = false;
-                       if (self->closed_) return;
                        if (ec) return self->Close(true);
                        self->outq_.pop_front();
-                       if (!self->outq_.empty()) return self->WriteNext();
+                       if (!self->outq_.empty() && !self->closed_) return self->WriteNext();
                        if (self->dropping_) return self->Close(true);
-                       if (self->response_queued_) self->OnResponseComplete();
+                       // Also when the client hung up right after reading the response: the
+                       // after-response action (e.g. a restart) must still run.
+                       if (self->outq_.empty() && self->response_queued_) self->OnResponseComplete();
                      });
   }
   void OnResponseComplete() {
@@ -345,6 +346,7 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
       after_response_ = nullptr;
       fn();
     }
+    if (closed_) return;
     if (!keep_alive_) {
       beast::error_code ec;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
