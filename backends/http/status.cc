@@ -34,6 +34,9 @@ std::optional<absl::StatusCode> CodeFromError(const LmStudioError& e) {
   if (absl::StrContains(e.message, "No models loaded")) {
     return absl::StatusCode::kFailedPrecondition;
   }
+  if (absl::StrContains(lower, "model was unloaded") || lower == "model unloaded") {
+    return absl::StatusCode::kUnavailable;  // another attempt reloads it
+  }
   return std::nullopt;
 }
 

@@ -23,6 +23,7 @@
 //   "... not found" about a model or instance                    NOT_FOUND
 //   code "invalid_api_key"                                       UNAUTHENTICATED
 //   "No models loaded ..."                                       FAILED_PRECONDITION
+//   "The model was unloaded during the prediction"               UNAVAILABLE
 //
 //   transport failure                         code
 //   refused, unresolvable, connect timeout    UNAVAILABLE          retryable when idempotent

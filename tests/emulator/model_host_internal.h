@@ -28,7 +28,8 @@ struct Instance {
   KvConfig load_config;
   bool jit = false;
   State state = State::kLoading;
-  double progress = 0;
+  int progress_step = 0;   // loader progress: progress_step / progress_steps
+  int progress_steps = 1;
   std::string failure;  // why a load failed / was cancelled
   int active = 0;       // predictions holding a slot
   int prompt_phase = 0; // ...of which still processing the prompt

@@ -110,7 +110,11 @@ TEST(StatusTableTest, ParseLmStudioErrorBothShapes) {
 }
 
 TEST(StatusTableTest, StreamErrors) {
-  absl::Status s = StatusFromStreamError(LmStudioError{"Model unloaded", "", "", ""}, kPost);
+  EXPECT_EQ(StatusFromStreamError(
+                LmStudioError{"The model was unloaded during the prediction", "", "", ""}, kPost)
+                .code(),
+            absl::StatusCode::kUnavailable);
+  absl::Status s = StatusFromStreamError(LmStudioError{"GPU exploded", "", "", ""}, kPost);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnknown);
   EXPECT_THAT(s.message(), HasSubstr("error inside the stream of POST /v1/chat/completions"));
   EXPECT_EQ(HttpStatusOf(s), 200);
