@@ -1,0 +1,268 @@
+// lmgate end to end: gRPC client → LmgateServer (real drivers, lifecycle) → LM Studio emulator.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/time/clock.h"
+#include "backends/builtin.h"
+#include "backends/registry.h"
+#include "backends/selector.h"
+#include "lmgate/v1/inference.grpc.pb.h"
+#include "lmgate/v1/model_manager.grpc.pb.h"
+#include "services/server.h"
+#include "tests/emulator/emulator.h"
+
+namespace lmgate {
+namespace {
+
+constexpr char kModel[] = "qwen/qwen3-4b";
+
+// Polls `pred` (an out-of-band counter of the emulator has no notification) until true or
+// `timeout`; returns the time it took, or nullopt.
+template <typename Pred>
+std::optional<absl::Duration> WaitUntil(Pred pred, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time start = absl::Now();
+  while (absl::Now() - start < timeout) {
+    if (pred()) return absl::Now() - start;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return std::nullopt;
+}
+
+class GatewayEmulatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    emulator::Options eo;
+    eo.settings.ttft_ms = 1;
+    eo.settings.tokens_per_second = 0;
+    auto emu = emulator::Emulator::Create(eo);
+    ASSERT_TRUE(emu.ok()) << emu.status();
+    emu_ = *std::move(emu);
+
+    backends::BackendRegistry registry;
+    ASSERT_TRUE(backends::RegisterBuiltinBackends(registry).ok());
+    backends::HostConfig host;
+    host.base_url = emu_->http_url();
+    std::vector<std::unique_ptr<backends::Driver>> drivers;
+    for (const char* name : {"sdk_ws", "rest", "openai"}) {
+      auto d = registry.Create(name, host);
+      ASSERT_TRUE(d.ok()) << d.status();
+      drivers.push_back(*std::move(d));
+    }
+    services::ServerOptions so;
+    so.listen = "127.0.0.1:0";
+    so.drivers = std::make_shared<backends::DriverSet>(std::move(drivers));
+    so.gateway.default_model = kModel;
+    so.gateway.default_embedding_model = "text-embedding-nomic-embed-text-v1.5";
+    so.gateway.lifecycle.refresh_interval = absl::ZeroDuration();
+    so.worker_threads = 8;
+    auto server = services::LmgateServer::Create(std::move(so));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    inference_ = v1::Inference::NewStub(channel_);
+    models_ = v1::ModelManager::NewStub(channel_);
+  }
+  void TearDown() override {
+    server_->Shutdown(absl::Seconds(2));
+    emu_->Shutdown();
+  }
+
+  int Stat(const char* name) { return emu_->Stats()[name].get<int>(); }
+
+  static v1::ChatRequest Chat(v1::Driver driver = v1::DRIVER_AUTO) {
+    v1::ChatRequest req;
+    req.set_model(kModel);
+    req.set_driver(driver);
+    auto* m = req.add_messages();
+    m->set_role("user");
+    m->set_content("Tell me about gateways.");
+    req.mutable_sampling()->set_seed(7);
+    req.mutable_sampling()->set_max_tokens(12);
+    return req;
+  }
+
+  // Runs a chat to the end; returns the final result (or fails the test).
+  v1::InferenceResult RunChat(const v1::ChatRequest& req, grpc::Status* status = nullptr) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto reader = inference_->Chat(&ctx, req);
+    v1::ChatResponse r;
+    v1::InferenceResult result;
+    std::string joined;
+    while (reader->Read(&r)) {
+      joined += r.content_delta();
+      if (r.has_result()) result = r.result();
+    }
+    grpc::Status st = reader->Finish();
+    if (status != nullptr) {
+      *status = st;
+    } else {
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_EQ(joined, result.content());
+    }
+    return result;
+  }
+
+  std::unique_ptr<emulator::Emulator> emu_;
+  std::unique_ptr<services::LmgateServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Inference::Stub> inference_;
+  std::unique_ptr<v1::ModelManager::Stub> models_;
+};
+
+TEST_F(GatewayEmulatorTest, FiftyConcurrentChatsForAnUnloadedModelMakeOneUpstreamLoad) {
+  constexpr int kChats = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kChats; ++i) {
+    threads.emplace_back([&] {
+      grpc::Status st;
+      v1::InferenceResult r = RunChat(Chat(), &st);
+      if (st.ok() && !r.content().empty()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kChats);
+  EXPECT_EQ(Stat("loads_started"), 1);
+  EXPECT_EQ(Stat("predictions_active"), 0);
+}
+
+TEST_F(GatewayEmulatorTest, SameChatThroughEveryDriverGivesTheSameText) {
+  const std::string sdk = RunChat(Chat(v1::DRIVER_SDK)).content();
+  EXPECT_FALSE(sdk.empty());
+  for (v1::Driver d : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    v1::InferenceResult r = RunChat(Chat(d));
+    EXPECT_EQ(r.content(), sdk) << v1::Driver_Name(d);
+    EXPECT_EQ(r.stats().driver(), d);
+    EXPECT_EQ(r.stats().stop_reason(), v1::STOP_REASON_MAX_TOKENS) << v1::Driver_Name(d);
+    EXPECT_EQ(r.stats().completion_tokens(), 12) << v1::Driver_Name(d);
+  }
+  EXPECT_EQ(Stat("loads_started"), 1);  // lmgate loaded once; no JIT loads behind its back
+}
+
+TEST_F(GatewayEmulatorTest, ClientCancelStopsTheUpstreamPredictionOnEveryDriver) {
+  emulator::Settings s = emu_->settings();
+  s.tokens_per_second = 20;
+  s.min_response_tokens = s.max_response_tokens = 400;
+  emu_->SetSettings(s);
+  for (v1::Driver d : {v1::DRIVER_SDK, v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    grpc::ClientContext ctx;
+    v1::ChatRequest req = Chat(d);
+    req.mutable_sampling()->clear_max_tokens();
+    auto reader = inference_->Chat(&ctx, req);
+    v1::ChatResponse r;
+    while (reader->Read(&r) && !r.has_content_delta()) {
+    }
+    ASSERT_EQ(Stat("predictions_active"), 1) << v1::Driver_Name(d);
+    ctx.TryCancel();
+    auto took = WaitUntil([&] { return Stat("predictions_active") == 0; });
+    ASSERT_TRUE(took.has_value()) << v1::Driver_Name(d) << ": prediction still running upstream";
+    std::printf("cancel reached the host via %s in %.1f ms\n", v1::Driver_Name(d).c_str(),
+                absl::ToDoubleMilliseconds(*took));
+    EXPECT_LT(*took, absl::Milliseconds(500)) << v1::Driver_Name(d);
+    while (reader->Read(&r)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+}
+
+TEST_F(GatewayEmulatorTest, LoadChatUnloadReloadTenTimesOverOneConnection) {
+  for (int i = 0; i < 10; ++i) {
+    grpc::ClientContext lctx;
+    v1::LoadModelRequest lreq;
+    lreq.set_model(kModel);
+    auto loader = models_->LoadModel(&lctx, lreq);
+    v1::LoadModelResponse lr;
+    while (loader->Read(&lr)) {
+    }
+    ASSERT_TRUE(loader->Finish().ok()) << i;
+    RunChat(Chat(v1::DRIVER_SDK));
+    grpc::ClientContext uctx;
+    v1::UnloadModelRequest ureq;
+    ureq.set_model(kModel);
+    v1::UnloadModelResponse ur;
+    grpc::Status st = models_->UnloadModel(&uctx, ureq, &ur);
+    ASSERT_TRUE(st.ok()) << i << ": " << st.error_message();
+  }
+  EXPECT_EQ(Stat("loads_started"), 10);
+  EXPECT_EQ(Stat("unloads"), 10);
+  // One socket per namespace used (llm, system), opened once and reused by all ten cycles.
+  EXPECT_LE(Stat("ws_connections_total"), 3);
+}
+
+TEST_F(GatewayEmulatorTest, EmbedThroughEachDriverAndTokenize) {
+  std::vector<std::vector<float>> first;
+  for (v1::Driver d : {v1::DRIVER_REST, v1::DRIVER_OPENAI, v1::DRIVER_SDK}) {
+    grpc::ClientContext ctx;
+    v1::EmbedRequest req;
+    req.add_inputs("hello world");
+    req.add_inputs("second input");
+    req.set_driver(d);
+    v1::EmbedResponse resp;
+    grpc::Status st = inference_->Embed(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << v1::Driver_Name(d) << ": " << st.error_message();
+    ASSERT_EQ(resp.embeddings_size(), 2);
+    std::vector<float> v(resp.embeddings(0).values().begin(), resp.embeddings(0).values().end());
+    if (first.empty()) {
+      first.push_back(v);
+    } else {
+      EXPECT_EQ(v, first[0]) << v1::Driver_Name(d);
+    }
+  }
+  grpc::ClientContext ctx;
+  v1::TokenizeRequest treq;
+  treq.set_text("one two three");
+  v1::CountTokensResponse count;
+  ASSERT_TRUE(inference_->CountTokens(&ctx, treq, &count).ok());
+  EXPECT_GT(count.token_count(), 0);
+}
+
+TEST_F(GatewayEmulatorTest, WebSocketDroppedMidStreamIsUnavailableThenRecovers) {
+  RunChat(Chat(v1::DRIVER_SDK));  // loaded, connected
+  emu_->DropAfterFragments(2);
+  grpc::Status st;
+  RunChat(Chat(v1::DRIVER_SDK), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  v1::InferenceResult again = RunChat(Chat(v1::DRIVER_SDK));
+  EXPECT_FALSE(again.content().empty());
+}
+
+TEST_F(GatewayEmulatorTest, UnknownModelIsNotFoundWithSuggestions) {
+  v1::ChatRequest req = Chat();
+  req.set_model("qwen/qwen3-4");
+  grpc::Status st;
+  RunChat(req, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(st.error_message().find("qwen/qwen3-4b"), std::string::npos) << st.error_message();
+  EXPECT_EQ(Stat("loads_started"), 0);
+}
+
+TEST_F(GatewayEmulatorTest, ListModelsShowsTheHostCatalogueAndStates) {
+  RunChat(Chat());
+  grpc::ClientContext ctx;
+  v1::ListModelsRequest req;
+  req.set_refresh(true);
+  v1::ListModelsResponse resp;
+  ASSERT_TRUE(models_->ListModels(&ctx, req, &resp).ok());
+  int ready = 0;
+  for (const auto& m : resp.models()) {
+    if (m.key() == kModel) {
+      EXPECT_EQ(m.state(), v1::MODEL_STATE_READY);
+      EXPECT_GT(m.max_context_length(), 0);
+      ASSERT_EQ(m.instances_size(), 1);
+      ++ready;
+    }
+  }
+  EXPECT_EQ(ready, 1);
+  EXPECT_GE(resp.models_size(), 5);
+}
+
+}  // namespace
+}  // namespace lmgate
