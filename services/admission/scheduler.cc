@@ -1,0 +1,257 @@
+#include "services/admission/scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace lmgate::admission {
+
+struct FairScheduler::Item {
+  Ticket ticket;
+  AdmitFn admit;
+  absl::Time enqueued;
+  uint64_t seq = 0;
+  bool done = false;  // guarded by mu_
+  backends::CancelToken::CallbackId cancel_id = 0;
+  std::atomic<bool> cancelled_inline{false};
+};
+
+struct FairScheduler::TenantQueue {
+  double weight = 1;
+  double vtime = 0;  // start tag of this tenant's next request
+  std::deque<std::shared_ptr<Item>> items;
+};
+
+struct FairScheduler::ModelQueue {
+  std::string model;
+  int concurrency = 0;
+  int in_use = 0;
+  int queued = 0;
+  double vclock = 0;  // start tag of the request admitted last
+  uint64_t next_seq = 0;
+  std::map<std::string, TenantQueue> tenants;
+};
+
+namespace {
+
+void Finish(const std::shared_ptr<backends::CancelToken>& token, backends::CancelToken::CallbackId id,
+            bool inline_cancel) {
+  if (token && id != 0 && !inline_cancel) token->RemoveCallback(id);
+}
+
+}  // namespace
+
+Slot::~Slot() {
+  if (scheduler_ != nullptr && !alive_.expired()) scheduler_->Release(model_);
+}
+
+FairScheduler::FairScheduler(SchedulerOptions options) : options_(std::move(options)) {
+  timer_ = std::thread([this] { TimerLoop(); });
+}
+
+FairScheduler::~FairScheduler() {
+  std::vector<std::shared_ptr<Item>> queued;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [m, q] : models_) {
+      for (auto& [t, tq] : q->tenants) {
+        for (auto& item : tq.items) queued.push_back(item);
+      }
+    }
+  }
+  for (auto& item : queued) Remove(item, absl::UnavailableError("lmgate is shutting down"));
+  timer_.join();
+  alive_.reset();
+}
+
+FairScheduler::ModelQueue& FairScheduler::ModelLocked(const std::string& model) {
+  auto& q = models_[model];
+  if (!q) {
+    q = std::make_unique<ModelQueue>();
+    q->model = model;
+    q->concurrency = options_.default_concurrency;
+  }
+  return *q;
+}
+
+std::unique_ptr<Slot> FairScheduler::MakeSlotLocked(ModelQueue& q, const Item& item,
+                                                    absl::Time now) {
+  ++q.in_use;
+  std::unique_ptr<Slot> slot(new Slot());
+  slot->scheduler_ = this;
+  slot->alive_ = alive_;
+  slot->model_ = q.model;
+  slot->queue_wait_ = now - item.enqueued;
+  return slot;
+}
+
+std::shared_ptr<FairScheduler::Item> FairScheduler::PickLocked(ModelQueue& q, absl::Time now) {
+  if (q.in_use >= q.concurrency || q.queued == 0) return nullptr;
+  TenantQueue* best = nullptr;
+  int best_class = -1;
+  for (auto& [name, tq] : q.tenants) {
+    if (tq.items.empty()) continue;
+    const Item& head = *tq.items.front();
+    int cls = static_cast<int>(head.ticket.priority);
+    if (options_.aging > absl::ZeroDuration()) {
+      cls += static_cast<int>((now - head.enqueued) / options_.aging);
+    }
+    if (best == nullptr || cls > best_class ||
+        (cls == best_class && (tq.vtime < best->vtime ||
+                               (tq.vtime == best->vtime && head.seq < best->items.front()->seq)))) {
+      best = &tq;
+      best_class = cls;
+    }
+  }
+  if (best == nullptr) return nullptr;
+  std::shared_ptr<Item> item = best->items.front();
+  best->items.pop_front();
+  --q.queued;
+  q.vclock = best->vtime;
+  best->vtime += 1.0 / best->weight;
+  item->done = true;
+  return item;
+}
+
+void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
+  if (!(ticket.weight > 0)) ticket.weight = 1;
+  auto item = std::make_shared<Item>();
+  item->ticket = std::move(ticket);
+  item->admit = std::move(admit);
+  std::unique_ptr<Slot> slot;
+  absl::Status refused;
+  int pos = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    item->enqueued = now;
+    ModelQueue& q = ModelLocked(item->ticket.model);
+    if (stopping_) {
+      refused = absl::UnavailableError("lmgate is shutting down");
+    } else if (q.in_use < q.concurrency && q.queued == 0) {
+      item->done = true;
+      slot = MakeSlotLocked(q, *item, now);
+    } else if (q.queued >= options_.max_queue) {
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          "the queue for ", q.model, " is full (", q.queued, " waiting, ", q.in_use,
+          " running); retry in a few seconds"));
+    } else {
+      item->seq = q.next_seq++;
+      TenantQueue& tq = q.tenants[item->ticket.tenant];
+      tq.weight = item->ticket.weight;
+      if (tq.items.empty()) tq.vtime = std::max(tq.vtime, q.vclock);
+      tq.items.push_back(item);
+      pos = ++q.queued;
+    }
+  }
+  if (slot) {
+    item->admit(std::move(slot));
+    return;
+  }
+  if (!refused.ok()) {
+    item->admit(refused);
+    return;
+  }
+  if (item->ticket.cancel) {
+    std::weak_ptr<Item> weak = item;
+    item->cancel_id = item->ticket.cancel->AddCallback([this, weak] {
+      if (auto it = weak.lock()) {
+        it->cancelled_inline = true;
+        Remove(it, absl::CancelledError("the call was cancelled while queued"));
+      }
+    });
+  }
+  if (position) position(pos);
+}
+
+void FairScheduler::Release(const std::string& model) {
+  std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
+  {
+    absl::MutexLock lock(&mu_);
+    ModelQueue& q = ModelLocked(model);
+    --q.in_use;
+    const absl::Time now = absl::Now();
+    while (auto item = PickLocked(q, now)) {
+      auto slot = MakeSlotLocked(q, *item, now);
+      admitted.emplace_back(std::move(item), std::move(slot));
+    }
+  }
+  for (auto& [item, slot] : admitted) {
+    Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
+    item->admit(std::move(slot));
+  }
+}
+
+void FairScheduler::SetConcurrency(const std::string& model, int slots) {
+  std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
+  {
+    absl::MutexLock lock(&mu_);
+    ModelQueue& q = ModelLocked(model);
+    q.concurrency = std::max(1, slots);
+    const absl::Time now = absl::Now();
+    while (auto item = PickLocked(q, now)) {
+      auto slot = MakeSlotLocked(q, *item, now);
+      admitted.emplace_back(std::move(item), std::move(slot));
+    }
+  }
+  for (auto& [item, slot] : admitted) {
+    Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
+    item->admit(std::move(slot));
+  }
+}
+
+void FairScheduler::Remove(const std::shared_ptr<Item>& item, absl::Status why) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (item->done) return;
+    item->done = true;
+    ModelQueue& q = ModelLocked(item->ticket.model);
+    auto& items = q.tenants[item->ticket.tenant].items;
+    items.erase(std::remove(items.begin(), items.end(), item), items.end());
+    --q.queued;
+  }
+  Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
+  item->admit(std::move(why));
+}
+
+FairScheduler::ModelStats FairScheduler::Stats(const std::string& model) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) return {0, 0, options_.default_concurrency};
+  return {it->second->in_use, it->second->queued, it->second->concurrency};
+}
+
+void FairScheduler::TimerLoop() {
+  for (;;) {
+    std::vector<std::pair<std::shared_ptr<Item>, absl::Status>> expired;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick);
+      if (stopping_) return;
+      const absl::Time now = absl::Now();
+      for (auto& [m, q] : models_) {
+        for (auto& [t, tq] : q->tenants) {
+          for (auto& item : tq.items) {
+            if (now >= item->ticket.deadline) {
+              expired.emplace_back(item, absl::DeadlineExceededError(
+                                             "the deadline passed while the request was queued"));
+            } else if (now - item->enqueued >= options_.queue_timeout) {
+              expired.emplace_back(
+                  item, absl::ResourceExhaustedError(absl::StrCat(
+                            "queued for ", absl::FormatDuration(options_.queue_timeout), " behind ",
+                            q->in_use, " running requests for ", q->model,
+                            "; retry later")));
+            }
+          }
+        }
+      }
+    }
+    for (auto& [item, st] : expired) Remove(item, st);
+  }
+}
+
+}  // namespace lmgate::admission
