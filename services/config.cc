@@ -126,7 +126,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "shutdown_grace_seconds", "log_level", "models",
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
-                                    "refresh_interval_seconds"});
+                                    "refresh_interval_seconds", "admission"});
       !st.ok())
     return st;
   absl::Status st;
@@ -217,6 +217,33 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                          &lc.refresh_interval))
            .ok())
     return st;
+  if (doc.contains("admission")) {
+    const json& a = doc["admission"];
+    admission::SchedulerOptions& ao = c.gateway.admission;
+    if (!(st = CheckKeys(a, "admission",
+                         {"concurrency_per_model", "max_queue_per_model", "queue_timeout_seconds",
+                          "aging_seconds"}))
+             .ok())
+      return st;
+    if (a.contains("concurrency_per_model") &&
+        !(st = Read(a["concurrency_per_model"], "admission.concurrency_per_model",
+                    &ao.default_concurrency))
+             .ok())
+      return st;
+    if (a.contains("max_queue_per_model") &&
+        !(st = Read(a["max_queue_per_model"], "admission.max_queue_per_model", &ao.max_queue)).ok())
+      return st;
+    if (a.contains("queue_timeout_seconds") &&
+        !(st = ReadSeconds(a["queue_timeout_seconds"], "admission.queue_timeout_seconds",
+                           &ao.queue_timeout))
+             .ok())
+      return st;
+    if (a.contains("aging_seconds") &&
+        !(st = ReadSeconds(a["aging_seconds"], "admission.aging_seconds", &ao.aging)).ok())
+      return st;
+    if (ao.default_concurrency < 1) return Bad("admission.concurrency_per_model", "must be >= 1");
+    if (ao.max_queue < 0) return Bad("admission.max_queue_per_model", "must be >= 0");
+  }
   if (doc.contains("models")) {
     const json& models = doc["models"];
     if (!models.is_object()) return Bad("models", "must be an object keyed by model key");

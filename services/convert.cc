@@ -138,6 +138,16 @@ absl::Status FillCommon(const Req& req, gateway::GenerateCall* call) {
   call->model = req.model();
   call->driver = FromProto(req.driver());
   if (req.has_ttl_hint()) call->ttl_hint = ToAbslDuration(req.ttl_hint());
+  switch (req.priority()) {
+    case v1::PRIORITY_LOW:
+      call->priority = admission::Priority::kLow;
+      break;
+    case v1::PRIORITY_HIGH:
+      call->priority = admission::Priority::kHigh;
+      break;
+    default:
+      call->priority = admission::Priority::kNormal;
+  }
   auto sampling = ToSampling(req.sampling());
   if (!sampling.ok()) return sampling.status();
   call->request.sampling = *std::move(sampling);

@@ -44,22 +44,51 @@ void ApplyDefaults(const backends::Sampling& d, backends::Sampling* s) {
 class GenerateRun : public backends::GenerateObserver,
                     public std::enable_shared_from_this<GenerateRun> {
  public:
-  GenerateRun(CallContext ctx, std::string model, std::optional<absl::Duration> ttl_hint,
-              std::vector<Driver*> candidates, backends::GenerateRequest request,
-              std::shared_ptr<GenerateSink> sink, lifecycle::ModelRegistry* registry)
+  GenerateRun(CallContext ctx, GenerateCall call, std::string model,
+              std::vector<Driver*> candidates, std::shared_ptr<GenerateSink> sink,
+              lifecycle::ModelRegistry* registry, admission::FairScheduler* scheduler)
       : ctx_(std::move(ctx)),
         model_(std::move(model)),
-        ttl_hint_(ttl_hint),
+        ttl_hint_(call.ttl_hint),
         candidates_(std::move(candidates)),
-        request_(std::move(request)),
+        request_(std::move(call.request)),
         sink_(std::move(sink)),
         registry_(registry),
-        start_(absl::Now()) {}
+        scheduler_(scheduler),
+        start_(absl::Now()) {
+    ticket_.model = model_;
+    ticket_.tenant = std::move(call.tenant);
+    ticket_.weight = call.tenant_weight;
+    ticket_.priority = call.priority;
+    ticket_.deadline = ctx_.deadline;
+    ticket_.cancel = ctx_.cancel;
+  }
 
-  void Acquire() {
+  // Admission first (a fair share of the model's slots), then the model, then the driver.
+  void Start() {
     // Announce the chosen driver before any progress event goes out (it becomes initial
     // metadata); a later fallback is reported in the final stats.
     sink_->OnDriver(candidates_[0]->kind());
+    std::weak_ptr<GenerateRun> weak = weak_from_this();
+    scheduler_->Submit(
+        ticket_,
+        [self = shared_from_this()](absl::StatusOr<std::unique_ptr<admission::Slot>> slot) {
+          if (!slot.ok()) {
+            self->sink_->OnComplete(slot.status());
+            return;
+          }
+          {
+            absl::MutexLock lock(&self->mu_);
+            self->slot_ = *std::move(slot);
+          }
+          self->Acquire();
+        },
+        [weak](int position) {
+          if (auto self = weak.lock()) self->sink_->OnQueued(position);
+        });
+  }
+
+  void Acquire() {
     lifecycle::AcquireRequest req;
     req.model = model_;
     req.holder = ctx_.request_id;
@@ -103,14 +132,17 @@ class GenerateRun : public backends::GenerateObserver,
       if (absl::IsNotFound(result.status()) && RetryAfterMissing()) return;
     }
     std::unique_ptr<Lease> lease;
+    std::unique_ptr<admission::Slot> slot;
     bool force_unloaded;
     DriverKind driver;
     {
       absl::MutexLock lock(&mu_);
       lease = std::move(lease_);
+      slot = std::move(slot_);
       force_unloaded = force_unloaded_;
       driver = candidates_[attempt_]->kind();
     }
+    const absl::Duration queue_wait = slot ? slot->queue_wait() : absl::ZeroDuration();
     if (!result.ok()) {
       absl::Status st = result.status();
       if (force_unloaded) {
@@ -118,6 +150,7 @@ class GenerateRun : public backends::GenerateObserver,
                                                  " was force-unloaded during the request"));
       }
       lease.reset();
+      slot.reset();
       sink_->OnComplete(st);
       return;
     }
@@ -127,14 +160,22 @@ class GenerateRun : public backends::GenerateObserver,
     out.model_key = lease ? lease->model_key() : model_;
     out.instance = request_.model;
     out.load_wait = lease ? lease->load_wait() : absl::ZeroDuration();
+    out.queue_wait = queue_wait;
     out.total_time = absl::Now() - start_;
-    lease.reset();  // the instance is idle before the caller hears back
+    lease.reset();  // the instance is idle, and the slot free, before the caller hears back
+    slot.reset();
     sink_->OnComplete(std::move(out));
   }
 
  private:
   void OnLease(absl::StatusOr<std::unique_ptr<Lease>> lease) {
     if (!lease.ok()) {
+      std::unique_ptr<admission::Slot> slot;
+      {
+        absl::MutexLock lock(&mu_);
+        slot = std::move(slot_);
+      }
+      slot.reset();
       sink_->OnComplete(lease.status());
       return;
     }
@@ -210,6 +251,8 @@ class GenerateRun : public backends::GenerateObserver,
   backends::GenerateRequest request_;  // set before the first driver starts
   const std::shared_ptr<GenerateSink> sink_;
   lifecycle::ModelRegistry* const registry_;
+  admission::FairScheduler* const scheduler_;
+  admission::Ticket ticket_;
   const absl::Time start_;
   bool streamed_ = false;  // driver thread only
   absl::Mutex mu_;
@@ -219,6 +262,7 @@ class GenerateRun : public backends::GenerateObserver,
   bool force_unloaded_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<backends::GenerateHandle> handle_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Lease> lease_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<admission::Slot> slot_ ABSL_GUARDED_BY(mu_);
 };
 
 class RunControl : public GenerateControl {
@@ -247,6 +291,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
                                                    &g->events_);
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
+  g->scheduler_ = std::make_unique<admission::FairScheduler>(g->options_.admission);
   return g;
 }
 
@@ -313,10 +358,10 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
     sink->OnComplete(candidates.status());
     return std::make_unique<RunControl>(nullptr);
   }
-  auto run = std::make_shared<GenerateRun>(ctx, std::move(model), call.ttl_hint,
-                                           *std::move(candidates), std::move(call.request),
-                                           std::move(sink), registry_.get());
-  run->Acquire();
+  auto run = std::make_shared<GenerateRun>(ctx, std::move(call), std::move(model),
+                                           *std::move(candidates), std::move(sink),
+                                           registry_.get(), scheduler_.get());
+  run->Start();
   return std::make_unique<RunControl>(run);
 }
 

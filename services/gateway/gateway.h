@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
+#include "services/admission/scheduler.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
 
@@ -33,6 +34,8 @@ struct GatewayOptions {
   std::string default_embedding_model;
   // Residency policy (TTL, pins, per-model load settings and default sampling, capacity).
   lifecycle::RegistryOptions lifecycle;
+  // Per-model concurrency and fair queueing between tenants.
+  admission::SchedulerOptions admission;
 };
 
 // A Chat or Complete request after conversion from the API.
@@ -40,6 +43,10 @@ struct GenerateCall {
   std::string model;  // as the caller named it; "" = default
   DriverKind driver = DriverKind::kAuto;
   std::optional<absl::Duration> ttl_hint;
+  // Who is asking (admission fairness); "" = the anonymous tenant.
+  std::string tenant;
+  double tenant_weight = 1;
+  admission::Priority priority = admission::Priority::kNormal;
   backends::GenerateRequest request;  // request.model is filled in by the gateway
 };
 
@@ -126,6 +133,8 @@ class Gateway {
   lifecycle::EventBus events_;
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
+  // Declared last: destroyed first, failing queued requests before the registry goes.
+  std::unique_ptr<admission::FairScheduler> scheduler_;
 };
 
 }  // namespace lmgate::gateway

@@ -432,6 +432,38 @@ TEST_F(ServerTest, UnloadOfABusyInstanceNamesTheHolder) {
   EXPECT_TRUE(fake_->WaitForActivePredictions(0, absl::Seconds(10)));
 }
 
+TEST_F(ServerTest, RequestsBeyondTheModelsSlotsQueueAndSeeTheirPosition) {
+  fake_->HoldPredictions(true);
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::ChatResponse>>> readers;
+  for (int i = 0; i < 4; ++i) {  // the default 4 slots per model
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    readers.push_back(inference_->Chat(ctxs.back().get(), HelloChat()));
+  }
+  ASSERT_TRUE(fake_->WaitForHeldPredictions(4, absl::Seconds(10)));
+  grpc::ClientContext ctx;
+  auto fifth = inference_->Chat(&ctx, HelloChat());
+  v1::ChatResponse r;
+  ASSERT_TRUE(fifth->Read(&r));
+  ASSERT_TRUE(r.has_queued()) << r.DebugString();
+  EXPECT_EQ(r.queued().position(), 1);
+  EXPECT_EQ(fake_->predictions_started(), 4);
+  fake_->HoldPredictions(false);
+  v1::InferenceResult result;
+  while (fifth->Read(&r)) {
+    if (r.has_result()) result = r.result();
+  }
+  ASSERT_TRUE(fifth->Finish().ok());
+  EXPECT_GT(absl::ToDoubleMicroseconds(absl::Seconds(result.stats().queue_wait().seconds()) +
+                                       absl::Nanoseconds(result.stats().queue_wait().nanos())),
+            0);
+  for (auto& rd : readers) {
+    while (rd->Read(&r)) {
+    }
+    EXPECT_TRUE(rd->Finish().ok());
+  }
+}
+
 TEST_F(ServerTest, ManyConcurrentStreams) {
   constexpr int kStreams = 64;
   std::vector<std::thread> threads;
