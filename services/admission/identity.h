@@ -1,0 +1,88 @@
+// Identity and permissions: API keys → tenants with roles, allowed models, limits and a fair-share
+// weight; plus an optional client-address allowlist.
+//
+// Keys are configured hashed (sha256 hex), or read from an environment variable or a file at
+// start, and only their SHA-256 is kept in memory. Lookup compares digests in constant time.
+// Thread-safe after Create() (immutable).
+#ifndef LMGATE_SERVICES_ADMISSION_IDENTITY_H_
+#define LMGATE_SERVICES_ADMISSION_IDENTITY_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "services/admission/scheduler.h"
+
+namespace lmgate::admission {
+
+struct Limits {
+  int requests_per_minute = 0;  // 0 = unlimited
+  int64_t tokens_per_minute = 0;
+  int concurrent_streams = 0;
+};
+
+struct Tenant {
+  std::string name;
+  bool inference = true;  // Chat/Complete/Embed/Tokenize/ListModels/GetModel/WatchModels
+  bool admin = false;     // LoadModel/UnloadModel
+  // Allowed model keys; a trailing '*' matches a prefix ("qwen/*"). Empty = every model.
+  std::vector<std::string> models;
+  Limits limits;
+  double weight = 1;                         // fair-share weight in the admission queues
+  Priority max_priority = Priority::kHigh;   // requests asking for more are capped to this
+
+  bool AllowsModel(absl::string_view model) const;
+};
+
+struct KeyConfig {
+  Tenant tenant;
+  // Exactly one of these.
+  std::string key_sha256;  // hex digest of the key
+  std::string key_env;     // environment variable holding the key
+  std::string key_file;    // file holding the key (trailing newline ignored)
+};
+
+struct IdentityOptions {
+  std::vector<KeyConfig> keys;
+  // Client address allowlist, CIDR ("10.0.0.0/8", "::1/128") or single addresses. Empty = any.
+  std::vector<std::string> allow_cidrs;
+};
+
+class Identity {
+ public:
+  // INVALID_ARGUMENT naming the bad key entry or CIDR; NOT_FOUND for a missing env var/file.
+  static absl::StatusOr<std::unique_ptr<Identity>> Create(const IdentityOptions& options);
+
+  // True when API keys are configured (otherwise every caller is the anonymous tenant).
+  bool keys_enabled() const { return !tenants_.empty(); }
+  // The tenant a presented key belongs to: UNAUTHENTICATED when keys are enabled and the key is
+  // missing or unknown; the anonymous tenant (all roles) when keys are disabled.
+  absl::StatusOr<const Tenant*> Authenticate(absl::string_view presented_key) const;
+  // PERMISSION_DENIED when `peer` (gRPC peer string "ipv4:1.2.3.4:567", "ipv6:[::1]:5") is not in
+  // the allowlist.
+  absl::Status CheckPeer(absl::string_view peer) const;
+
+  static std::string Sha256Hex(absl::string_view data);
+
+ private:
+  struct Cidr {
+    bool v6 = false;
+    uint8_t addr[16] = {};
+    int prefix = 0;
+  };
+  Identity() = default;
+  static absl::StatusOr<Cidr> ParseCidr(absl::string_view text);
+
+  std::vector<std::pair<std::string, Tenant>> tenants_;  // (sha256 digest bytes, tenant)
+  Tenant anonymous_;
+  std::vector<Cidr> allow_;
+};
+
+}  // namespace lmgate::admission
+
+#endif  // LMGATE_SERVICES_ADMISSION_IDENTITY_H_

@@ -1,0 +1,120 @@
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "services/admission/identity.h"
+#include "services/admission/quota.h"
+
+namespace lmgate::admission {
+namespace {
+
+TEST(IdentityTest, NoKeysMeansAnonymousWithEveryRole) {
+  auto id = Identity::Create({});
+  ASSERT_TRUE(id.ok());
+  EXPECT_FALSE((*id)->keys_enabled());
+  auto t = (*id)->Authenticate("");
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE((*t)->admin);
+}
+
+TEST(IdentityTest, KeysFromHashEnvAndFile) {
+  setenv("LMGATE_TEST_KEY", "env-key-0123456789abcdef", 1);
+  IdentityOptions o;
+  KeyConfig hashed;
+  hashed.tenant.name = "team-a";
+  hashed.tenant.models = {"qwen/*"};
+  hashed.key_sha256 = Identity::Sha256Hex("hashed-key-0123456789");
+  KeyConfig env;
+  env.tenant.name = "ops";
+  env.tenant.admin = true;
+  env.key_env = "LMGATE_TEST_KEY";
+  o.keys = {hashed, env};
+  auto id = Identity::Create(o);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto a = (*id)->Authenticate("hashed-key-0123456789");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->name, "team-a");
+  EXPECT_FALSE((*a)->admin);
+  EXPECT_TRUE((*a)->AllowsModel("qwen/qwen3-4b"));
+  EXPECT_FALSE((*a)->AllowsModel("google/gemma-3-1b"));
+  EXPECT_EQ((*(*id)->Authenticate("env-key-0123456789abcdef"))->name, "ops");
+  EXPECT_EQ((*id)->Authenticate("wrong").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ((*id)->Authenticate("").status().code(), absl::StatusCode::kUnauthenticated);
+
+  KeyConfig bad;
+  bad.tenant.name = "x";
+  bad.key_env = "LMGATE_TEST_KEY_MISSING";
+  o.keys = {bad};
+  EXPECT_EQ(Identity::Create(o).status().code(), absl::StatusCode::kNotFound);
+  bad.key_sha256 = "abc";  // two sources, and not a digest
+  o.keys = {bad};
+  EXPECT_EQ(Identity::Create(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(IdentityTest, Allowlist) {
+  IdentityOptions o;
+  o.allow_cidrs = {"10.1.0.0/16", "::1", "127.0.0.1"};
+  auto id = Identity::Create(o);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_TRUE((*id)->CheckPeer("ipv4:10.1.2.3:5555").ok());
+  EXPECT_TRUE((*id)->CheckPeer("ipv4:127.0.0.1:1").ok());
+  EXPECT_TRUE((*id)->CheckPeer("ipv6:[::1]:80").ok());
+  EXPECT_TRUE((*id)->CheckPeer("ipv6:[::ffff:10.1.9.9]:80").ok());
+  EXPECT_EQ((*id)->CheckPeer("ipv4:10.2.0.1:5").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ((*id)->CheckPeer("unix:/tmp/x").code(), absl::StatusCode::kPermissionDenied);
+  o.allow_cidrs = {"10.0.0.0/99"};
+  EXPECT_FALSE(Identity::Create(o).ok());
+}
+
+TEST(QuotaTest, RequestsPerMinuteIsExactUnderConcurrency) {
+  QuotaTracker q;
+  Tenant t;
+  t.name = "t";
+  t.limits.requests_per_minute = 10;
+  std::atomic<int> admitted{0}, refused{0};
+  std::vector<std::unique_ptr<QuotaPermit>> held[8];
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < 13; ++j) {  // 104 requests in all
+        absl::Duration retry;
+        auto p = q.Admit(t, &retry);
+        if (p.ok()) {
+          ++admitted;
+          held[i].push_back(*std::move(p));
+        } else {
+          ++refused;
+          EXPECT_GT(retry, absl::ZeroDuration());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(admitted.load(), 10);
+  EXPECT_EQ(refused.load(), 94);
+}
+
+TEST(QuotaTest, ConcurrentStreamsAndTokens) {
+  QuotaTracker q;
+  Tenant t;
+  t.name = "t";
+  t.limits.concurrent_streams = 2;
+  t.limits.tokens_per_minute = 100;
+  auto a = q.Admit(t);
+  auto b = q.Admit(t);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = q.Admit(t);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(c.status().message().find("concurrent"), std::string::npos);
+  (*a)->Charge(150);  // over the minute's budget
+  a->reset();
+  auto d = q.Admit(t);
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(d.status().message().find("tokens/minute"), std::string::npos) << d.status();
+}
+
+}  // namespace
+}  // namespace lmgate::admission
