@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "backends/http/url.h"
 #include "nlohmann/json.hpp"
@@ -126,7 +127,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "shutdown_grace_seconds", "log_level", "models",
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
-                                    "refresh_interval_seconds", "admission"});
+                                    "refresh_interval_seconds", "admission", "keys",
+                                    "allow_cidrs", "insecure"});
       !st.ok())
     return st;
   absl::Status st;
@@ -217,6 +219,82 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                          &lc.refresh_interval))
            .ok())
     return st;
+  if (doc.contains("insecure") && !(st = Read(doc["insecure"], "insecure", &c.insecure)).ok())
+    return st;
+  if (doc.contains("allow_cidrs") &&
+      !(st = Read(doc["allow_cidrs"], "allow_cidrs", &c.identity.allow_cidrs)).ok())
+    return st;
+  if (doc.contains("keys")) {
+    const json& keys = doc["keys"];
+    if (!keys.is_array()) return Bad("keys", "must be an array");
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const json& k = keys[i];
+      const std::string where = absl::StrCat("keys[", i, "]");
+      if (!(st = CheckKeys(k, where,
+                           {"tenant", "key_sha256", "key_env", "key_file", "roles", "models",
+                            "requests_per_minute", "tokens_per_minute", "concurrent_streams",
+                            "weight", "max_priority"}))
+               .ok())
+        return st;
+      admission::KeyConfig kc;
+      admission::Tenant& t = kc.tenant;
+      if (k.contains("tenant") && !(st = Read(k["tenant"], where + ".tenant", &t.name)).ok())
+        return st;
+      if (k.contains("key_sha256") &&
+          !(st = Read(k["key_sha256"], where + ".key_sha256", &kc.key_sha256)).ok())
+        return st;
+      if (k.contains("key_env") && !(st = Read(k["key_env"], where + ".key_env", &kc.key_env)).ok())
+        return st;
+      if (k.contains("key_file") &&
+          !(st = Read(k["key_file"], where + ".key_file", &kc.key_file)).ok())
+        return st;
+      std::vector<std::string> roles = {"inference"};
+      if (k.contains("roles") && !(st = Read(k["roles"], where + ".roles", &roles)).ok()) return st;
+      t.inference = t.admin = false;
+      for (const auto& r : roles) {
+        if (r == "inference") {
+          t.inference = true;
+        } else if (r == "admin") {
+          t.admin = true;
+        } else {
+          return Bad(where + ".roles", absl::StrCat("unknown role \"", r, "\" (inference, admin)"));
+        }
+      }
+      if (k.contains("models") && !(st = Read(k["models"], where + ".models", &t.models)).ok())
+        return st;
+      if (k.contains("requests_per_minute") &&
+          !(st = Read(k["requests_per_minute"], where + ".requests_per_minute",
+                      &t.limits.requests_per_minute))
+               .ok())
+        return st;
+      if (k.contains("tokens_per_minute") &&
+          !(st = Read(k["tokens_per_minute"], where + ".tokens_per_minute",
+                      &t.limits.tokens_per_minute))
+               .ok())
+        return st;
+      if (k.contains("concurrent_streams") &&
+          !(st = Read(k["concurrent_streams"], where + ".concurrent_streams",
+                      &t.limits.concurrent_streams))
+               .ok())
+        return st;
+      if (k.contains("weight") && !(st = Read(k["weight"], where + ".weight", &t.weight)).ok())
+        return st;
+      if (k.contains("max_priority")) {
+        std::string p;
+        if (!(st = Read(k["max_priority"], where + ".max_priority", &p)).ok()) return st;
+        if (p == "low") {
+          t.max_priority = admission::Priority::kLow;
+        } else if (p == "normal") {
+          t.max_priority = admission::Priority::kNormal;
+        } else if (p == "high") {
+          t.max_priority = admission::Priority::kHigh;
+        } else {
+          return Bad(where + ".max_priority", "must be low, normal or high");
+        }
+      }
+      c.identity.keys.push_back(std::move(kc));
+    }
+  }
   if (doc.contains("admission")) {
     const json& a = doc["admission"];
     admission::SchedulerOptions& ao = c.gateway.admission;
@@ -289,6 +367,14 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   if (c.host.idle_timeout <= absl::ZeroDuration()) return Bad("lmstudio.idle_timeout_seconds", "must be > 0");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
+  const std::string host = c.listen.substr(0, c.listen.rfind(':'));
+  const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
+                        host == "::1" || absl::StartsWith(host, "127.");
+  if (!loopback && c.identity.keys.empty() && !c.insecure) {
+    return Bad("listen", absl::StrCat("\"", c.listen, "\" is not a loopback address and no API keys "
+                                      "are configured; add keys, or pass --insecure to serve "
+                                      "anyone who can reach the port"));
+  }
   return absl::OkStatus();
 }
 

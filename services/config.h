@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backends/registry.h"
+#include "services/admission/identity.h"
 #include "services/gateway/gateway.h"
 
 namespace lmgate::services {
@@ -25,6 +26,10 @@ struct Config {
   // SIGTERM/SIGINT: stop accepting, let calls finish for this long, then cancel them.
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
+  // API keys and client-address allowlist (empty = no keys: loopback only unless `insecure`).
+  admission::IdentityOptions identity;
+  // Allow listening on a non-loopback address without API keys.
+  bool insecure = false;
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "services/auth.h"
 #include "services/call_util.h"
 #include "services/convert.h"
 #include "services/status.h"
@@ -112,11 +113,24 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
     channel->Finish(ToGrpcStatus(call.status()));
     return reactor;
   }
+  auto tenant =
+      Authorize(identity_, ctx, Role::kInference, EffectiveModel(call->model, /*embedding=*/false));
+  if (!tenant.ok()) {
+    channel->Finish(ToGrpcStatus(tenant.status()));
+    return reactor;
+  }
+  call->tenant = *tenant;
   auto sink = std::make_shared<ChatSink>(channel, no_deltas, quiet);
   std::shared_ptr<gateway::GenerateControl> control =
       gateway_->Generate(MakeCallContext(ctx, id), *std::move(call), std::move(sink));
   channel->SetOnCancel([control] { control->Cancel(); });
   return reactor;
+}
+
+std::string InferenceService::EffectiveModel(const std::string& model, bool embedding) const {
+  if (!model.empty()) return model;
+  return embedding ? gateway_->options().default_embedding_model
+                   : gateway_->options().default_model;
 }
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Chat(
@@ -134,12 +148,14 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
                                                   v1::EmbedResponse* resp) {
   return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
     if (auto st = ValidateEmbed(*req); !st.ok()) return ToGrpcStatus(st);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, EffectiveModel(req->model(), true));
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     std::vector<std::string> inputs(req->inputs().begin(), req->inputs().end());
     std::optional<absl::Duration> ttl;
     if (req->has_ttl_hint()) {
       ttl = absl::Seconds(req->ttl_hint().seconds()) + absl::Nanoseconds(req->ttl_hint().nanos());
     }
-    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl);
+    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl, *tenant);
     if (!out.ok()) return ToGrpcStatus(out.status());
     if (out->result.embeddings.size() != inputs.size()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -165,8 +181,11 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
                                                      v1::TokenizeResponse* resp) {
   return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
     if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, EffectiveModel(req->model(), false));
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     backends::DriverKind used = backends::DriverKind::kAuto;
-    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(), &used);
+    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(),
+                                     &used, *tenant);
     if (!tokens.ok()) return ToGrpcStatus(tokens.status());
     resp->mutable_tokens()->Add(tokens->begin(), tokens->end());
     resp->set_driver(ToProto(used));
@@ -179,8 +198,11 @@ grpc::ServerUnaryReactor* InferenceService::CountTokens(grpc::CallbackServerCont
                                                         v1::CountTokensResponse* resp) {
   return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
     if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, EffectiveModel(req->model(), false));
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     backends::DriverKind used = backends::DriverKind::kAuto;
-    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(), &used);
+    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(),
+                                     &used, *tenant);
     if (!tokens.ok()) return ToGrpcStatus(tokens.status());
     resp->set_token_count(static_cast<int>(tokens->size()));
     resp->set_driver(ToProto(used));

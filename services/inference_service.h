@@ -14,8 +14,10 @@ namespace lmgate::services {
 // Thread-safe. `gateway` and `pool` must outlive the server.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  InferenceService(gateway::Gateway* gateway, WorkerPool* pool)
-      : gateway_(gateway), pool_(pool) {}
+  // `identity` may be null (no API keys, no allowlist).
+  InferenceService(gateway::Gateway* gateway, WorkerPool* pool,
+                   const admission::Identity* identity)
+      : gateway_(gateway), pool_(pool), identity_(identity) {}
 
   grpc::ServerWriteReactor<v1::ChatResponse>* Chat(grpc::CallbackServerContext* ctx,
                                                    const v1::ChatRequest* req) override;
@@ -35,8 +37,12 @@ class InferenceService final : public v1::Inference::CallbackService {
       grpc::CallbackServerContext* ctx, absl::StatusOr<gateway::GenerateCall> call, bool no_deltas,
       bool quiet);
 
+  // The model a request names, or the default it will get (what permissions are checked on).
+  std::string EffectiveModel(const std::string& model, bool embedding) const;
+
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
+  const admission::Identity* const identity_;
 };
 
 }  // namespace lmgate::services

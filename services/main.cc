@@ -50,6 +50,9 @@ ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM/SIGINT: seconds running calls may take to finish before they are "
           "cancelled (upstream predictions included).");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+ABSL_FLAG(bool, insecure, false,
+          "Allow --listen on a non-loopback address without API keys (anyone who can reach the "
+          "port may use and manage the LM Studio host).");
 ABSL_FLAG(bool, check_config, false,
           "Validate the configuration (file + flags), print the effective config, and exit: "
           "0 if valid, 2 if not.");
@@ -103,6 +106,7 @@ absl::StatusOr<services::Config> BuildConfig() {
   if (Specified("shutdown_grace_seconds"))
     c.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   if (Specified("log_level")) c.log_level = absl::GetFlag(FLAGS_log_level);
+  if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
   return c;
 }
 
@@ -146,7 +150,18 @@ int Run() {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  auto identity = admission::Identity::Create(config->identity);
+  if (!identity.ok()) {
+    std::cerr << "lmgate: " << identity.status().message() << "\n";
+    return 2;
+  }
+  if (!(*identity)->keys_enabled()) {
+    spdlog::warn("no API keys configured: every caller may use and manage the LM Studio host{}",
+                 config->insecure ? " (--insecure)" : "; serving loopback only");
+  }
+
   services::ServerOptions opts;
+  opts.identity = std::shared_ptr<const admission::Identity>(*std::move(identity));
   opts.listen = config->listen;
   opts.drivers = std::make_shared<backends::DriverSet>(std::move(drivers),
                                                        config->prefer_configured_order);

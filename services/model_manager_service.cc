@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "services/auth.h"
 #include "services/call_util.h"
 #include "services/convert.h"
 #include "services/status.h"
@@ -69,10 +70,12 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
     if (!v1::Driver_IsValid(req->driver()) || !v1::ModelType_IsValid(req->type())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver or type: unknown value");
     }
+    auto tenant = Authorize(identity_, ctx, Role::kInference, "");
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     auto models = gateway_->ListModels(call, req->refresh());
     if (!models.ok()) return ToGrpcStatus(models.status());
     for (const auto& m : *models) {
-      if (Matches(m, *req)) ToProto(m, resp->add_models());
+      if (Matches(m, *req) && (*tenant)->AllowsModel(m.info.key)) ToProto(m, resp->add_models());
     }
     return grpc::Status::OK;
   });
@@ -83,6 +86,8 @@ grpc::ServerUnaryReactor* ModelManagerService::GetModel(grpc::CallbackServerCont
                                                         v1::Model* resp) {
   return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
     if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, req->model());
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     auto model = gateway_->GetModel(call, req->model());
     if (!model.ok()) return ToGrpcStatus(model.status());
     ToProto(*model, resp);
@@ -99,6 +104,12 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
   auto params = ToLoadParams(*req);
   if (!params.ok()) {
     channel->Finish(ToGrpcStatus(params.status()));
+    return reactor;
+  }
+  auto tenant = Authorize(identity_, ctx, Role::kAdmin,
+                          req->model().empty() ? gateway_->options().default_model : req->model());
+  if (!tenant.ok()) {
+    channel->Finish(ToGrpcStatus(tenant.status()));
     return reactor;
   }
   backends::CallContext call = MakeCallContext(ctx, id);
@@ -139,6 +150,8 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
     if (!v1::Driver_IsValid(req->driver())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver: unknown value");
     }
+    auto tenant = Authorize(identity_, ctx, Role::kAdmin, req->model());
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
                                 req->all_instances(), req->force());
     if (!ids.ok()) return ToGrpcStatus(ids.status());
@@ -151,6 +164,10 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
     grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) {
   auto* reactor = new WatchReactor(ctx, gateway_->events());
   reactor->channel()->AddInitialMetadata(kRequestIdHeader, RequestIdFor(ctx));
+  if (auto tenant = Authorize(identity_, ctx, Role::kInference, req->model()); !tenant.ok()) {
+    reactor->channel()->Finish(ToGrpcStatus(tenant.status()));
+    return reactor;
+  }
   // Subscribe first, then snapshot: an event racing the snapshot is seen twice, never lost.
   reactor->Start(req->model());
   if (req->include_snapshot()) {

@@ -11,8 +11,10 @@ namespace lmgate::services {
 // Thread-safe. `gateway` and `pool` must outlive the server.
 class ModelManagerService final : public v1::ModelManager::CallbackService {
  public:
-  ModelManagerService(gateway::Gateway* gateway, WorkerPool* pool)
-      : gateway_(gateway), pool_(pool) {}
+  // `identity` may be null (no API keys, no allowlist).
+  ModelManagerService(gateway::Gateway* gateway, WorkerPool* pool,
+                      const admission::Identity* identity)
+      : gateway_(gateway), pool_(pool), identity_(identity) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
                                        const v1::ListModelsRequest* req,
@@ -30,6 +32,7 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
  private:
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
+  const admission::Identity* const identity_;
 };
 
 }  // namespace lmgate::services

@@ -24,8 +24,11 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   if (!gw.ok()) return gw.status();
   s->gateway_ = *std::move(gw);
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
-  s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get());
-  s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get());
+  s->identity_ = options.identity;
+  s->inference_ =
+      std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get(), s->identity_.get());
+  s->models_ =
+      std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(), s->identity_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

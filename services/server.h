@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backends/selector.h"
+#include "services/admission/identity.h"
 #include "services/gateway/gateway.h"
 
 namespace lmgate::services {
@@ -24,6 +25,8 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   std::shared_ptr<backends::DriverSet> drivers;
   gateway::GatewayOptions gateway;
+  // API keys and client allowlist; null = none (every caller is the anonymous tenant).
+  std::shared_ptr<const admission::Identity> identity;
   // Threads for blocking driver calls (unary RPCs, loads).
   int worker_threads = 32;
 };
@@ -42,6 +45,7 @@ class LmgateServer {
  private:
   LmgateServer() = default;
 
+  std::shared_ptr<const admission::Identity> identity_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;

@@ -57,15 +57,18 @@ class GenerateRun : public backends::GenerateObserver,
         scheduler_(scheduler),
         start_(absl::Now()) {
     ticket_.model = model_;
-    ticket_.tenant = std::move(call.tenant);
-    ticket_.weight = call.tenant_weight;
-    ticket_.priority = call.priority;
+    ticket_.tenant = call.tenant ? call.tenant->name : "anonymous";
+    ticket_.weight = call.tenant ? call.tenant->weight : 1;
+    ticket_.priority = call.tenant ? std::min(call.priority, call.tenant->max_priority)
+                                   : call.priority;
     ticket_.deadline = ctx_.deadline;
     ticket_.cancel = ctx_.cancel;
   }
 
-  // Admission first (a fair share of the model's slots), then the model, then the driver.
-  void Start() {
+  // Admission first (quota, then a fair share of the model's slots), then the model, then the
+  // driver.
+  void Start(std::unique_ptr<admission::QuotaPermit> permit) {
+    permit_ = std::move(permit);
     // Announce the chosen driver before any progress event goes out (it becomes initial
     // metadata); a later fallback is reported in the final stats.
     sink_->OnDriver(candidates_[0]->kind());
@@ -160,6 +163,9 @@ class GenerateRun : public backends::GenerateObserver,
     out.model_key = lease ? lease->model_key() : model_;
     out.instance = request_.model;
     out.load_wait = lease ? lease->load_wait() : absl::ZeroDuration();
+    if (permit_) {
+      permit_->Charge(out.result.stats.prompt_tokens + out.result.stats.completion_tokens);
+    }
     out.queue_wait = queue_wait;
     out.total_time = absl::Now() - start_;
     lease.reset();  // the instance is idle, and the slot free, before the caller hears back
@@ -253,6 +259,7 @@ class GenerateRun : public backends::GenerateObserver,
   lifecycle::ModelRegistry* const registry_;
   admission::FairScheduler* const scheduler_;
   admission::Ticket ticket_;
+  std::unique_ptr<admission::QuotaPermit> permit_;  // set once in Start()
   const absl::Time start_;
   bool streamed_ = false;  // driver thread only
   absl::Mutex mu_;
@@ -358,17 +365,27 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
     sink->OnComplete(candidates.status());
     return std::make_unique<RunControl>(nullptr);
   }
+  std::unique_ptr<admission::QuotaPermit> permit;
+  if (call.tenant != nullptr) {
+    auto p = quotas_.Admit(*call.tenant);
+    if (!p.ok()) {
+      sink->OnComplete(p.status());
+      return std::make_unique<RunControl>(nullptr);
+    }
+    permit = *std::move(p);
+  }
   auto run = std::make_shared<GenerateRun>(ctx, std::move(call), std::move(model),
                                            *std::move(candidates), std::move(sink),
                                            registry_.get(), scheduler_.get());
-  run->Start();
+  run->Start(std::move(permit));
   return std::make_unique<RunControl>(run);
 }
 
 absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, DriverKind driver,
                                                      const std::string& model,
                                                      const std::vector<std::string>& inputs,
-                                                     std::optional<absl::Duration> ttl_hint) {
+                                                     std::optional<absl::Duration> ttl_hint,
+                                                     const admission::Tenant* tenant) {
   std::string m = model.empty() ? options_.default_embedding_model : model;
   if (m.empty()) {
     return absl::InvalidArgumentError(
@@ -376,6 +393,12 @@ absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, Dri
   }
   auto candidates = drivers_->Candidates(driver, Operation::kEmbed);
   if (!candidates.ok()) return candidates.status();
+  std::unique_ptr<admission::QuotaPermit> permit;
+  if (tenant != nullptr) {
+    auto p = quotas_.Admit(*tenant);
+    if (!p.ok()) return p.status();
+    permit = *std::move(p);
+  }
   lifecycle::AcquireRequest req;
   req.model = m;
   req.holder = ctx.request_id;
@@ -391,18 +414,26 @@ absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, Dri
   });
   if (!result.ok()) return result.status();
   out.result = *std::move(result);
+  if (permit) permit->Charge(out.result.prompt_tokens);
   return out;
 }
 
 absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, DriverKind driver,
                                                    const std::string& model,
-                                                   const std::string& text, DriverKind* used) {
+                                                   const std::string& text, DriverKind* used,
+                                                   const admission::Tenant* tenant) {
   std::string m = model.empty() ? options_.default_model : model;
   if (m.empty()) {
     return absl::InvalidArgumentError("model is empty and no default model is configured");
   }
   auto candidates = drivers_->Candidates(driver, Operation::kTokenize);
   if (!candidates.ok()) return candidates.status();
+  std::unique_ptr<admission::QuotaPermit> permit;
+  if (tenant != nullptr) {
+    auto p = quotas_.Admit(*tenant);
+    if (!p.ok()) return p.status();
+    permit = *std::move(p);
+  }
   lifecycle::AcquireRequest req;
   req.model = m;
   req.holder = ctx.request_id;

@@ -17,6 +17,8 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
+#include "services/admission/identity.h"
+#include "services/admission/quota.h"
 #include "services/admission/scheduler.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
@@ -43,9 +45,8 @@ struct GenerateCall {
   std::string model;  // as the caller named it; "" = default
   DriverKind driver = DriverKind::kAuto;
   std::optional<absl::Duration> ttl_hint;
-  // Who is asking (admission fairness); "" = the anonymous tenant.
-  std::string tenant;
-  double tenant_weight = 1;
+  // Who is asking (limits, fairness); null = the anonymous tenant without limits.
+  const admission::Tenant* tenant = nullptr;
   admission::Priority priority = admission::Priority::kNormal;
   backends::GenerateRequest request;  // request.model is filled in by the gateway
 };
@@ -117,10 +118,11 @@ class Gateway {
   absl::StatusOr<EmbedOutcome> Embed(const CallContext& ctx, DriverKind driver,
                                      const std::string& model,
                                      const std::vector<std::string>& inputs,
-                                     std::optional<absl::Duration> ttl_hint);
+                                     std::optional<absl::Duration> ttl_hint,
+                                     const admission::Tenant* tenant);
   absl::StatusOr<std::vector<int>> Tokenize(const CallContext& ctx, DriverKind driver,
                                             const std::string& model, const std::string& text,
-                                            DriverKind* used);
+                                            DriverKind* used, const admission::Tenant* tenant);
 
   lifecycle::EventBus* events() { return &events_; }
   const GatewayOptions& options() const { return options_; }
@@ -133,6 +135,7 @@ class Gateway {
   lifecycle::EventBus events_;
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
+  admission::QuotaTracker quotas_;
   // Declared last: destroyed first, failing queued requests before the registry goes.
   std::unique_ptr<admission::FairScheduler> scheduler_;
 };

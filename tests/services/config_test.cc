@@ -18,7 +18,7 @@ TEST(ConfigTest, DefaultsAreValid) {
 TEST(ConfigTest, ReadsEveryKind) {
   auto c = ParseConfig(R"({
     // comments are allowed
-    "listen": "0.0.0.0:6000",
+    "listen": "127.0.0.1:6000",
     "lmstudio": {"url": "http://lm:1234/v1", "max_retries": 3, "load_timeout_seconds": 120},
     "drivers": ["rest", "openai"],
     "default_model": "qwen/qwen3-4b",
@@ -28,7 +28,7 @@ TEST(ConfigTest, ReadsEveryKind) {
                                  "sampling": {"temperature": 0.2, "stop": ["\n\n"]}}}
   })");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->listen, "0.0.0.0:6000");
+  EXPECT_EQ(c->listen, "127.0.0.1:6000");
   EXPECT_EQ(c->host.max_retries, 3);
   EXPECT_EQ(c->host.load_timeout, absl::Seconds(120));
   EXPECT_EQ(c->drivers.size(), 2u);
@@ -62,6 +62,29 @@ TEST(ConfigTest, TyposAndBadValuesAreNamed) {
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos) << parsed.status();
   }
+}
+
+TEST(ConfigTest, KeysAndTheLoopbackGuard) {
+  auto c = ParseConfig(R"({
+    "listen": "0.0.0.0:50051",
+    "keys": [{"tenant": "app", "key_sha256": "%s", "roles": ["inference"],
+              "models": ["qwen/*"], "requests_per_minute": 60, "weight": 2},
+             {"tenant": "ops", "key_env": "OPS_KEY", "roles": ["inference", "admin"]}],
+    "allow_cidrs": ["10.0.0.0/8"]
+  })");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->identity.keys.size(), 2u);
+  EXPECT_EQ(c->identity.keys[0].tenant.limits.requests_per_minute, 60);
+  EXPECT_EQ(c->identity.keys[0].tenant.weight, 2);
+  EXPECT_FALSE(c->identity.keys[0].tenant.admin);
+  EXPECT_TRUE(c->identity.keys[1].tenant.admin);
+  EXPECT_TRUE(ValidateConfig(*c, kKnown).ok());
+  c->identity.keys.clear();
+  auto st = ValidateConfig(*c, kKnown);
+  EXPECT_NE(st.message().find("--insecure"), std::string::npos) << st;
+  c->insecure = true;
+  EXPECT_TRUE(ValidateConfig(*c, kKnown).ok());
+  EXPECT_FALSE(ParseConfig(R"({"keys": [{"tenant": "x", "roles": ["root"]}]})").ok());
 }
 
 TEST(ConfigTest, ValidationNamesTheProblem) {

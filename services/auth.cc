@@ -1,0 +1,55 @@
+#include "services/auth.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace lmgate::services {
+namespace {
+
+std::string PresentedKey(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it != md.end()) {
+    absl::string_view v(it->second.data(), it->second.size());
+    if (v.size() > 7 && absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
+      return std::string(absl::StripAsciiWhitespace(v.substr(7)));
+    }
+  }
+  it = md.find("x-api-key");
+  if (it != md.end()) return std::string(it->second.data(), it->second.size());
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
+                                                   const grpc::CallbackServerContext* ctx,
+                                                   Role role, const std::string& model) {
+  static const admission::Tenant* anonymous = [] {
+    auto* t = new admission::Tenant();
+    t->name = "anonymous";
+    t->admin = true;
+    return t;
+  }();
+  if (identity == nullptr) return anonymous;
+  if (auto st = identity->CheckPeer(ctx->peer()); !st.ok()) return st;
+  auto tenant = identity->Authenticate(PresentedKey(ctx));
+  if (!tenant.ok()) return tenant.status();
+  const admission::Tenant* t = *tenant;
+  if (role == Role::kAdmin && !t->admin) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "tenant ", t->name, " lacks the admin role needed to load or unload models"));
+  }
+  if (role == Role::kInference && !t->inference) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("tenant ", t->name, " lacks the inference role"));
+  }
+  if (!model.empty() && !t->AllowsModel(model)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("tenant ", t->name, " may not use model ", model));
+  }
+  return t;
+}
+
+}  // namespace lmgate::services

@@ -1,0 +1,26 @@
+// Who is calling: API key from request metadata → tenant, checked against the method's role,
+// the model, and the client-address allowlist. Denials never reach the host.
+#ifndef LMGATE_SERVICES_AUTH_H_
+#define LMGATE_SERVICES_AUTH_H_
+
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "services/admission/identity.h"
+
+namespace lmgate::services {
+
+enum class Role { kInference, kAdmin };
+
+// Reads `authorization: Bearer <key>` or `x-api-key: <key>`; checks the peer allowlist, the key,
+// the role and (when not empty) the model. UNAUTHENTICATED / PERMISSION_DENIED with a message a
+// person can act on. `identity` may be null (no keys, no allowlist: the anonymous tenant).
+absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
+                                                   const grpc::CallbackServerContext* ctx,
+                                                   Role role, const std::string& model);
+
+}  // namespace lmgate::services
+
+#endif  // LMGATE_SERVICES_AUTH_H_
