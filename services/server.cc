@@ -41,15 +41,47 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
                                                " (address in use or not local?)"));
   }
-  s->server_->GetHealthCheckService()->SetServingStatus("lmgate.v1.Inference", true);
-  s->server_->GetHealthCheckService()->SetServingStatus("lmgate.v1.ModelManager", true);
+  LmgateServer* raw = s.get();
+  s->subscription_ = s->gateway_->events()->Subscribe("", [raw] { raw->OnModelEvent(); });
+  s->health_thread_ = std::thread([raw, i = options.health_interval] { raw->HealthLoop(i); });
   return s;
+}
+
+void LmgateServer::OnModelEvent() {
+  lifecycle::Event e;
+  auto* health = server_->GetHealthCheckService();
+  while (gateway_->events()->Next(subscription_, &e)) {
+    if (e.model_key.empty()) continue;
+    health->SetServingStatus("lmgate.model/" + e.model_key, e.state == lifecycle::State::kReady);
+  }
+}
+
+void LmgateServer::HealthLoop(absl::Duration interval) {
+  auto* health = server_->GetHealthCheckService();
+  for (;;) {
+    absl::Status host = gateway_->HostStatus();
+    if (!host.ok()) {
+      backends::CallContext ctx;
+      ctx.deadline = absl::Now() + interval;
+      host = gateway_->Refresh(ctx);
+    }
+    health->SetServingStatus("lmgate.v1.Inference", host.ok());
+    health->SetServingStatus("lmgate.v1.ModelManager", host.ok());
+    absl::MutexLock lock(&health_mu_);
+    if (health_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+  }
 }
 
 LmgateServer::~LmgateServer() { Shutdown(absl::ZeroDuration()); }
 
 void LmgateServer::Shutdown(absl::Duration grace) {
   if (!server_) return;
+  {
+    absl::MutexLock lock(&health_mu_);
+    stopping_ = true;
+  }
+  if (health_thread_.joinable()) health_thread_.join();
+  gateway_->events()->Unsubscribe(subscription_);
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();

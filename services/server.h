@@ -5,6 +5,9 @@
 
 #include <memory>
 #include <string>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -29,10 +32,17 @@ struct ServerOptions {
   std::shared_ptr<const admission::Identity> identity;
   // Threads for blocking driver calls (unary RPCs, loads).
   int worker_threads = 32;
+  // How often readiness (host reachable) is re-evaluated for the health service.
+  absl::Duration health_interval = absl::Seconds(2);
 };
 
-// Thread-safe. Shutdown() (or the destructor) stops accepting calls, lets running calls finish
-// until the grace period ends, then cancels them.
+// Health (grpc.health.v1): "" is liveness (SERVING while the process runs); "lmgate.v1.Inference"
+// and "lmgate.v1.ModelManager" are readiness (SERVING while the LM Studio host answers); and
+// "lmgate.model/<model key>" is per-model readiness (SERVING while the model has a READY instance).
+//
+// Thread-safe. Shutdown() (or the destructor) turns every health status NOT_SERVING, stops
+// accepting calls, lets running calls finish until the grace period ends, then cancels them
+// (their upstream predictions too).
 class LmgateServer {
  public:
   static absl::StatusOr<std::unique_ptr<LmgateServer>> Create(ServerOptions options);
@@ -50,8 +60,15 @@ class LmgateServer {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
+  void HealthLoop(absl::Duration interval);
+  void OnModelEvent();
+
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  absl::Mutex health_mu_;
+  bool stopping_ ABSL_GUARDED_BY(health_mu_) = false;
+  uint64_t subscription_ = 0;
+  std::thread health_thread_;
 };
 
 }  // namespace lmgate::services

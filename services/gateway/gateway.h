@@ -125,6 +125,10 @@ class Gateway {
                                             DriverKind* used, const admission::Tenant* tenant);
 
   lifecycle::EventBus* events() { return &events_; }
+  // OK when the last sync with the host succeeded (readiness).
+  absl::Status HostStatus() const { return registry_->host_status(); }
+  // Re-reads the host now (readiness probes of a host that was down).
+  absl::Status Refresh(const CallContext& ctx) { return registry_->Refresh(ctx); }
   const GatewayOptions& options() const { return options_; }
 
  private:

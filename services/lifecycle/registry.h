@@ -202,6 +202,8 @@ class ModelRegistry {
   absl::StatusOr<ModelSnapshot> Get(const std::string& model) const;
   // Re-reads the host now (blocking).
   absl::Status Refresh(const CallContext& ctx);
+  // Result of the last host sync (OK = the host answered). Readiness reads this.
+  absl::Status host_status() const;
   // A driver said `instance` does not exist upstream: drop it and resync in the background.
   void ReportMissing(const std::string& instance);
   // Policy of a model key (nullptr if none configured).
@@ -272,6 +274,7 @@ class ModelRegistry {
   int active_flights_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool refresh_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status host_status_ ABSL_GUARDED_BY(mu_) = absl::UnavailableError("not synced yet");
   std::thread maintenance_;
 };
 

@@ -11,9 +11,18 @@ namespace lmgate::lifecycle {
 absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   const absl::Time listed_at = absl::Now();
   auto host = host_->List(ctx);
+  {
+    absl::MutexLock lock(&mu_);
+    host_status_ = host.status();
+  }
   if (!host.ok()) return host.status();
   Reconcile(*host, listed_at);
   return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::host_status() const {
+  absl::MutexLock lock(&mu_);
+  return host_status_;
 }
 
 void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time listed_at) {

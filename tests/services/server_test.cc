@@ -464,6 +464,63 @@ TEST_F(ServerTest, RequestsBeyondTheModelsSlotsQueueAndSeeTheirPosition) {
   }
 }
 
+TEST_F(ServerTest, PerModelReadinessFollowsTheLifecycle) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  auto check = [&](const std::string& service) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status st = health->Check(&ctx, req, &resp);
+    return st.ok() ? resp.status() : grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN;
+  };
+  EXPECT_EQ(check("lmgate.model/fake/llm-small"),
+            grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN);
+  grpc::ClientContext ctx;
+  auto reader = inference_->Chat(&ctx, HelloChat());
+  v1::ChatResponse r;
+  while (reader->Read(&r)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(check("lmgate.model/fake/llm-small"), grpc::health::v1::HealthCheckResponse::SERVING);
+  grpc::ClientContext uctx;
+  v1::UnloadModelRequest ureq;
+  ureq.set_model("fake/llm-small");
+  v1::UnloadModelResponse uresp;
+  ASSERT_TRUE(models_->UnloadModel(&uctx, ureq, &uresp).ok());
+  EXPECT_EQ(check("lmgate.model/fake/llm-small"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
+TEST_F(ServerTest, DrainLetsRunningStreamsFinish) {
+  fake_->HoldPredictions(true);
+  grpc::ClientContext ctx;
+  auto reader = inference_->Chat(&ctx, HelloChat());
+  ASSERT_TRUE(fake_->WaitForHeldPredictions(1, absl::Seconds(10)));
+  std::thread drain([&] { server_->Shutdown(absl::Seconds(30)); });
+  // The stream is still running while the server drains; let it finish.
+  fake_->HoldPredictions(false);
+  v1::ChatResponse r;
+  bool got_result = false;
+  while (reader->Read(&r)) got_result |= r.has_result();
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(got_result);
+  drain.join();
+}
+
+TEST_F(ServerTest, DrainCancelsStreamsThatOutliveTheGracePeriod) {
+  fake_->HoldPredictions(true);
+  grpc::ClientContext ctx;
+  auto reader = inference_->Chat(&ctx, HelloChat());
+  ASSERT_TRUE(fake_->WaitForHeldPredictions(1, absl::Seconds(10)));
+  server_->Shutdown(absl::Milliseconds(100));
+  v1::ChatResponse r;
+  while (reader->Read(&r)) {
+  }
+  EXPECT_FALSE(reader->Finish().ok());
+  EXPECT_TRUE(fake_->WaitForActivePredictions(0, absl::Seconds(10)));  // cancelled upstream
+}
+
 TEST_F(ServerTest, ManyConcurrentStreams) {
   constexpr int kStreams = 64;
   std::vector<std::thread> threads;
