@@ -36,12 +36,6 @@ std::string NewReference(uint64_t n) {
   return out;
 }
 
-absl::Status HttpError(absl::Status s, int http_status, const std::string& code) {
-  s = WithPayload(std::move(s), kPayloadHttpStatus, std::to_string(http_status));
-  if (!code.empty()) s = WithPayload(std::move(s), kPayloadErrorCode, code);
-  return s;
-}
-
 }  // namespace
 
 absl::Status WithPayload(absl::Status status, const char* key, const std::string& value) {
@@ -441,6 +435,7 @@ absl::StatusOr<InstanceHandle> Host::StartLoadLocked(const ModelSpec& spec,
                     faults_.load_time_multiplier;
   const absl::Duration duration = absl::Microseconds(static_cast<int64_t>(ms * 1000));
   const int steps = std::max(1, settings_.load_progress_steps);
+  inst->progress_steps = steps;
   if (!Spawn([this, inst, duration, steps, fail] { RunLoader(inst, duration, steps, fail); })) {
     RemoveInstanceLocked(inst);
     return absl::UnavailableError("The emulator is shutting down");
@@ -463,7 +458,7 @@ void Host::RunLoader(InstanceHandle inst, absl::Duration duration, int steps, bo
       RemoveInstanceLocked(inst);
       return;
     }
-    inst->progress = static_cast<double>(step) / steps;
+    inst->progress_step = step;
   }
   inst->state = Instance::State::kLoaded;
   inst->idle_since = absl::Now();
@@ -473,14 +468,23 @@ void Host::RunLoader(InstanceHandle inst, absl::Duration duration, int steps, bo
 
 absl::Status Host::WaitForLoadLocked(const InstanceHandle& inst, LoadObserver* obs, Job* job,
                                      bool abort_on_cancel) {
-  double last = 0;
+  // Every step is reported once, in order, even when the loader ran ahead of this waiter.
+  int reported = 0;
+  auto report_until = [&](int step) {
+    while (reported < step) {
+      ++reported;
+      const double p = static_cast<double>(reported) / inst->progress_steps;
+      if (obs != nullptr) Unlocked([&] { obs->OnProgress(p); });
+    }
+  };
   while (true) {
     auto ready = [&] {
-      return !Waiting(job) || inst->state != Instance::State::kLoading || inst->progress != last;
+      return !Waiting(job) || inst->state != Instance::State::kLoading ||
+             inst->progress_step != reported;
     };
     mu_.Await(absl::Condition(&ready));
     if (inst->state == Instance::State::kLoaded) {
-      if (last < 1 && obs != nullptr) Unlocked([&] { obs->OnProgress(1.0); });
+      report_until(inst->progress_steps);
       if (inst->state == Instance::State::kLoaded) return absl::OkStatus();
       continue;
     }
@@ -499,10 +503,8 @@ absl::Status Host::WaitForLoadLocked(const InstanceHandle& inst, LoadObserver* o
       }
       return absl::CancelledError("Model loading was cancelled");
     }
-    if (inst->progress != last) {
-      last = inst->progress;
-      if (obs != nullptr && last < 1) Unlocked([&] { obs->OnProgress(last); });
-    }
+    // The loader sets the last step and kLoaded under one lock hold, so this is below the last.
+    report_until(inst->progress_step);
   }
 }
 

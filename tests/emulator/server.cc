@@ -91,7 +91,7 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
   // Any thread.
   void Send(std::string frame) {
     net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
-      if (self->closed_ || self->closing_) return;
+      if (self->closed_ || self->closing_ || self->dropping_) return;
       self->outq_.push_back(std::move(f));
       if (!self->writing_) self->WriteNext();
     });
@@ -105,6 +105,14 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
   void ForceClose() override {
     net::post(ws_.get_executor(), [self = shared_from_this()] { self->Abort(); });
   }
+  // Fault injection: the frames queued so far still go out, then the TCP connection is cut
+  // without a close frame.
+  void DropAfterDrain() {
+    net::post(ws_.get_executor(), [self = shared_from_this()] {
+      self->dropping_ = true;
+      if (!self->writing_ && self->outq_.empty()) self->Abort();
+    });
+  }
 
  private:
   class Transport : public SdkTransport {
@@ -114,7 +122,7 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
       if (auto s = s_.lock()) s->Send(std::move(frame));
     }
     void Close(bool abrupt) override {
-      if (auto s = s_.lock()) abrupt ? s->ForceClose() : s->CloseGracefully();
+      if (auto s = s_.lock()) abrupt ? s->DropAfterDrain() : s->CloseGracefully();
     }
 
    private:
@@ -142,10 +150,13 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
     ws_.async_write(net::buffer(outq_.front()),
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       self->writing_ = false;
+                      if (self->closed_) return;  // Abort() owns the queue now
                       if (ec) return self->Abort();
                       self->outq_.pop_front();
                       if (!self->outq_.empty()) {
                         self->WriteNext();
+                      } else if (self->dropping_) {
+                        self->Abort();
                       } else if (self->closing_) {
                         self->DoClose();
                       }
@@ -159,7 +170,7 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
   void Abort() {
     if (closed_) return;
     closed_ = true;
-    outq_.clear();
+    if (!writing_) outq_.clear();  // an in-flight write still references the front buffer
     beast::error_code ec;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
     beast::get_lowest_layer(ws_).socket().close(ec);
@@ -183,6 +194,7 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
   uint64_t id_ = 0;
   bool writing_ = false;
   bool closing_ = false;
+  bool dropping_ = false;
   bool closed_ = false;
   bool finished_ = false;
 };
@@ -241,8 +253,11 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
     streaming_ = false;
     Queue("0\r\n\r\n", true);
   }
+  // Fault injection: what was queued still goes out, then the connection is cut.
   void DoDrop(uint64_t gen) {
-    if (gen == gen_) Close(true);
+    if (gen != gen_ || closed_) return;
+    dropping_ = true;
+    if (!writing_ && outq_.empty()) Close(true);
   }
 
  private:
@@ -303,6 +318,7 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
   }
 
   void Queue(std::string data, bool ends_response) {
+    if (dropping_) return;
     outq_.push_back(std::move(data));
     if (ends_response) response_queued_ = true;
     if (!writing_) WriteNext();
@@ -314,8 +330,11 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
                        self->writing_ = false;
                        if (ec) return self->Close(true);
                        self->outq_.pop_front();
-                       if (!self->outq_.empty()) return self->WriteNext();
-                       if (self->response_queued_) self->OnResponseComplete();
+                       if (!self->outq_.empty() && !self->closed_) return self->WriteNext();
+                       if (self->dropping_) return self->Close(true);
+                       // Also when the client hung up right after reading the response: the
+                       // after-response action (e.g. a restart) must still run.
+                       if (self->outq_.empty() && self->response_queued_) self->OnResponseComplete();
                      });
   }
   void OnResponseComplete() {
@@ -327,6 +346,7 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
       after_response_ = nullptr;
       fn();
     }
+    if (closed_) return;
     if (!keep_alive_) {
       beast::error_code ec;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -392,6 +412,7 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
   bool response_queued_ = false;
   bool streaming_ = false;
   bool writing_ = false;
+  bool dropping_ = false;
   bool closed_ = false;
 };
 

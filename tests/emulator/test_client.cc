@@ -1,0 +1,210 @@
+#include "tests/emulator/test_client.h"
+
+#include <curl/curl.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace lmgate::emulator::testing {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+
+namespace {
+
+struct WriteCtx {
+  std::string* body;
+  const std::function<bool(const std::string&)>* on_data;
+};
+
+size_t OnWrite(char* ptr, size_t size, size_t n, void* user) {
+  auto* ctx = static_cast<WriteCtx*>(user);
+  std::string piece(ptr, size * n);
+  ctx->body->append(piece);
+  if (ctx->on_data != nullptr && !(*ctx->on_data)(piece)) return 0;  // abort the transfer
+  return size * n;
+}
+
+}  // namespace
+
+HttpClient::HttpClient(int port) : port_(port), curl_(curl_easy_init()) {}
+
+HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+
+HttpResult HttpClient::Get(const std::string& path, const std::string& bearer) {
+  return Perform("GET", path, "", bearer, nullptr);
+}
+
+HttpResult HttpClient::Post(const std::string& path, const json& body, const std::string& bearer) {
+  return Perform("POST", path, body.dump(), bearer, nullptr);
+}
+
+HttpResult HttpClient::PostStream(const std::string& path, const json& body,
+                                  const std::function<bool(const std::string&)>& on_data) {
+  return Perform("POST", path, body.dump(), "", &on_data);
+}
+
+HttpResult HttpClient::Perform(const std::string& method, const std::string& path,
+                               const std::string& body, const std::string& bearer,
+                               const std::function<bool(const std::string&)>* on_data) {
+  CURL* c = static_cast<CURL*>(curl_);
+  HttpResult r;
+  WriteCtx ctx{&r.body, on_data};
+  const std::string url = absl::StrCat("http://127.0.0.1:", port_, path);
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnWrite);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  const std::string auth = absl::StrCat("Authorization: Bearer ", bearer);
+  if (!bearer.empty()) headers = curl_slist_append(headers, auth.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (method == "POST") {
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  } else {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  }
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r.new_connections);
+  }
+  if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR) r.status = -static_cast<long>(rc);
+  return r;
+}
+
+std::vector<json> ParseSse(const std::string& body) {
+  std::vector<json> out;
+  for (absl::string_view block : absl::StrSplit(body, "\n\n", absl::SkipEmpty())) {
+    json ev = {{"event", ""}};
+    for (absl::string_view line : absl::StrSplit(block, '\n')) {
+      if (absl::ConsumePrefix(&line, "event: ")) ev["event"] = std::string(line);
+      if (absl::ConsumePrefix(&line, "data: ")) {
+        json d = json::parse(std::string(line), nullptr, false);
+        ev["data"] = d.is_discarded() ? json(std::string(line)) : d;
+      }
+    }
+    if (ev.contains("data")) out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+struct WsClient::Impl {
+  net::io_context ioc;
+  websocket::stream<tcp::socket> ws{ioc};
+};
+
+WsClient::WsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  reader_ = std::thread([this] { ReadLoop(); });
+}
+
+absl::StatusOr<std::unique_ptr<WsClient>> WsClient::Connect(int port, const std::string& ns) {
+  auto impl = std::make_unique<Impl>();
+  beast::error_code ec;
+  impl->ws.next_layer().connect(
+      tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)), ec);
+  if (!ec) impl->ws.handshake(absl::StrCat("127.0.0.1:", port), absl::StrCat("/", ns), ec);
+  if (ec) return absl::UnavailableError(ec.message());
+  impl->ws.text(true);
+  return std::unique_ptr<WsClient>(new WsClient(std::move(impl)));
+}
+
+WsClient::~WsClient() {
+  Drop();
+  reader_.join();
+}
+
+void WsClient::ReadLoop() {
+  while (true) {
+    beast::flat_buffer buf;
+    beast::error_code ec;
+    impl_->ws.read(buf, ec);
+    absl::MutexLock l(&mu_);
+    if (ec) {
+      closed_ = true;
+      return;
+    }
+    frames_.push_back(json::parse(beast::buffers_to_string(buf.data()), nullptr, false));
+  }
+}
+
+void WsClient::Send(const json& frame) {
+  beast::error_code ec;
+  impl_->ws.write(net::buffer(frame.dump()), ec);
+}
+
+std::optional<json> WsClient::Next(absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !frames_.empty() || closed_; };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  if (frames_.empty()) return std::nullopt;
+  json f = std::move(frames_.front());
+  frames_.pop_front();
+  return f;
+}
+
+bool WsClient::WaitClosed(absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_; };
+  return mu_.AwaitWithTimeout(absl::Condition(&closed), timeout);
+}
+
+void WsClient::Drop() {
+  beast::error_code ec;
+  impl_->ws.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+}
+
+json WsClient::Auth(const std::string& id, const std::string& passkey) {
+  Send({{"authVersion", 1}, {"clientIdentifier", id}, {"clientPasskey", passkey}});
+  return Next().value_or(json());
+}
+
+json WsClient::Rpc(const std::string& endpoint, const json& parameter) {
+  const int64_t id = next_id();
+  json call = {{"type", "rpcCall"}, {"endpoint", endpoint}, {"callId", id}};
+  if (!parameter.is_null()) call["parameter"] = parameter;
+  Send(call);
+  while (auto f = Next()) {
+    if (f->value("callId", json(-1)) == id) return *f;
+  }
+  return json();
+}
+
+std::vector<json> WsClient::Channel(const std::string& endpoint, int64_t channel_id,
+                                    const json& creation,
+                                    const std::function<void(const json&)>& on_message) {
+  Send({{"type", "channelCreate"}, {"endpoint", endpoint}, {"channelId", channel_id},
+        {"creationParameter", creation}});
+  std::vector<json> frames;
+  while (auto f = Next()) {
+    if (f->value("channelId", json(-1)) != channel_id) continue;
+    frames.push_back(*f);
+    const std::string type = f->value("type", "");
+    if (type == "channelClose" || type == "channelError") break;
+    if (type == "channelSend" && on_message) on_message((*f)["message"]);
+  }
+  return frames;
+}
+
+bool WaitFor(const std::function<bool()>& predicate, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!predicate()) {
+    if (absl::Now() >= deadline) return predicate();
+    absl::SleepFor(absl::Milliseconds(2));  // polling interval, not a synchronisation sleep
+  }
+  return true;
+}
+
+}  // namespace lmgate::emulator::testing
