@@ -2,10 +2,12 @@
 // a streamed prediction and a batch embedding. Thread-safe.
 //
 // StartGenerateStream builds the body (openai_wire.h), POSTs it with stream:true, parses SSE
-// (sse.h), feeds the observer, and finishes it exactly once. Delivery follows driver.h's GenerateObserver contract: events and the completion run on the
-// client's loop thread, in order; OnComplete exactly once — CANCELLED after
+// (sse.h), feeds the observer, and finishes it exactly once. Delivery follows driver.h's
+// GenerateObserver contract: events and the completion run on the client's loop thread, in
+// order; OnComplete exactly once — CANCELLED after
 // GenerateHandle::Cancel() or the CallContext's token (the HTTP transfer is aborted, so LM Studio
-// sees the client disconnect and stops predicting), DEADLINE_EXCEEDED at ctx.deadline,
+// sees the client disconnect and stops predicting; a cancel that races with an answer already
+// complete up to "[DONE]" yields that answer), DEADLINE_EXCEEDED at ctx.deadline,
 // UNAVAILABLE when the connection breaks or goes idle, the status.h code of an HTTP error or of an
 // in-stream `{"error":...}`. A request that cannot be encoded fails inside the call.
 //

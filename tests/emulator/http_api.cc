@@ -194,7 +194,7 @@ HttpHandleResult HttpApi::Handle(const HttpRequest& req, std::shared_ptr<HttpRes
   }
   if (method == "POST" && (path == "/v1/embeddings" || path == "/api/v0/embeddings")) {
     if (injected()) return {};
-    return HandleEmbeddings(body, v0, r);
+    return HandleEmbeddings(body, r);
   }
   if (method == "GET" && (path == "/api/v0/models" || absl::StartsWith(path, "/api/v0/models/"))) {
     if (injected()) return {};

@@ -335,8 +335,8 @@ HttpHandleResult HttpApi::HandleOpenAiStyle(const std::string& path, const json&
   });
 }
 
-HttpHandleResult HttpApi::HandleEmbeddings(const json& body, bool v0,
-                                           std::shared_ptr<HttpResponder> r) {
+// v0 and OpenAI embeddings share one body shape.
+HttpHandleResult HttpApi::HandleEmbeddings(const json& body, std::shared_ptr<HttpResponder> r) {
   std::vector<std::string> inputs;
   const json input = body.value("input", json());
   if (input.is_string()) inputs.push_back(input.get<std::string>());
@@ -371,7 +371,6 @@ HttpHandleResult HttpApi::HandleEmbeddings(const json& body, bool v0,
       tokens += CountTokens(inputs[i]);
       data.push_back({{"object", "embedding"}, {"embedding", *e}, {"index", i}});
     }
-    (void)v0;  // v0 and OpenAI embeddings share one body shape
     RespondJson(*r, 200, {{"object", "list"},
                           {"data", data},
                           {"model", host->Identifier(*inst)},

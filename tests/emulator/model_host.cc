@@ -36,12 +36,6 @@ std::string NewReference(uint64_t n) {
   return out;
 }
 
-absl::Status HttpError(absl::Status s, int http_status, const std::string& code) {
-  s = WithPayload(std::move(s), kPayloadHttpStatus, std::to_string(http_status));
-  if (!code.empty()) s = WithPayload(std::move(s), kPayloadErrorCode, code);
-  return s;
-}
-
 }  // namespace
 
 absl::Status WithPayload(absl::Status status, const char* key, const std::string& value) {

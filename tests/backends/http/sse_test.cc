@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,39 @@ TEST(SseParserTest, ManyDataLinesAreBoundedToo) {
   absl::Status status;
   for (int i = 0; i < 100 && status.ok(); ++i) status = parser.Feed("data: 0123456789\n", &out);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+}
+
+// Property test standing in for a fuzzer until one is wired up: random streams built from the
+// pieces that matter (field names, colons, every line end, BOM, comments, non-ASCII bytes), fed in
+// random pieces, must give exactly the events of the whole-stream parse.
+TEST(SseParserTest, RandomStreamsAndRandomSplits) {
+  const std::vector<std::string> alphabet = {
+      "data:", "data: ", "event:", "event: x", "id: 1", "retry: 5", ":", ": c", "\r", "\n",
+      "\r\n", "\n\n", " ", "x", "{\"a\":1}", "\xEF\xBB\xBF", "\xC3\xA9", std::string("\0", 1), "[DONE]"};
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    int pieces = std::uniform_int_distribution<int>(0, 40)(rng);
+    for (int i = 0; i < pieces; ++i) {
+      text += alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)];
+    }
+    const std::vector<SseEvent> expected = ParseWhole(text);
+    SseParser parser;
+    std::vector<SseEvent> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t n = std::uniform_int_distribution<size_t>(0, text.size() - pos)(rng);
+      ASSERT_TRUE(parser.Feed(absl::string_view(text).substr(pos, n), &out).ok());
+      pos += n;
+    }
+    ASSERT_TRUE(parser.Finish(&out).ok());
+    ASSERT_EQ(out.size(), expected.size()) << text;
+    for (size_t k = 0; k < out.size(); ++k) {
+      EXPECT_EQ(out[k].event, expected[k].event);
+      EXPECT_EQ(out[k].data, expected[k].data);
+      EXPECT_EQ(out[k].id, expected[k].id);
+    }
+  }
 }
 
 }  // namespace
