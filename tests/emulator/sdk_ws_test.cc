@@ -127,7 +127,12 @@ TEST(SdkWs, HandshakeListLoadPredictUnload) {
 
 TEST(SdkWs, CancelEndsWithUserStoppedAndSocketCloseCancels) {
   auto e = Start();
-  e->ApplySettings({{"tokens_per_second", 50}});
+  // A 200-token answer at 50 tokens/s: a cancel after 2 fragments must end it long before that,
+  // however slow the machine is.
+  ASSERT_TRUE(e->ApplySettings({{"tokens_per_second", 50},
+                                {"min_response_tokens", 200},
+                                {"max_response_tokens", 200}})
+                  .ok());
   ASSERT_TRUE(e->Load("google/gemma-3-1b").ok());
   auto llm = Open(*e, "llm");
   const std::string ref = llm->Rpc("listLoaded")["result"][0]["instanceReference"];
@@ -144,7 +149,7 @@ TEST(SdkWs, CancelEndsWithUserStoppedAndSocketCloseCancels) {
   const json success = frames[frames.size() - 2]["message"];
   EXPECT_EQ(success["type"], "success");
   EXPECT_EQ(success["stats"]["stopReason"], "userStopped");
-  EXPECT_LE(success["stats"]["predictedTokensCount"].get<int>(), 3);
+  EXPECT_LT(success["stats"]["predictedTokensCount"].get<int>(), 100);
   EXPECT_EQ(e->Stats()["predictions_active"], 0);
   EXPECT_EQ(e->Stats()["predictions_cancelled"], 1);
 
