@@ -30,7 +30,7 @@ emu_port=$(wait_port "$work/emulator.log" "listening on")
 echo "== LM Studio emulator on 127.0.0.1:$emu_port"
 
 "$BIN/services/lmgate" --listen 127.0.0.1:0 --lmstudio_url "http://127.0.0.1:$emu_port" \
-  --default_model qwen/qwen3-4b >"$work/lmgate.log" 2>&1 &
+  --default_model qwen/qwen3-4b --metrics_listen 127.0.0.1:0 >"$work/lmgate.log" 2>&1 &
 pids+=($!)
 gate_port=$(wait_port "$work/lmgate.log" "lmgate listening on")
 echo "== lmgate on 127.0.0.1:$gate_port"

@@ -46,14 +46,22 @@ backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
 }
 
 grpc::ServerUnaryReactor* RunUnary(
-    grpc::CallbackServerContext* ctx, WorkerPool* pool,
-    std::function<grpc::Status(const backends::CallContext&)> work) {
+    grpc::CallbackServerContext* ctx, WorkerPool* pool, Observer* observer, const char* method,
+    std::function<grpc::Status(const backends::CallContext&, CallInfo* info)> work) {
   const std::string id = RequestIdFor(ctx);
   backends::CallContext call = MakeCallContext(ctx, id);
   ctx->AddInitialMetadata(kRequestIdHeader, id);
   auto* reactor = new UnaryReactor(call.cancel);
-  pool->Schedule([reactor, call = std::move(call), work = std::move(work)] {
-    reactor->Finish(work(call));
+  CallInfo info;
+  info.method = method;
+  info.request_id = id;
+  pool->Schedule([reactor, observer, info, call = std::move(call), work = std::move(work)]() mutable {
+    grpc::Status st = work(call, &info);
+    if (observer != nullptr) {
+      observer->Unary(info, absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                                         st.error_message()));
+    }
+    reactor->Finish(st);
   });
   return reactor;
 }

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "backends/driver.h"
+#include "services/observe.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
@@ -26,10 +27,11 @@ backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
 
 // Runs `work` on `pool` and finishes the unary RPC with its status. A client cancel or deadline
 // cancels the CallContext handed to `work`. Sets x-request-id initial metadata; `work` may add
-// more through the context before returning.
+// more through the context before returning, and fills in `info` (tenant, model, driver) for the
+// access log and metrics, which `observer` (may be null) records when the call ends.
 grpc::ServerUnaryReactor* RunUnary(
-    grpc::CallbackServerContext* ctx, WorkerPool* pool,
-    std::function<grpc::Status(const backends::CallContext&)> work);
+    grpc::CallbackServerContext* ctx, WorkerPool* pool, Observer* observer, const char* method,
+    std::function<grpc::Status(const backends::CallContext&, CallInfo* info)> work);
 
 }  // namespace lmgate::services
 

@@ -128,7 +128,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
                                     "refresh_interval_seconds", "admission", "keys",
-                                    "allow_cidrs", "insecure"});
+                                    "allow_cidrs", "insecure", "metrics_listen"});
       !st.ok())
     return st;
   absl::Status st;
@@ -220,6 +220,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
            .ok())
     return st;
   if (doc.contains("insecure") && !(st = Read(doc["insecure"], "insecure", &c.insecure)).ok())
+    return st;
+  if (doc.contains("metrics_listen") &&
+      !(st = Read(doc["metrics_listen"], "metrics_listen", &c.metrics_listen)).ok())
     return st;
   if (doc.contains("allow_cidrs") &&
       !(st = Read(doc["allow_cidrs"], "allow_cidrs", &c.identity.allow_cidrs)).ok())

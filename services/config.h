@@ -28,6 +28,8 @@ struct Config {
   std::string log_level = "info";
   // API keys and client-address allowlist (empty = no keys: loopback only unless `insecure`).
   admission::IdentityOptions identity;
+  // Prometheus endpoint; empty = off.
+  std::string metrics_listen = "127.0.0.1:9464";
   // Allow listening on a non-loopback address without API keys.
   bool insecure = false;
 };

@@ -38,8 +38,13 @@ bool MergeChatResponse(v1::ChatResponse* last, const v1::ChatResponse& next) {
 // Turns gateway callbacks into ChatResponse messages on the stream.
 class ChatSink : public gateway::GenerateSink {
  public:
-  ChatSink(std::shared_ptr<ChatReactor::Channel> channel, bool no_deltas, bool quiet)
-      : channel_(std::move(channel)), no_deltas_(no_deltas), quiet_(quiet) {}
+  ChatSink(std::shared_ptr<ChatReactor::Channel> channel, bool no_deltas, bool quiet,
+           Observer* observer, CallInfo info)
+      : channel_(std::move(channel)),
+        no_deltas_(no_deltas),
+        quiet_(quiet),
+        observer_(observer),
+        info_(std::move(info)) {}
 
   void OnDriver(backends::DriverKind driver) override {
     channel_->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
@@ -84,6 +89,7 @@ class ChatSink : public gateway::GenerateSink {
     channel_->Push(std::move(r));
   }
   void OnComplete(absl::StatusOr<gateway::GenerateOutcome> outcome) override {
+    if (observer_ != nullptr) observer_->Generated(info_, outcome);
     if (!outcome.ok()) {
       channel_->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -98,29 +104,34 @@ class ChatSink : public gateway::GenerateSink {
   const std::shared_ptr<ChatReactor::Channel> channel_;
   const bool no_deltas_;
   const bool quiet_;
+  Observer* const observer_;
+  const CallInfo info_;
 };
 
 }  // namespace
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
-    grpc::CallbackServerContext* ctx, absl::StatusOr<gateway::GenerateCall> call, bool no_deltas,
-    bool quiet) {
+    grpc::CallbackServerContext* ctx, const char* method,
+    absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet) {
+  CallInfo info;
+  info.method = method;
   auto* reactor = new ChatReactor(ctx, MergeChatResponse);
   const auto& channel = reactor->channel();
   const std::string id = RequestIdFor(ctx);
+  info.request_id = id;
   channel->AddInitialMetadata(kRequestIdHeader, id);
-  if (!call.ok()) {
-    channel->Finish(ToGrpcStatus(call.status()));
+  auto fail = [&](const absl::Status& st) {
+    if (observer_ != nullptr) observer_->Generated(info, st);
+    channel->Finish(ToGrpcStatus(st));
     return reactor;
-  }
-  auto tenant =
-      Authorize(identity_, ctx, Role::kInference, EffectiveModel(call->model, /*embedding=*/false));
-  if (!tenant.ok()) {
-    channel->Finish(ToGrpcStatus(tenant.status()));
-    return reactor;
-  }
+  };
+  if (!call.ok()) return fail(call.status());
+  info.model = EffectiveModel(call->model, /*embedding=*/false);
+  auto tenant = Authorize(identity_, ctx, Role::kInference, info.model);
+  if (!tenant.ok()) return fail(tenant.status());
   call->tenant = *tenant;
-  auto sink = std::make_shared<ChatSink>(channel, no_deltas, quiet);
+  info.tenant = (*tenant)->name;
+  auto sink = std::make_shared<ChatSink>(channel, no_deltas, quiet, observer_, info);
   std::shared_ptr<gateway::GenerateControl> control =
       gateway_->Generate(MakeCallContext(ctx, id), *std::move(call), std::move(sink));
   channel->SetOnCancel([control] { control->Cancel(); });
@@ -135,21 +146,26 @@ std::string InferenceService::EffectiveModel(const std::string& model, bool embe
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Chat(
     grpc::CallbackServerContext* ctx, const v1::ChatRequest* req) {
-  return StartGenerate(ctx, ToGenerateCall(*req), req->no_deltas(), req->no_deltas() && req->quiet());
+  return StartGenerate(ctx, "Chat", ToGenerateCall(*req), req->no_deltas(),
+                       req->no_deltas() && req->quiet());
 }
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Complete(
     grpc::CallbackServerContext* ctx, const v1::CompleteRequest* req) {
-  return StartGenerate(ctx, ToGenerateCall(*req), req->no_deltas(), req->no_deltas() && req->quiet());
+  return StartGenerate(ctx, "Complete", ToGenerateCall(*req), req->no_deltas(),
+                       req->no_deltas() && req->quiet());
 }
 
 grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* ctx,
                                                   const v1::EmbedRequest* req,
                                                   v1::EmbedResponse* resp) {
-  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+  return RunUnary(ctx, pool_, observer_, "Embed",
+                  [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateEmbed(*req); !st.ok()) return ToGrpcStatus(st);
-    auto tenant = Authorize(identity_, ctx, Role::kInference, EffectiveModel(req->model(), true));
+    info->model = EffectiveModel(req->model(), true);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, info->model);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
     std::vector<std::string> inputs(req->inputs().begin(), req->inputs().end());
     std::optional<absl::Duration> ttl;
     if (req->has_ttl_hint()) {
@@ -171,6 +187,7 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
     resp->set_instance(out->instance);
     resp->set_prompt_tokens(out->result.prompt_tokens);
     resp->set_driver(ToProto(out->driver));
+    info->driver = out->driver;
     ctx->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(out->driver)));
     return grpc::Status::OK;
   });
@@ -179,13 +196,17 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
                                                      const v1::TokenizeRequest* req,
                                                      v1::TokenizeResponse* resp) {
-  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+  return RunUnary(ctx, pool_, observer_, "Tokenize",
+                  [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
-    auto tenant = Authorize(identity_, ctx, Role::kInference, EffectiveModel(req->model(), false));
+    info->model = EffectiveModel(req->model(), false);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, info->model);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
     backends::DriverKind used = backends::DriverKind::kAuto;
     auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(),
                                      &used, *tenant);
+    info->driver = used;
     if (!tokens.ok()) return ToGrpcStatus(tokens.status());
     resp->mutable_tokens()->Add(tokens->begin(), tokens->end());
     resp->set_driver(ToProto(used));
@@ -196,13 +217,17 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* InferenceService::CountTokens(grpc::CallbackServerContext* ctx,
                                                         const v1::TokenizeRequest* req,
                                                         v1::CountTokensResponse* resp) {
-  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+  return RunUnary(ctx, pool_, observer_, "CountTokens",
+                  [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
-    auto tenant = Authorize(identity_, ctx, Role::kInference, EffectiveModel(req->model(), false));
+    info->model = EffectiveModel(req->model(), false);
+    auto tenant = Authorize(identity_, ctx, Role::kInference, info->model);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
     backends::DriverKind used = backends::DriverKind::kAuto;
     auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(),
                                      &used, *tenant);
+    info->driver = used;
     if (!tokens.ok()) return ToGrpcStatus(tokens.status());
     resp->set_token_count(static_cast<int>(tokens->size()));
     resp->set_driver(ToProto(used));

@@ -7,6 +7,7 @@
 
 #include "lmgate/v1/inference.grpc.pb.h"
 #include "services/gateway/gateway.h"
+#include "services/observe.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
@@ -16,8 +17,8 @@ class InferenceService final : public v1::Inference::CallbackService {
  public:
   // `identity` may be null (no API keys, no allowlist).
   InferenceService(gateway::Gateway* gateway, WorkerPool* pool,
-                   const admission::Identity* identity)
-      : gateway_(gateway), pool_(pool), identity_(identity) {}
+                   const admission::Identity* identity, Observer* observer)
+      : gateway_(gateway), pool_(pool), identity_(identity), observer_(observer) {}
 
   grpc::ServerWriteReactor<v1::ChatResponse>* Chat(grpc::CallbackServerContext* ctx,
                                                    const v1::ChatRequest* req) override;
@@ -34,8 +35,8 @@ class InferenceService final : public v1::Inference::CallbackService {
 
  private:
   grpc::ServerWriteReactor<v1::ChatResponse>* StartGenerate(
-      grpc::CallbackServerContext* ctx, absl::StatusOr<gateway::GenerateCall> call, bool no_deltas,
-      bool quiet);
+      grpc::CallbackServerContext* ctx, const char* method,
+      absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet);
 
   // The model a request names, or the default it will get (what permissions are checked on).
   std::string EffectiveModel(const std::string& model, bool embedding) const;
@@ -43,6 +44,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
   const admission::Identity* const identity_;
+  Observer* const observer_;
 };
 
 }  // namespace lmgate::services

@@ -50,6 +50,8 @@ ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM/SIGINT: seconds running calls may take to finish before they are "
           "cancelled (upstream predictions included).");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "host:port of the Prometheus /metrics endpoint (empty = off).");
 ABSL_FLAG(bool, insecure, false,
           "Allow --listen on a non-loopback address without API keys (anyone who can reach the "
           "port may use and manage the LM Studio host).");
@@ -107,6 +109,8 @@ absl::StatusOr<services::Config> BuildConfig() {
     c.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   if (Specified("log_level")) c.log_level = absl::GetFlag(FLAGS_log_level);
   if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
+  if (Specified("metrics_listen") || absl::GetFlag(FLAGS_config).empty())
+    c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   return c;
 }
 
@@ -167,6 +171,7 @@ int Run() {
                                                        config->prefer_configured_order);
   opts.gateway = config->gateway;
   opts.worker_threads = config->worker_threads;
+  opts.metrics_listen = config->metrics_listen;
   auto server = services::LmgateServer::Create(std::move(opts));
   if (!server.ok()) {
     std::cerr << "lmgate: " << server.status().message() << "\n";
@@ -175,6 +180,11 @@ int Run() {
   const std::string host = config->listen.substr(0, config->listen.rfind(':'));
   std::printf("lmgate listening on %s:%d (LM Studio at %s)\n", host.c_str(), (*server)->port(),
               config->host.base_url.c_str());
+  if ((*server)->metrics_port() != 0) {
+    std::printf("metrics on http://%s:%d/metrics\n",
+                config->metrics_listen.substr(0, config->metrics_listen.rfind(':')).c_str(),
+                (*server)->metrics_port());
+  }
   std::fflush(stdout);
 
   int sig = 0;

@@ -66,12 +66,14 @@ class WatchReactor : public StreamReactor<v1::ModelEvent> {
 grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerContext* ctx,
                                                           const v1::ListModelsRequest* req,
                                                           v1::ListModelsResponse* resp) {
-  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+  return RunUnary(ctx, pool_, observer_, "ListModels",
+                  [=](const backends::CallContext& call, CallInfo* info) {
     if (!v1::Driver_IsValid(req->driver()) || !v1::ModelType_IsValid(req->type())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver or type: unknown value");
     }
     auto tenant = Authorize(identity_, ctx, Role::kInference, "");
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
     auto models = gateway_->ListModels(call, req->refresh());
     if (!models.ok()) return ToGrpcStatus(models.status());
     for (const auto& m : *models) {
@@ -84,8 +86,10 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* ModelManagerService::GetModel(grpc::CallbackServerContext* ctx,
                                                         const v1::GetModelRequest* req,
                                                         v1::Model* resp) {
-  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+  return RunUnary(ctx, pool_, observer_, "GetModel",
+                  [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
+    info->model = req->model();
     auto tenant = Authorize(identity_, ctx, Role::kInference, req->model());
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     auto model = gateway_->GetModel(call, req->model());
@@ -145,8 +149,10 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
 grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerContext* ctx,
                                                            const v1::UnloadModelRequest* req,
                                                            v1::UnloadModelResponse* resp) {
-  return RunUnary(ctx, pool_, [=](const backends::CallContext& call) {
+  return RunUnary(ctx, pool_, observer_, "UnloadModel",
+                  [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
+    info->model = req->model();
     if (!v1::Driver_IsValid(req->driver())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver: unknown value");
     }

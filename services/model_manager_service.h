@@ -4,6 +4,7 @@
 
 #include "lmgate/v1/model_manager.grpc.pb.h"
 #include "services/gateway/gateway.h"
+#include "services/observe.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
@@ -13,8 +14,8 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
  public:
   // `identity` may be null (no API keys, no allowlist).
   ModelManagerService(gateway::Gateway* gateway, WorkerPool* pool,
-                      const admission::Identity* identity)
-      : gateway_(gateway), pool_(pool), identity_(identity) {}
+                      const admission::Identity* identity, Observer* observer)
+      : gateway_(gateway), pool_(pool), identity_(identity), observer_(observer) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
                                        const v1::ListModelsRequest* req,
@@ -33,6 +34,7 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
   const admission::Identity* const identity_;
+  Observer* const observer_;
 };
 
 }  // namespace lmgate::services

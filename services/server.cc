@@ -25,10 +25,16 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->gateway_ = *std::move(gw);
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = options.identity;
-  s->inference_ =
-      std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get(), s->identity_.get());
-  s->models_ =
-      std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(), s->identity_.get());
+  s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
+  if (!options.metrics_listen.empty()) {
+    auto ms = metrics::MetricsServer::Start(options.metrics_listen, &s->metrics_);
+    if (!ms.ok()) return ms.status();
+    s->metrics_server_ = *std::move(ms);
+  }
+  s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get(),
+                                                     s->identity_.get(), s->observer_.get());
+  s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(),
+                                                     s->identity_.get(), s->observer_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -51,6 +57,7 @@ void LmgateServer::OnModelEvent() {
   lifecycle::Event e;
   auto* health = server_->GetHealthCheckService();
   while (gateway_->events()->Next(subscription_, &e)) {
+    observer_->ModelEvent(e);
     if (e.model_key.empty()) continue;
     health->SetServingStatus("lmgate.model/" + e.model_key, e.state == lifecycle::State::kReady);
   }

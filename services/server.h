@@ -16,6 +16,8 @@
 #include "backends/selector.h"
 #include "services/admission/identity.h"
 #include "services/gateway/gateway.h"
+#include "services/metrics/metrics.h"
+#include "services/observe.h"
 
 namespace lmgate::services {
 
@@ -32,6 +34,8 @@ struct ServerOptions {
   std::shared_ptr<const admission::Identity> identity;
   // Threads for blocking driver calls (unary RPCs, loads).
   int worker_threads = 32;
+  // host:port of the Prometheus /metrics endpoint; empty = no endpoint (metrics still collected).
+  std::string metrics_listen;
   // How often readiness (host reachable) is re-evaluated for the health service.
   absl::Duration health_interval = absl::Seconds(2);
 };
@@ -49,6 +53,9 @@ class LmgateServer {
   ~LmgateServer();
 
   int port() const { return port_; }
+  // Port of the /metrics endpoint (0 if none).
+  int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
+  metrics::Registry& metrics() { return metrics_; }
   // Idempotent; call from one thread.
   void Shutdown(absl::Duration grace = absl::Seconds(10));
 
@@ -56,7 +63,10 @@ class LmgateServer {
   LmgateServer() = default;
 
   std::shared_ptr<const admission::Identity> identity_;
+  metrics::Registry metrics_;
   std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<Observer> observer_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;

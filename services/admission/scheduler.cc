@@ -225,6 +225,13 @@ FairScheduler::ModelStats FairScheduler::Stats(const std::string& model) const {
   return {it->second->in_use, it->second->queued, it->second->concurrency};
 }
 
+std::map<std::string, FairScheduler::ModelStats> FairScheduler::AllStats() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, ModelStats> out;
+  for (const auto& [m, q] : models_) out[m] = {q->in_use, q->queued, q->concurrency};
+  return out;
+}
+
 void FairScheduler::TimerLoop() {
   for (;;) {
     std::vector<std::pair<std::shared_ptr<Item>, absl::Status>> expired;

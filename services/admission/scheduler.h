@@ -98,6 +98,7 @@ class FairScheduler {
     int concurrency = 0;
   };
   ModelStats Stats(const std::string& model) const;
+  std::map<std::string, ModelStats> AllStats() const;
 
  private:
   struct Item;

@@ -168,6 +168,7 @@ class GenerateRun : public backends::GenerateObserver,
     }
     out.queue_wait = queue_wait;
     out.total_time = absl::Now() - start_;
+    out.upstream_time = absl::Now() - driver_start_;
     lease.reset();  // the instance is idle, and the slot free, before the caller hears back
     slot.reset();
     sink_->OnComplete(std::move(out));
@@ -208,6 +209,7 @@ class GenerateRun : public backends::GenerateObserver,
       return;
     }
     sink_->OnDriver(d->kind());
+    driver_start_ = absl::Now();
     std::shared_ptr<backends::GenerateHandle> handle =
         d->Generate(ctx_, request_, shared_from_this());
     bool cancelled;
@@ -261,6 +263,7 @@ class GenerateRun : public backends::GenerateObserver,
   admission::Ticket ticket_;
   std::unique_ptr<admission::QuotaPermit> permit_;  // set once in Start()
   const absl::Time start_;
+  absl::Time driver_start_;  // set before each driver attempt, read at completion
   bool streamed_ = false;  // driver thread only
   absl::Mutex mu_;
   size_t attempt_ ABSL_GUARDED_BY(mu_) = 0;

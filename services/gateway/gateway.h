@@ -7,6 +7,7 @@
 #ifndef LMGATE_SERVICES_GATEWAY_GATEWAY_H_
 #define LMGATE_SERVICES_GATEWAY_GATEWAY_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,9 @@ struct GenerateOutcome {
   absl::Duration queue_wait;
   absl::Duration load_wait;
   absl::Duration total_time;
+  // From handing the request to the driver until it completed; total_time - upstream_time is
+  // lmgate's own overhead plus queue and load waits.
+  absl::Duration upstream_time;
 };
 
 // Receives one Generate() call's progress. Same threading rules as backends::GenerateObserver:
@@ -125,6 +129,10 @@ class Gateway {
                                             DriverKind* used, const admission::Tenant* tenant);
 
   lifecycle::EventBus* events() { return &events_; }
+  // Admission queue depth and running requests per model (metrics).
+  std::map<std::string, admission::FairScheduler::ModelStats> AdmissionStats() const {
+    return scheduler_->AllStats();
+  }
   // OK when the last sync with the host succeeded (readiness).
   absl::Status HostStatus() const { return registry_->host_status(); }
   // Re-reads the host now (readiness probes of a host that was down).

@@ -4,6 +4,11 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -34,6 +39,7 @@ class ServerTest : public ::testing::Test {
     opts.gateway.default_model = "fake/llm-small";
     opts.gateway.default_embedding_model = "fake/embed";
     opts.worker_threads = 4;
+    opts.metrics_listen = "127.0.0.1:0";
     auto server = LmgateServer::Create(std::move(opts));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -519,6 +525,44 @@ TEST_F(ServerTest, DrainCancelsStreamsThatOutliveTheGracePeriod) {
   }
   EXPECT_FALSE(reader->Finish().ok());
   EXPECT_TRUE(fake_->WaitForActivePredictions(0, absl::Seconds(10)));  // cancelled upstream
+}
+
+// Plain HTTP GET against the metrics endpoint.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return "";
+  std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  close(fd);
+  return out;
+}
+
+TEST_F(ServerTest, MetricsEndpointReportsCalls) {
+  grpc::ClientContext ctx;
+  auto reader = inference_->Chat(&ctx, HelloChat());
+  v1::ChatResponse r;
+  while (reader->Read(&r)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  const std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(body.find("HTTP/1.0 200"), std::string::npos);
+  EXPECT_NE(body.find("lmgate_requests_total{method=\"Chat\",tenant=\"anonymous\","
+                      "model=\"fake/llm-small\",driver=\"sdk_ws\",code=\"OK\"} 1"),
+            std::string::npos)
+      << body;
+  for (const char* name : {"lmgate_time_to_first_token_seconds_bucket", "lmgate_tokens_total",
+                           "lmgate_overhead_seconds_count", "lmgate_queue_depth",
+                           "lmgate_model_load_seconds_count", "lmgate_queue_wait_seconds_sum"}) {
+    EXPECT_NE(body.find(name), std::string::npos) << name;
+  }
 }
 
 TEST_F(ServerTest, ManyConcurrentStreams) {

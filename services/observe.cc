@@ -1,0 +1,143 @@
+#include "services/observe.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace lmgate::services {
+namespace {
+
+std::string CodeName(absl::StatusCode c) { return absl::StatusCodeToString(c); }
+
+}  // namespace
+
+Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway) : registry_(r) {
+  r->Describe("lmgate_requests_total", "counter",
+              "Calls by method, tenant, model, driver and gRPC status code.");
+  r->Describe("lmgate_request_duration_seconds", "histogram", "Wall time of calls inside lmgate.");
+  r->Describe("lmgate_time_to_first_token_seconds", "histogram",
+              "Time to first token (LM Studio's figure when the driver reports it).");
+  r->Describe("lmgate_tokens_per_second", "histogram", "Generation speed per call.",
+              {1, 5, 10, 20, 40, 80, 160, 320, 640, 1280});
+  r->Describe("lmgate_tokens_total", "counter", "Prompt (in) and completion (out) tokens.");
+  r->Describe("lmgate_queue_wait_seconds", "histogram", "Time calls waited in admission queues.");
+  r->Describe("lmgate_load_wait_seconds", "histogram", "Time calls waited for their model to load.");
+  r->Describe("lmgate_overhead_seconds", "histogram",
+              "lmgate's own time per generation: total minus upstream, queue and load waits.",
+              {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+               0.025, 0.1});
+  r->Describe("lmgate_upstream_errors_total", "counter", "Failed upstream calls by driver and code.");
+  r->Describe("lmgate_model_load_seconds", "histogram", "Model load durations.");
+  r->Describe("lmgate_model_unload_seconds", "histogram", "Model unload durations.");
+  r->Describe("lmgate_model_events_total", "counter", "Lifecycle events by kind.");
+  r->Describe("lmgate_queue_depth", "gauge", "Requests waiting in the admission queue per model.");
+  r->Describe("lmgate_in_flight", "gauge", "Requests running per model.");
+  r->AddCollector([gateway](metrics::Registry& reg) {
+    for (const auto& [model, s] : gateway->AdmissionStats()) {
+      reg.GaugeSet("lmgate_queue_depth", {{"model", model}}, s.queued);
+      reg.GaugeSet("lmgate_in_flight", {{"model", model}}, s.in_use);
+    }
+  });
+}
+
+void Observer::Log(const CallInfo& call, absl::string_view driver, const absl::Status& status,
+                   absl::Duration took, const gateway::GenerateOutcome* o) {
+  static auto logger = [] {
+    auto l = spdlog::default_logger()->clone("access");
+    l->set_pattern("%v");
+    return l;
+  }();
+  if (!logger->should_log(spdlog::level::info)) return;
+  nlohmann::json j = {{"ts", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())},
+                      {"request_id", call.request_id},
+                      {"method", call.method},
+                      {"tenant", call.tenant},
+                      {"model", call.model},
+                      {"driver", std::string(driver)},
+                      {"code", CodeName(status.code())},
+                      {"ms", absl::ToDoubleMilliseconds(took)}};
+  if (!status.ok()) j["error"] = std::string(status.message());
+  if (o != nullptr) {
+    j["instance"] = o->instance;
+    j["prompt_tokens"] = o->result.stats.prompt_tokens;
+    j["completion_tokens"] = o->result.stats.completion_tokens;
+    j["queue_ms"] = absl::ToDoubleMilliseconds(o->queue_wait);
+    j["load_ms"] = absl::ToDoubleMilliseconds(o->load_wait);
+  }
+  logger->info(j.dump());
+}
+
+void Observer::Generated(const CallInfo& call,
+                         const absl::StatusOr<gateway::GenerateOutcome>& outcome) {
+  const absl::Duration took = absl::Now() - call.start;
+  const std::string driver =
+      outcome.ok() ? std::string(backends::DriverKindName(outcome->driver)) : "";
+  const absl::StatusCode code = outcome.ok() ? absl::StatusCode::kOk : outcome.status().code();
+  registry_->CounterAdd("lmgate_requests_total", {{"method", call.method},
+                                                  {"tenant", call.tenant},
+                                                  {"model", call.model},
+                                                  {"driver", driver},
+                                                  {"code", CodeName(code)}});
+  registry_->Observe("lmgate_request_duration_seconds", {{"method", call.method}},
+                     absl::ToDoubleSeconds(took));
+  if (!outcome.ok()) {
+    if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kAborted ||
+        code == absl::StatusCode::kUnauthenticated) {
+      registry_->CounterAdd("lmgate_upstream_errors_total", {{"code", CodeName(code)}});
+    }
+    Log(call, driver, outcome.status(), took, nullptr);
+    return;
+  }
+  const auto& o = *outcome;
+  const auto& st = o.result.stats;
+  const metrics::Labels md = {{"model", o.model_key}, {"driver", driver}};
+  if (st.time_to_first_token) {
+    registry_->Observe("lmgate_time_to_first_token_seconds", md,
+                       absl::ToDoubleSeconds(*st.time_to_first_token));
+  }
+  if (st.tokens_per_second) registry_->Observe("lmgate_tokens_per_second", md, *st.tokens_per_second);
+  registry_->CounterAdd("lmgate_tokens_total",
+                        {{"tenant", call.tenant}, {"model", o.model_key}, {"direction", "in"}},
+                        st.prompt_tokens);
+  registry_->CounterAdd("lmgate_tokens_total",
+                        {{"tenant", call.tenant}, {"model", o.model_key}, {"direction", "out"}},
+                        st.completion_tokens);
+  registry_->Observe("lmgate_queue_wait_seconds", {{"model", o.model_key}},
+                     absl::ToDoubleSeconds(o.queue_wait));
+  registry_->Observe("lmgate_load_wait_seconds", {{"model", o.model_key}},
+                     absl::ToDoubleSeconds(o.load_wait));
+  const absl::Duration overhead = o.total_time - o.upstream_time - o.queue_wait - o.load_wait;
+  registry_->Observe("lmgate_overhead_seconds", {{"method", call.method}},
+                     std::max(0.0, absl::ToDoubleSeconds(overhead)));
+  Log(call, driver, absl::OkStatus(), took, &o);
+}
+
+void Observer::Unary(const CallInfo& call, const absl::Status& status) {
+  const absl::Duration took = absl::Now() - call.start;
+  const std::string d(backends::DriverKindName(call.driver));
+  registry_->CounterAdd("lmgate_requests_total", {{"method", call.method},
+                                                  {"tenant", call.tenant},
+                                                  {"model", call.model},
+                                                  {"driver", d},
+                                                  {"code", CodeName(status.code())}});
+  registry_->Observe("lmgate_request_duration_seconds", {{"method", call.method}},
+                     absl::ToDoubleSeconds(took));
+  Log(call, d, status, took, nullptr);
+}
+
+void Observer::ModelEvent(const lifecycle::Event& e) {
+  registry_->CounterAdd("lmgate_model_events_total",
+                        {{"kind", std::string(lifecycle::EventKindName(e.kind))}});
+  if (e.kind == lifecycle::Event::Kind::kLoaded) {
+    registry_->Observe("lmgate_model_load_seconds", {{"model", e.model_key}},
+                       absl::ToDoubleSeconds(e.duration));
+  } else if (e.kind == lifecycle::Event::Kind::kUnloaded ||
+             e.kind == lifecycle::Event::Kind::kExpired ||
+             e.kind == lifecycle::Event::Kind::kEvicted) {
+    registry_->Observe("lmgate_model_unload_seconds", {{"model", e.model_key}},
+                       absl::ToDoubleSeconds(e.duration));
+  }
+}
+
+}  // namespace lmgate::services
