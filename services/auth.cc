@@ -34,9 +34,19 @@ absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* id
   }();
   if (identity == nullptr) return anonymous;
   if (auto st = identity->CheckPeer(ctx->peer()); !st.ok()) return st;
-  auto tenant = identity->Authenticate(PresentedKey(ctx));
-  if (!tenant.ok()) return tenant.status();
-  const admission::Tenant* t = *tenant;
+  const admission::Tenant* t = nullptr;
+  // mTLS: a verified client certificate names its tenant by common name.
+  if (auto auth = ctx->auth_context(); auth && auth->IsPeerAuthenticated()) {
+    for (const auto& cn : auth->FindPropertyValues("x509_common_name")) {
+      t = identity->FindByClientCn(absl::string_view(cn.data(), cn.size()));
+      if (t != nullptr) break;
+    }
+  }
+  if (t == nullptr) {
+    auto tenant = identity->Authenticate(PresentedKey(ctx));
+    if (!tenant.ok()) return tenant.status();
+    t = *tenant;
+  }
   if (role == Role::kAdmin && !t->admin) {
     return absl::PermissionDeniedError(absl::StrCat(
         "tenant ", t->name, " lacks the admin role needed to load or unload models"));

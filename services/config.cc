@@ -128,7 +128,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
                                     "refresh_interval_seconds", "admission", "keys",
-                                    "allow_cidrs", "insecure", "metrics_listen"});
+                                    "allow_cidrs", "insecure", "metrics_listen", "tls"});
       !st.ok())
     return st;
   absl::Status st;
@@ -221,6 +221,25 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
     return st;
   if (doc.contains("insecure") && !(st = Read(doc["insecure"], "insecure", &c.insecure)).ok())
     return st;
+  if (doc.contains("tls")) {
+    const json& t = doc["tls"];
+    if (!(st = CheckKeys(t, "tls", {"cert_file", "key_file", "client_ca_file",
+                                     "require_client_cert"}))
+             .ok())
+      return st;
+    if (t.contains("cert_file") && !(st = Read(t["cert_file"], "tls.cert_file", &c.tls_cert_file)).ok())
+      return st;
+    if (t.contains("key_file") && !(st = Read(t["key_file"], "tls.key_file", &c.tls_key_file)).ok())
+      return st;
+    if (t.contains("client_ca_file") &&
+        !(st = Read(t["client_ca_file"], "tls.client_ca_file", &c.tls_client_ca_file)).ok())
+      return st;
+    if (t.contains("require_client_cert") &&
+        !(st = Read(t["require_client_cert"], "tls.require_client_cert",
+                    &c.tls_require_client_cert))
+             .ok())
+      return st;
+  }
   if (doc.contains("metrics_listen") &&
       !(st = Read(doc["metrics_listen"], "metrics_listen", &c.metrics_listen)).ok())
     return st;
@@ -234,7 +253,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
       const json& k = keys[i];
       const std::string where = absl::StrCat("keys[", i, "]");
       if (!(st = CheckKeys(k, where,
-                           {"tenant", "key_sha256", "key_env", "key_file", "roles", "models",
+                           {"tenant", "key_sha256", "key_env", "key_file", "client_cn", "roles",
+                            "models",
                             "requests_per_minute", "tokens_per_minute", "concurrent_streams",
                             "weight", "max_priority"}))
                .ok())
@@ -250,6 +270,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
         return st;
       if (k.contains("key_file") &&
           !(st = Read(k["key_file"], where + ".key_file", &kc.key_file)).ok())
+        return st;
+      if (k.contains("client_cn") &&
+          !(st = Read(k["client_cn"], where + ".client_cn", &kc.client_cn)).ok())
         return st;
       std::vector<std::string> roles = {"inference"};
       if (k.contains("roles") && !(st = Read(k["roles"], where + ".roles", &roles)).ok()) return st;
@@ -373,7 +396,13 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   const std::string host = c.listen.substr(0, c.listen.rfind(':'));
   const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
                         host == "::1" || absl::StartsWith(host, "127.");
-  if (!loopback && c.identity.keys.empty() && !c.insecure) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return Bad("tls", "set both cert_file and key_file");
+  }
+  if (c.tls_require_client_cert && c.tls_client_ca_file.empty()) {
+    return Bad("tls.require_client_cert", "needs tls.client_ca_file");
+  }
+  if (!loopback && c.identity.keys.empty() && !c.tls_require_client_cert && !c.insecure) {
     return Bad("listen", absl::StrCat("\"", c.listen, "\" is not a loopback address and no API keys "
                                       "are configured; add keys, or pass --insecure to serve "
                                       "anyone who can reach the port"));

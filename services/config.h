@@ -28,6 +28,11 @@ struct Config {
   std::string log_level = "info";
   // API keys and client-address allowlist (empty = no keys: loopback only unless `insecure`).
   admission::IdentityOptions identity;
+  // TLS for the gRPC port; cert_file empty = plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  bool tls_require_client_cert = false;
   // Prometheus endpoint; empty = off.
   std::string metrics_listen = "127.0.0.1:9464";
   // Allow listening on a non-loopback address without API keys.

@@ -165,6 +165,16 @@ int Run() {
   }
 
   services::ServerOptions opts;
+  if (!config->tls_cert_file.empty()) {
+    services::TlsOptions tls{config->tls_cert_file, config->tls_key_file,
+                             config->tls_client_ca_file, config->tls_require_client_cert};
+    auto creds = services::MakeServerCredentials(tls);
+    if (!creds.ok()) {
+      std::cerr << "lmgate: " << creds.status().message() << "\n";
+      return 2;
+    }
+    opts.credentials = *creds;
+  }
   opts.identity = std::shared_ptr<const admission::Identity>(*std::move(identity));
   opts.listen = config->listen;
   opts.drivers = std::make_shared<backends::DriverSet>(std::move(drivers),

@@ -1,6 +1,8 @@
 #include "services/server.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -13,6 +15,33 @@
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const TlsOptions& tls) {
+  auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
+    std::ifstream in(path);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("tls: cannot read ", path));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  auto cert = read(tls.cert_file);
+  if (!cert.ok()) return cert.status();
+  auto key = read(tls.key_file);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions opts(
+      tls.client_ca_file.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : (tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                     : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY));
+  if (!tls.client_ca_file.empty()) {
+    auto ca = read(tls.client_ca_file);
+    if (!ca.ok()) return ca.status();
+    opts.pem_root_certs = *ca;
+  }
+  opts.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(opts);
+}
 
 absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions options) {
   if (!options.drivers) return absl::InvalidArgumentError("ServerOptions.drivers is not set");
@@ -39,7 +68,9 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(
+      options.listen,
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->models_.get());
   s->server_ = builder.BuildAndStart();

@@ -34,6 +34,8 @@ struct ServerOptions {
   std::shared_ptr<const admission::Identity> identity;
   // Threads for blocking driver calls (unary RPCs, loads).
   int worker_threads = 32;
+  // Transport credentials; null = plaintext. See MakeServerCredentials().
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   // host:port of the Prometheus /metrics endpoint; empty = no endpoint (metrics still collected).
   std::string metrics_listen;
   // How often readiness (host reachable) is re-evaluated for the health service.
@@ -47,6 +49,16 @@ struct ServerOptions {
 // Thread-safe. Shutdown() (or the destructor) turns every health status NOT_SERVING, stops
 // accepting calls, lets running calls finish until the grace period ends, then cancels them
 // (their upstream predictions too).
+struct TlsOptions {
+  std::string cert_file;       // PEM server certificate chain
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // PEM CA for client certificates (mTLS); empty = no client certs
+  bool require_client_cert = false;
+};
+// TLS (and mTLS) credentials from PEM files; INVALID_ARGUMENT naming an unreadable file.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const TlsOptions& tls);
+
 class LmgateServer {
  public:
   static absl::StatusOr<std::unique_ptr<LmgateServer>> Create(ServerOptions options);

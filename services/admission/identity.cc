@@ -68,10 +68,18 @@ absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(const IdentityOptions
     const KeyConfig& k = options.keys[i];
     const std::string where = absl::StrCat("keys[", i, "] (", k.tenant.name, ")");
     if (k.tenant.name.empty()) return absl::InvalidArgumentError(where + ": tenant name is empty");
-    int sources = !k.key_sha256.empty() + !k.key_env.empty() + !k.key_file.empty();
+    int sources = !k.key_sha256.empty() + !k.key_env.empty() + !k.key_file.empty() +
+                  !k.client_cn.empty();
     if (sources != 1) {
       return absl::InvalidArgumentError(
-          where + ": set exactly one of key_sha256, key_env, key_file");
+          where + ": set exactly one of key_sha256, key_env, key_file, client_cn");
+    }
+    if (!(k.tenant.weight > 0)) return absl::InvalidArgumentError(where + ": weight must be > 0");
+    if (!k.client_cn.empty()) {
+      if (!id->by_cn_.emplace(k.client_cn, k.tenant).second) {
+        return absl::InvalidArgumentError(where + ": client_cn " + k.client_cn + " listed twice");
+      }
+      continue;
     }
     std::string digest_hex;
     if (!k.key_sha256.empty()) {
@@ -111,8 +119,13 @@ absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(const IdentityOptions
   return id;
 }
 
+const Tenant* Identity::FindByClientCn(absl::string_view cn) const {
+  auto it = by_cn_.find(std::string(cn));
+  return it == by_cn_.end() ? nullptr : &it->second;
+}
+
 absl::StatusOr<const Tenant*> Identity::Authenticate(absl::string_view presented) const {
-  if (tenants_.empty()) return &anonymous_;
+  if (!keys_enabled()) return &anonymous_;
   if (presented.empty()) {
     return absl::UnauthenticatedError(
         "this lmgate requires an API key: send `authorization: Bearer <key>` or `x-api-key`");

@@ -45,6 +45,8 @@ struct KeyConfig {
   std::string key_sha256;  // hex digest of the key
   std::string key_env;     // environment variable holding the key
   std::string key_file;    // file holding the key (trailing newline ignored)
+  // mTLS: callers presenting a verified client certificate with this subject common name.
+  std::string client_cn;
 };
 
 struct IdentityOptions {
@@ -59,10 +61,12 @@ class Identity {
   static absl::StatusOr<std::unique_ptr<Identity>> Create(const IdentityOptions& options);
 
   // True when API keys are configured (otherwise every caller is the anonymous tenant).
-  bool keys_enabled() const { return !tenants_.empty(); }
+  bool keys_enabled() const { return !tenants_.empty() || !by_cn_.empty(); }
   // The tenant a presented key belongs to: UNAUTHENTICATED when keys are enabled and the key is
   // missing or unknown; the anonymous tenant (all roles) when keys are disabled.
   absl::StatusOr<const Tenant*> Authenticate(absl::string_view presented_key) const;
+  // The tenant of a verified client certificate's common name, or nullptr.
+  const Tenant* FindByClientCn(absl::string_view cn) const;
   // PERMISSION_DENIED when `peer` (gRPC peer string "ipv4:1.2.3.4:567", "ipv6:[::1]:5") is not in
   // the allowlist.
   absl::Status CheckPeer(absl::string_view peer) const;
@@ -79,6 +83,7 @@ class Identity {
   static absl::StatusOr<Cidr> ParseCidr(absl::string_view text);
 
   std::vector<std::pair<std::string, Tenant>> tenants_;  // (sha256 digest bytes, tenant)
+  std::map<std::string, Tenant> by_cn_;                  // mTLS common name → tenant
   Tenant anonymous_;
   std::vector<Cidr> allow_;
 };

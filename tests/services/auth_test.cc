@@ -1,6 +1,8 @@
 // The auth matrix over loopback: denied calls get UNAUTHENTICATED / PERMISSION_DENIED /
 // RESOURCE_EXHAUSTED and nothing reaches the driver.
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -147,6 +149,68 @@ TEST_F(AuthTest, RequestsPerMinuteLimit) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(st.error_message().find("retry in"), std::string::npos) << st.error_message();
   EXPECT_EQ(fake_->predictions_started(), 3);
+}
+
+}  // namespace
+}  // namespace lmgate::services
+
+namespace lmgate::services {
+namespace {
+
+std::string ReadTestdata(const std::string& name) {
+  std::ifstream in("tests/services/testdata/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// TLS with client certificates: a verified certificate's CN names the tenant (no key needed);
+// a client without one falls back to API keys.
+TEST(MtlsTest, ClientCertificateNamesTheTenant) {
+  admission::IdentityOptions io;
+  admission::KeyConfig cert_tenant;
+  cert_tenant.tenant.name = "team-a";
+  cert_tenant.client_cn = "team-a";
+  io.keys = {cert_tenant};
+  auto identity = admission::Identity::Create(io);
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  TlsOptions tls;
+  tls.cert_file = "tests/services/testdata/server.pem";
+  tls.key_file = "tests/services/testdata/server.key";
+  tls.client_ca_file = "tests/services/testdata/ca.pem";
+  auto creds = MakeServerCredentials(tls);
+  ASSERT_TRUE(creds.ok()) << creds.status();
+
+  auto fake = std::make_unique<backends::FakeDriver>(backends::FakeDriver::Options{});
+  std::vector<std::unique_ptr<backends::Driver>> drivers;
+  drivers.push_back(std::move(fake));
+  ServerOptions opts;
+  opts.listen = "127.0.0.1:0";
+  opts.credentials = *creds;
+  opts.drivers = std::make_shared<backends::DriverSet>(std::move(drivers));
+  opts.gateway.default_model = "fake/llm-small";
+  opts.identity = std::shared_ptr<const admission::Identity>(std::move(*identity));
+  opts.worker_threads = 2;
+  auto server = LmgateServer::Create(std::move(opts));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string addr = "localhost:" + std::to_string((*server)->port());
+
+  auto list = [&](bool with_cert) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadTestdata("ca.pem");
+    if (with_cert) {
+      ssl.pem_cert_chain = ReadTestdata("client.pem");
+      ssl.pem_private_key = ReadTestdata("client.key");
+    }
+    auto stub = v1::ModelManager::NewStub(grpc::CreateChannel(addr, grpc::SslCredentials(ssl)));
+    grpc::ClientContext ctx;
+    v1::ListModelsResponse resp;
+    return stub->ListModels(&ctx, v1::ListModelsRequest(), &resp);
+  };
+  grpc::Status with = list(true);
+  EXPECT_TRUE(with.ok()) << with.error_message();
+  EXPECT_EQ(list(false).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  (*server)->Shutdown(absl::Seconds(1));
 }
 
 }  // namespace
