@@ -259,6 +259,25 @@ describe("openai client against the emulator's /v1", () => {
     assert.deepEqual(together, solo);
   });
 
+  test("LM Studio's extra body field ttl sets the JIT load's idle TTL", async () => {
+    // `ttl` (seconds) is not an OpenAI field; the client passes it through in the body.
+    await withTimeout(
+      client.embeddings.create({
+        model: "text-embedding-bge-small-en-v1.5",
+        input: "hello",
+        encoding_format: "float",
+        ttl: 90,
+      }),
+      "embeddings with ttl (JIT load)",
+    );
+    const inst = (await emulatorStats(emu)).loaded_instances.find(
+      (i) => i.modelKey === "text-embedding-bge-small-en-v1.5",
+    );
+    assert.ok(inst, "JIT-loaded");
+    assert.equal(inst.jit, true);
+    assert.equal(inst.ttlMs, 90_000);
+  });
+
   test("reasoning model: reasoning_content separate from content", async () => {
     const res = await withTimeout(
       client.chat.completions.create({
@@ -519,6 +538,59 @@ describe("openai client against the emulator's /v1", () => {
     } while (Date.now() < deadline);
     assert.equal(stats.predictions_cancelled, before.predictions_cancelled + 1, JSON.stringify(stats));
     assert.equal(stats.predictions_active, 0);
+  });
+});
+
+describe("openai client with JIT loading off (--jit=false)", () => {
+  let emu;
+  let client;
+
+  before(async () => {
+    emu = await startEmulator(["--jit=false"]);
+    client = newClient(emu);
+  });
+
+  after(async () => {
+    if (emu) await emu.stop();
+  });
+
+  test("nothing loaded: empty model list, and chat names LM Studio's 'No models loaded' error", async () => {
+    const page = await withTimeout(client.models.list(), "models.list");
+    assert.deepEqual(page.data, []);
+    await assert.rejects(
+      withTimeout(
+        client.chat.completions.create({ model: LLM_KEY, messages: [{ role: "user", content: "Hi" }] }),
+        "chat without a loaded model",
+      ),
+      (e) => {
+        assert.ok(e instanceof BadRequestError, `${e}`);
+        assert.match(e.message, /^400 No models loaded\. Please load a model/);
+        assert.equal(e.type, "invalid_request_error");
+        return true;
+      },
+    );
+  });
+
+  test("loaded models are listed by instance identifier and served", async () => {
+    const res = await withTimeout(
+      fetch(`${emu.httpUrl}/api/v1/models/load`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: LLM_KEY, context_length: 4096 }),
+      }),
+      "REST v1 load",
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    const page = await withTimeout(client.models.list(), "models.list");
+    assert.deepEqual(
+      page.data.map((m) => m.id),
+      [LLM_KEY],
+    );
+    const chat = await withTimeout(
+      client.chat.completions.create({ model: LLM_KEY, messages: [{ role: "user", content: "Hi" }] }),
+      "chat on the loaded model",
+    );
+    assert.ok(chat.choices[0].message.content.length > 0);
   });
 });
 

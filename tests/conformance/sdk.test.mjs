@@ -301,6 +301,25 @@ describe(`${sdkName} against the emulator (happy path, zero SDK warnings)`, () =
     assert.equal(fragments.map((f) => f.content).join(""), result.content);
   });
 
+  test("contextOverflowPolicy stopAtLimit on a tiny context: contextLengthReached", async () => {
+    const small = await withTimeout(
+      client.llm.load(LLM_KEY_2, { identifier: "tiny-context", config: { contextLength: 32 } }),
+      "load with contextLength 32",
+    );
+    try {
+      assert.equal(await withTimeout(small.getContextLength(), "getContextLength"), 32);
+      const { fragments, result } = await drain(
+        small.respond("Hi", { contextOverflowPolicy: "stopAtLimit" }),
+        "respond at the context limit",
+      );
+      assert.equal(result.stats.stopReason, "contextLengthReached");
+      assert.equal(result.stats.promptTokensCount + result.stats.predictedTokensCount, 32);
+      assert.equal(fragments.map((f) => f.content).join(""), result.content);
+    } finally {
+      await withTimeout(small.unload(), "unload tiny-context");
+    }
+  });
+
   test("concurrent predictions on one socket do not mix", async () => {
     const prompts = ["Tell me about cats.", "Tell me about rivers.", "Tell me about stars."];
     const solo = [];
