@@ -23,6 +23,13 @@ fail() {
 
 command -v node >/dev/null 2>&1 ||
   fail "node is not on PATH ($PATH). Run: bash deploy/setup.sh"
+# Node >= 20.13: node:test's junit reporter and --test-timeout (and what the pinned clients were
+# verified with). Debian 12's own nodejs package is 18.
+node_version="$(node -p 'process.versions.node')"
+node -e '
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  process.exit(maj > 20 || (maj === 20 && min >= 13) ? 0 : 1);
+' || fail "node $node_version on PATH is too old: the conformance tests need Node >= 20.13"
 
 # Absolute emulator path (runfiles-relative on entry; the node tests run from another directory).
 case "$emulator" in
@@ -62,7 +69,7 @@ for t in "$@"; do
   tests+=("$real")
 done
 
-echo "conformance: node $(node --version), emulator $emulator, tests in $dir"
+echo "conformance: node v$node_version, emulator $emulator, tests in $dir"
 reporters=(--test-reporter=spec --test-reporter-destination=stdout)
 if [ -n "${XML_OUTPUT_FILE:-}" ]; then
   # One <testcase> per node:test case in Bazel's test.xml (tests/run_tests.sh counts them).
