@@ -49,7 +49,9 @@ export async function startEmulator(args = []) {
     lines.once("line", resolve);
     child.once("error", reject);
     exited.then(({ code, signal }) =>
-      reject(new Error(`emulator exited (code ${code}, signal ${signal}) before listening:\n${stderr}`)),
+      reject(
+        new Error(`emulator exited (code ${code}, signal ${signal}) before listening:\n${stderr}`),
+      ),
     );
   });
   let line;
@@ -111,13 +113,17 @@ export async function emulatorStats(emu) {
 // they land in the test log).
 export function recordingLogger() {
   const records = [];
-  const rec = (level) => (...messages) => {
-    const text = messages
-      .map((m) => (m instanceof Error ? `${m.name}: ${m.message}` : typeof m === "string" ? m : safeJson(m)))
-      .join(" ");
-    records.push({ level, text });
-    if (level === "warn" || level === "error") console.error(`[sdk ${level}] ${text}`);
-  };
+  const rec =
+    (level) =>
+    (...messages) => {
+      const text = messages
+        .map((m) =>
+          m instanceof Error ? `${m.name}: ${m.message}` : typeof m === "string" ? m : safeJson(m),
+        )
+        .join(" ");
+      records.push({ level, text });
+      if (level === "warn" || level === "error") console.error(`[sdk ${level}] ${text}`);
+    };
   return {
     records,
     logger: { info: rec("info"), warn: rec("warn"), error: rec("error"), debug: rec("debug") },

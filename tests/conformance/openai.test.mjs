@@ -120,7 +120,10 @@ describe("openai client against the emulator's /v1", () => {
     // (protocol reference section 4), which the client hands back as the "model".
     const r = await withTimeout(client.models.retrieve(LLM_KEY), "models.retrieve");
     // The client percent-encodes the id's "/" (qwen%2Fqwen3-4b); the fallback echoes the raw path.
-    assert.match(r.error, /^Unexpected endpoint or method\. \(GET \/v1\/models\/qwen%2Fqwen3-4b\)$/);
+    assert.match(
+      r.error,
+      /^Unexpected endpoint or method\. \(GET \/v1\/models\/qwen%2Fqwen3-4b\)$/,
+    );
   });
 
   test("chat.completions.create (plain)", async () => {
@@ -164,10 +167,17 @@ describe("openai client against the emulator's /v1", () => {
     };
     const plain = await withTimeout(client.chat.completions.create(body), "chat create (ref)");
     const stream = await withTimeout(
-      client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }),
+      client.chat.completions.create({
+        ...body,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
       "chat create stream",
     );
-    const { chunks, content, finishReasons, usageChunks } = await collectChatStream(stream, "stream");
+    const { chunks, content, finishReasons, usageChunks } = await collectChatStream(
+      stream,
+      "stream",
+    );
     assert.ok(chunks.length > 2, `several chunks (${chunks.length})`);
     for (const c of chunks) {
       assert.equal(c.object, "chat.completion.chunk");
@@ -224,13 +234,19 @@ describe("openai client against the emulator's /v1", () => {
   });
 
   test("stop: the text ends before the stop string, finish_reason stop", async () => {
-    const body = { model: LLM_KEY, messages: [{ role: "user", content: "Describe the weather today." }] };
+    const body = {
+      model: LLM_KEY,
+      messages: [{ role: "user", content: "Describe the weather today." }],
+    };
     const full = (await withTimeout(client.chat.completions.create(body), "reference")).choices[0]
       .message.content;
     const words = full.split(" ").filter((w) => /^[a-z]{3,}$/.test(w));
     assert.ok(words.length > 2, full);
     const stop = ` ${words[Math.floor(words.length / 2)]}`;
-    const res = await withTimeout(client.chat.completions.create({ ...body, stop: [stop] }), "with stop");
+    const res = await withTimeout(
+      client.chat.completions.create({ ...body, stop: [stop] }),
+      "with stop",
+    );
     assert.equal(res.choices[0].finish_reason, "stop");
     assert.equal(res.choices[0].message.content, full.slice(0, full.indexOf(stop)));
     const streamed = await collectChatStream(
@@ -245,13 +261,20 @@ describe("openai client against the emulator's /v1", () => {
     const req = (p) => ({ model: LLM_KEY, messages: [{ role: "user", content: p }] });
     const solo = [];
     for (const p of prompts) {
-      solo.push((await withTimeout(client.chat.completions.create(req(p)), p)).choices[0].message.content);
+      solo.push(
+        (await withTimeout(client.chat.completions.create(req(p)), p)).choices[0].message.content,
+      );
     }
     const together = await withTimeout(
       Promise.all(
-        prompts.map(async (p) =>
-          (await collectChatStream(await client.chat.completions.create({ ...req(p), stream: true }), p))
-            .content,
+        prompts.map(
+          async (p) =>
+            (
+              await collectChatStream(
+                await client.chat.completions.create({ ...req(p), stream: true }),
+                p,
+              )
+            ).content,
         ),
       ),
       "concurrent streams",
@@ -310,7 +333,11 @@ describe("openai client against the emulator's /v1", () => {
     assert.equal(typeof args.city, "string");
 
     // Streamed: the helper stitches the tool_calls deltas back together.
-    const runner = client.chat.completions.stream({ model: LLM_KEY, messages, tools: [WEATHER_TOOL] });
+    const runner = client.chat.completions.stream({
+      model: LLM_KEY,
+      messages,
+      tools: [WEATHER_TOOL],
+    });
     const final = await withTimeout(runner.finalChatCompletion(), "tool call stream");
     assert.equal(final.choices[0].finish_reason, "tool_calls");
     const streamedCall = final.choices[0].message.tool_calls[0];
@@ -319,7 +346,12 @@ describe("openai client against the emulator's /v1", () => {
 
     // tool_choice "none": plain content.
     const none = await withTimeout(
-      client.chat.completions.create({ model: LLM_KEY, messages, tools: [WEATHER_TOOL], tool_choice: "none" }),
+      client.chat.completions.create({
+        model: LLM_KEY,
+        messages,
+        tools: [WEATHER_TOOL],
+        tool_choice: "none",
+      }),
       "tool_choice none",
     );
     assert.equal(none.choices[0].finish_reason, "stop");
@@ -382,14 +414,19 @@ describe("openai client against the emulator's /v1", () => {
       let content;
       if (stream) {
         const runner = client.chat.completions.stream(body);
-        content = (await withTimeout(runner.finalChatCompletion(), "json_schema stream"))
-          .choices[0].message.content;
+        content = (await withTimeout(runner.finalChatCompletion(), "json_schema stream")).choices[0]
+          .message.content;
       } else {
         content = (await withTimeout(client.chat.completions.create(body), "json_schema"))
           .choices[0].message.content;
       }
       const v = JSON.parse(content);
-      assert.deepEqual(Object.keys(v).sort().filter((k) => !PERSON_SCHEMA.properties[k]), []);
+      assert.deepEqual(
+        Object.keys(v)
+          .sort()
+          .filter((k) => !PERSON_SCHEMA.properties[k]),
+        [],
+      );
       assert.equal(typeof v.name, "string");
       assert.ok(Number.isInteger(v.age) && v.age >= 0 && v.age <= 150);
       assert.ok(Array.isArray(v.tags) && v.tags.length >= 1 && v.tags.length <= 3);
@@ -400,7 +437,12 @@ describe("openai client against the emulator's /v1", () => {
 
   test("completions.create: plain and streamed", async () => {
     const res = await withTimeout(
-      client.completions.create({ model: LLM_KEY, prompt: "Once upon a time", max_tokens: 50, seed: 3 }),
+      client.completions.create({
+        model: LLM_KEY,
+        prompt: "Once upon a time",
+        max_tokens: 50,
+        seed: 3,
+      }),
       "completions",
     );
     assert.match(res.id, /^cmpl-/);
@@ -440,7 +482,11 @@ describe("openai client against the emulator's /v1", () => {
 
   test("embeddings: string and array (encoding_format float)", async () => {
     const one = await withTimeout(
-      client.embeddings.create({ model: EMBEDDING_KEY, input: "hello world", encoding_format: "float" }),
+      client.embeddings.create({
+        model: EMBEDDING_KEY,
+        input: "hello world",
+        encoding_format: "float",
+      }),
       "embeddings string",
     );
     assert.equal(one.object, "list");
@@ -474,7 +520,11 @@ describe("openai client against the emulator's /v1", () => {
     // (lmstudio-ai/lmstudio-bug-tracker#756; langchainjs#8221, n8n#20877 work around it), so the
     // decoded vector is garbage. The emulator reproduces that: pin it, so a change is deliberate.
     const raw = await withTimeout(
-      client.embeddings.create({ model: EMBEDDING_KEY, input: "hello world", encoding_format: "base64" }),
+      client.embeddings.create({
+        model: EMBEDDING_KEY,
+        input: "hello world",
+        encoding_format: "base64",
+      }),
       "embeddings base64 requested",
     );
     assert.ok(Array.isArray(raw.data[0].embedding), "float array despite base64");
@@ -483,10 +533,33 @@ describe("openai client against the emulator's /v1", () => {
 
   test("unknown model: APIError with LM Studio's message and code", async () => {
     for (const [what, call] of [
-      ["chat", () => client.chat.completions.create({ model: "no/such-model", messages: [{ role: "user", content: "Hi" }] })],
-      ["chat stream", () => client.chat.completions.create({ model: "no/such-model", messages: [{ role: "user", content: "Hi" }], stream: true })],
+      [
+        "chat",
+        () =>
+          client.chat.completions.create({
+            model: "no/such-model",
+            messages: [{ role: "user", content: "Hi" }],
+          }),
+      ],
+      [
+        "chat stream",
+        () =>
+          client.chat.completions.create({
+            model: "no/such-model",
+            messages: [{ role: "user", content: "Hi" }],
+            stream: true,
+          }),
+      ],
       ["completions", () => client.completions.create({ model: "no/such-model", prompt: "Hi" })],
-      ["embeddings", () => client.embeddings.create({ model: "no/such-model", input: "Hi", encoding_format: "float" })],
+      [
+        "embeddings",
+        () =>
+          client.embeddings.create({
+            model: "no/such-model",
+            input: "Hi",
+            encoding_format: "float",
+          }),
+      ],
     ]) {
       await assert.rejects(withTimeout(call(), `unknown model (${what})`), (e) => {
         assert.ok(e instanceof APIError, `${what}: ${e}`);
@@ -509,7 +582,11 @@ describe("openai client against the emulator's /v1", () => {
     const ac = new AbortController();
     const stream = await withTimeout(
       client.chat.completions.create(
-        { model: LLM_KEY, messages: [{ role: "user", content: "Tell me a long story." }], stream: true },
+        {
+          model: LLM_KEY,
+          messages: [{ role: "user", content: "Tell me a long story." }],
+          stream: true,
+        },
         { signal: ac.signal },
       ),
       "stream to abort",
@@ -536,7 +613,11 @@ describe("openai client against the emulator's /v1", () => {
       if (stats.predictions_cancelled > before.predictions_cancelled) break;
       await new Promise((r) => setTimeout(r, 50));
     } while (Date.now() < deadline);
-    assert.equal(stats.predictions_cancelled, before.predictions_cancelled + 1, JSON.stringify(stats));
+    assert.equal(
+      stats.predictions_cancelled,
+      before.predictions_cancelled + 1,
+      JSON.stringify(stats),
+    );
     assert.equal(stats.predictions_active, 0);
   });
 });
@@ -559,7 +640,10 @@ describe("openai client with JIT loading off (--jit=false)", () => {
     assert.deepEqual(page.data, []);
     await assert.rejects(
       withTimeout(
-        client.chat.completions.create({ model: LLM_KEY, messages: [{ role: "user", content: "Hi" }] }),
+        client.chat.completions.create({
+          model: LLM_KEY,
+          messages: [{ role: "user", content: "Hi" }],
+        }),
         "chat without a loaded model",
       ),
       (e) => {
@@ -587,7 +671,10 @@ describe("openai client with JIT loading off (--jit=false)", () => {
       [LLM_KEY],
     );
     const chat = await withTimeout(
-      client.chat.completions.create({ model: LLM_KEY, messages: [{ role: "user", content: "Hi" }] }),
+      client.chat.completions.create({
+        model: LLM_KEY,
+        messages: [{ role: "user", content: "Hi" }],
+      }),
       "chat on the loaded model",
     );
     assert.ok(chat.choices[0].message.content.length > 0);
@@ -608,7 +695,10 @@ describe("openai client with an API token (--api_token)", () => {
   test("the right token as apiKey works", async () => {
     const client = newClient(emu, { apiKey: API_TOKEN });
     const res = await withTimeout(
-      client.chat.completions.create({ model: LLM_KEY, messages: [{ role: "user", content: "Hi" }] }),
+      client.chat.completions.create({
+        model: LLM_KEY,
+        messages: [{ role: "user", content: "Hi" }],
+      }),
       "chat with token",
     );
     assert.ok(res.choices[0].message.content.length > 0);
