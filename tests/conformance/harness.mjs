@@ -89,6 +89,18 @@ export async function startEmulator(args = []) {
   };
 }
 
+// Stops the emulator and throws unless it exited cleanly (status 0 after SIGTERM): a crash, or a
+// sanitizer report under --config=asan/tsan, fails the suite that used it.
+export async function stopEmulator(emu) {
+  if (!emu) return;
+  const { code, signal } = await emu.stop();
+  if (code !== 0) {
+    throw new Error(
+      `emulator exited with code ${code}, signal ${signal}; its stderr:\n${emu.stderr().slice(-8000)}`,
+    );
+  }
+}
+
 // POSTs JSON to an emulator control endpoint (/__emulator/faults, /settings, /reset).
 export async function control(emu, path, body = {}) {
   const res = await withTimeout(

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 
 import OpenAI, { APIError, AuthenticationError, BadRequestError } from "openai";
 
-import { control, emulatorStats, startEmulator, withTimeout } from "./harness.mjs";
+import { control, emulatorStats, startEmulator, stopEmulator, withTimeout } from "./harness.mjs";
 
 const LLM_KEY = "qwen/qwen3-4b";
 const REASONING_KEY = "qwen/qwen3-4b-thinking-2507";
@@ -100,7 +100,7 @@ describe("openai client against the emulator's /v1", () => {
   });
 
   after(async () => {
-    if (emu) await emu.stop();
+    await stopEmulator(emu);
   });
 
   test("models.list", async () => {
@@ -632,7 +632,7 @@ describe("openai client with JIT loading off (--jit=false)", () => {
   });
 
   after(async () => {
-    if (emu) await emu.stop();
+    await stopEmulator(emu);
   });
 
   test("nothing loaded: empty model list, and chat names LM Studio's 'No models loaded' error", async () => {
@@ -689,7 +689,7 @@ describe("openai client with an API token (--api_token)", () => {
   });
 
   after(async () => {
-    if (emu) await emu.stop();
+    await stopEmulator(emu);
   });
 
   test("the right token as apiKey works", async () => {

@@ -12,7 +12,14 @@ import { after, before, describe, test } from "node:test";
 import * as sdk2 from "@lmstudio/sdk";
 import * as sdk15 from "@lmstudio/sdk-1.5";
 
-import { control, emulatorStats, recordingLogger, startEmulator, withTimeout } from "./harness.mjs";
+import {
+  control,
+  emulatorStats,
+  recordingLogger,
+  startEmulator,
+  stopEmulator,
+  withTimeout,
+} from "./harness.mjs";
 
 const LLM_KEY = "qwen/qwen3-4b";
 const LLM_KEY_2 = "google/gemma-3-1b";
@@ -88,7 +95,7 @@ function happyPathSuite({ name: sdkName, mod: { LMStudioClient, rawFunctionTool 
 
     after(async () => {
       if (client) await dispose(client);
-      if (emu) await emu.stop();
+      await stopEmulator(emu);
     });
 
     test("system.getLMStudioVersion", async () => {
@@ -666,7 +673,7 @@ describe("@lmstudio/sdk@2.0.0 when the host misbehaves (faults)", () => {
 
   after(async () => {
     if (client) await dispose(client);
-    if (emu) await emu.stop();
+    await stopEmulator(emu);
   });
 
   test("a dropped socket fails the prediction (no hang); the next call reconnects", async () => {
@@ -737,7 +744,7 @@ describe("@lmstudio/sdk@2.0.0 with an API token (--api_token)", () => {
 
   after(async () => {
     for (const c of clients) await dispose(c);
-    if (emu) await emu.stop();
+    await stopEmulator(emu);
   });
 
   function newClient(opts) {
