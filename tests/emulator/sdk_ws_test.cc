@@ -336,5 +336,16 @@ TEST(SdkWs, DropFaultClosesSocketMidPrediction) {
   EXPECT_EQ(e->Stats()["predictions_cancelled"], 1);
 }
 
+// LM Studio's WebSocket server (`ws`) accepts messages up to its default maxPayload of 100 MiB;
+// Beast's own default would close the socket above 16 MiB (a big prompt from the official SDK).
+TEST(SdkWs, AcceptsMessagesLargerThan16MiB) {
+  auto e = Start();
+  auto sys = Open(*e, "system");
+  const std::string padding(16 * 1024 * 1024 + 1024, 'x');  // just over Beast's default
+  json r = sys->Rpc("version", {{"padding", padding}});
+  EXPECT_EQ(r["type"], "rpcResult") << r.dump().substr(0, 300);
+  EXPECT_EQ(r["result"]["version"], "0.4.0");
+}
+
 }  // namespace
 }  // namespace lmgate::emulator

@@ -72,6 +72,8 @@ struct Context {
 
 // ------------------------------------------------------------------ WebSocket
 
+constexpr uint64_t kMaxWsMessageBytes = 100 * 1024 * 1024;
+
 class WsSession : public Closable, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(tcp::socket&& socket, Context ctx, std::string ns)
@@ -82,6 +84,9 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
     id_ = ctx_.registry->Add(weak_from_this());
     ws_.set_option(websocket::stream_base::timeout{std::chrono::seconds(30),
                                                    websocket::stream_base::none(), false});
+    // LM Studio's server is the `ws` package with its default maxPayload of 100 MiB
+    // (lms-communication-server WsServer); Beast's default (16 MiB) cut off big prompts.
+    ws_.read_message_max(kMaxWsMessageBytes);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "lmstudio-emulator");
     }));
