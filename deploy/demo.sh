@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
+source deploy/env.sh
 bazel build //services:lmgate //tests/emulator:lmstudio_emulator //clients/cpp:lmgatectl </dev/null
 BIN="$(bazel info bazel-bin 2>/dev/null)"
 question="${1:-Explain in two sentences what a gateway in front of LM Studio is for.}"

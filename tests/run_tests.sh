@@ -5,6 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh || exit 1
+source deploy/env.sh
 bep="$(mktemp /tmp/lmgate-bep.XXXXXX.json)"
 trap 'rm -f "$bep"' EXIT
 bazel test //... --keep_going --build_event_json_file="$bep" "$@" </dev/null
