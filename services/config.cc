@@ -325,13 +325,18 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
     const json& a = doc["admission"];
     admission::SchedulerOptions& ao = c.gateway.admission;
     if (!(st = CheckKeys(a, "admission",
-                         {"concurrency_per_model", "max_queue_per_model", "queue_timeout_seconds",
-                          "aging_seconds"}))
+                         {"concurrency_per_model", "max_concurrent_total", "max_queue_per_model",
+                          "queue_timeout_seconds", "aging_seconds"}))
              .ok())
       return st;
     if (a.contains("concurrency_per_model") &&
         !(st = Read(a["concurrency_per_model"], "admission.concurrency_per_model",
                     &ao.default_concurrency))
+             .ok())
+      return st;
+    if (a.contains("max_concurrent_total") &&
+        !(st = Read(a["max_concurrent_total"], "admission.max_concurrent_total",
+                    &ao.max_concurrent_total))
              .ok())
       return st;
     if (a.contains("max_queue_per_model") &&

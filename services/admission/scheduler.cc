@@ -78,9 +78,14 @@ FairScheduler::ModelQueue& FairScheduler::ModelLocked(const std::string& model) 
   return *q;
 }
 
+bool FairScheduler::GlobalFullLocked() const {
+  return options_.max_concurrent_total > 0 && total_in_use_ >= options_.max_concurrent_total;
+}
+
 std::unique_ptr<Slot> FairScheduler::MakeSlotLocked(ModelQueue& q, const Item& item,
                                                     absl::Time now) {
   ++q.in_use;
+  ++total_in_use_;
   std::unique_ptr<Slot> slot(new Slot());
   slot->scheduler_ = this;
   slot->alive_ = alive_;
@@ -90,7 +95,7 @@ std::unique_ptr<Slot> FairScheduler::MakeSlotLocked(ModelQueue& q, const Item& i
 }
 
 std::shared_ptr<FairScheduler::Item> FairScheduler::PickLocked(ModelQueue& q, absl::Time now) {
-  if (q.in_use >= q.concurrency || q.queued == 0) return nullptr;
+  if (q.in_use >= q.concurrency || q.queued == 0 || GlobalFullLocked()) return nullptr;
   TenantQueue* best = nullptr;
   int best_class = -1;
   for (auto& [name, tq] : q.tenants) {
@@ -132,7 +137,7 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
     ModelQueue& q = ModelLocked(item->ticket.model);
     if (stopping_) {
       refused = absl::UnavailableError("lmgate is shutting down");
-    } else if (q.in_use < q.concurrency && q.queued == 0) {
+    } else if (q.in_use < q.concurrency && q.queued == 0 && !GlobalFullLocked()) {
       item->done = true;
       slot = MakeSlotLocked(q, *item, now);
     } else if (q.queued >= options_.max_queue) {
@@ -168,17 +173,47 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
   if (position) position(pos);
 }
 
+std::vector<std::pair<std::shared_ptr<FairScheduler::Item>, std::unique_ptr<Slot>>>
+FairScheduler::DispatchLocked(ModelQueue* preferred) {
+  std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
+  const absl::Time now = absl::Now();
+  if (preferred != nullptr) {
+    while (auto item = PickLocked(*preferred, now)) {
+      auto slot = MakeSlotLocked(*preferred, *item, now);
+      admitted.emplace_back(std::move(item), std::move(slot));
+    }
+  }
+  if (options_.max_concurrent_total <= 0) return admitted;
+  // Global capacity freed: serve other models too, oldest waiting head first.
+  while (!GlobalFullLocked()) {
+    ModelQueue* best = nullptr;
+    absl::Time oldest = absl::InfiniteFuture();
+    for (auto& [m, q] : models_) {
+      if (q->in_use >= q->concurrency || q->queued == 0) continue;
+      for (auto& [t, tq] : q->tenants) {
+        if (!tq.items.empty() && tq.items.front()->enqueued < oldest) {
+          oldest = tq.items.front()->enqueued;
+          best = q.get();
+        }
+      }
+    }
+    if (best == nullptr) break;
+    auto item = PickLocked(*best, now);
+    if (!item) break;
+    auto slot = MakeSlotLocked(*best, *item, now);
+    admitted.emplace_back(std::move(item), std::move(slot));
+  }
+  return admitted;
+}
+
 void FairScheduler::Release(const std::string& model) {
   std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
   {
     absl::MutexLock lock(&mu_);
     ModelQueue& q = ModelLocked(model);
     --q.in_use;
-    const absl::Time now = absl::Now();
-    while (auto item = PickLocked(q, now)) {
-      auto slot = MakeSlotLocked(q, *item, now);
-      admitted.emplace_back(std::move(item), std::move(slot));
-    }
+    --total_in_use_;
+    admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
     Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
@@ -192,11 +227,7 @@ void FairScheduler::SetConcurrency(const std::string& model, int slots) {
     absl::MutexLock lock(&mu_);
     ModelQueue& q = ModelLocked(model);
     q.concurrency = std::max(1, slots);
-    const absl::Time now = absl::Now();
-    while (auto item = PickLocked(q, now)) {
-      auto slot = MakeSlotLocked(q, *item, now);
-      admitted.emplace_back(std::move(item), std::move(slot));
-    }
+    admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
     Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);

@@ -23,6 +23,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,6 +41,9 @@ enum class Priority { kLow = 0, kNormal = 1, kHigh = 2 };
 struct SchedulerOptions {
   // Slots per model unless SetConcurrency() says otherwise.
   int default_concurrency = 4;
+  // Requests running at once over all models; 0 = unlimited. When it binds, a freed slot goes to
+  // the model whose waiting request has the highest class, then waited longest.
+  int max_concurrent_total = 0;
   // Queued requests per model beyond which new ones are refused.
   int max_queue = 256;
   // Longest time a request may wait in the queue.
@@ -112,6 +116,10 @@ class FairScheduler {
   std::unique_ptr<Slot> MakeSlotLocked(ModelQueue& q, const Item& item, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(const std::string& model);
+  // Admits what the per-model and global limits allow now; returns (item, slot) pairs to notify.
+  std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> DispatchLocked(
+      ModelQueue* preferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool GlobalFullLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Remove(const std::shared_ptr<Item>& item, absl::Status why);
   void TimerLoop();
 
@@ -119,6 +127,7 @@ class FairScheduler {
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<ModelQueue>> models_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int total_in_use_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::thread timer_;
 };

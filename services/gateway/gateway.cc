@@ -291,7 +291,48 @@ class RunControl : public GenerateControl {
 Gateway::Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers)
     : options_(std::move(options)), drivers_(drivers), host_ops_(std::move(drivers)) {}
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() {
+  if (slots_thread_.joinable()) {
+    {
+      absl::MutexLock lock(&slots_mu_);
+      slots_stop_ = true;
+    }
+    slots_thread_.join();
+    events_.Unsubscribe(slots_sub_);
+  }
+}
+
+void Gateway::SlotsLoop() {
+  using K = lifecycle::Event::Kind;
+  for (;;) {
+    {
+      absl::MutexLock lock(&slots_mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(slots_mu_) {
+        return slots_wake_ || slots_stop_;
+      };
+      slots_mu_.Await(absl::Condition(&ready));
+      if (slots_stop_) return;
+      slots_wake_ = false;
+    }
+    lifecycle::Event e;
+    while (events_.Next(slots_sub_, &e)) {
+      if (e.kind != K::kLoaded && e.kind != K::kUnloaded && e.kind != K::kExpired &&
+          e.kind != K::kEvicted && e.kind != K::kExternalChange) {
+        continue;
+      }
+      auto m = registry_->Get(e.model_key);
+      if (!m.ok()) continue;
+      int slots = 0;
+      for (const auto& inst : m->instances) {
+        if (inst.state != lifecycle::State::kReady) continue;
+        slots += inst.info.parallel_slots > 0 ? inst.info.parallel_slots
+                                              : options_.admission.default_concurrency;
+      }
+      scheduler_->SetConcurrency(e.model_key,
+                                 slots > 0 ? slots : options_.admission.default_concurrency);
+    }
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers) {
@@ -302,6 +343,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
   g->scheduler_ = std::make_unique<admission::FairScheduler>(g->options_.admission);
+  Gateway* raw = g.get();
+  // The bus calls this with the registry lock held: only wake the loop here.
+  g->slots_sub_ = g->events_.Subscribe("", [raw] {
+    absl::MutexLock lock(&raw->slots_mu_);
+    raw->slots_wake_ = true;
+  });
+  g->slots_thread_ = std::thread([raw] { raw->SlotsLoop(); });
   return g;
 }
 

@@ -10,11 +10,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
@@ -141,6 +143,8 @@ class Gateway {
 
  private:
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
+  // Keeps each model's admission slots equal to its READY instances' parallel slots.
+  void SlotsLoop();
 
   const GatewayOptions options_;
   const std::shared_ptr<backends::DriverSet> drivers_;
@@ -148,6 +152,11 @@ class Gateway {
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
   admission::QuotaTracker quotas_;
+  absl::Mutex slots_mu_;
+  bool slots_wake_ ABSL_GUARDED_BY(slots_mu_) = false;
+  bool slots_stop_ ABSL_GUARDED_BY(slots_mu_) = false;
+  lifecycle::EventBus::SubscriberId slots_sub_ = 0;
+  std::thread slots_thread_;
   // Declared last: destroyed first, failing queued requests before the registry goes.
   std::unique_ptr<admission::FairScheduler> scheduler_;
 };

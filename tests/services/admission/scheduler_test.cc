@@ -172,5 +172,25 @@ TEST(FairSchedulerTest, ConcurrencyFollowsSlots) {
   EXPECT_EQ(s.Stats("m").queued, 1);
 }
 
+TEST(FairSchedulerTest, GlobalLimitSpansModels) {
+  SchedulerOptions o = OneSlot();
+  o.default_concurrency = 4;
+  o.max_concurrent_total = 2;
+  Recorder r;
+  FairScheduler s(o);
+  Ticket a = T("t");
+  a.model = "model-a";
+  Ticket b = T("t");
+  b.model = "model-b";
+  s.Submit(a, r.For("a1"));
+  s.Submit(a, r.For("a2"));
+  s.Submit(b, r.For("b1"));  // global limit: waits although model-b is idle
+  EXPECT_EQ(r.order().size(), 2u);
+  EXPECT_EQ(s.Stats("model-b").queued, 1);
+  r.ReleaseOne();  // a model-a slot frees: the global slot goes to model-b
+  EXPECT_EQ(r.order().back(), "b1");
+  EXPECT_EQ(s.Stats("model-b").in_use, 1);
+}
+
 }  // namespace
 }  // namespace lmgate::admission
