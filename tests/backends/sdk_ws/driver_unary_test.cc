@@ -294,7 +294,7 @@ TEST(Unary, UnloadFindsTheNamespaceAndReportsNotFound) {
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   EXPECT_NE(s.message().find("ghost"), absl::string_view::npos);
   Json unload = mini.host().received()[0];
-  EXPECT_EQ(unload["parameter"], Json::parse(R"({"identifier":"q"})"));
+  EXPECT_EQ(unload["parameter"], Json::parse(R"({"identifier":"q","deviceIdentifier":null})"));
 }
 
 TEST(Unary, EmbedPipelinesOneCallPerInputAndKeepsOrder) {
@@ -378,6 +378,29 @@ TEST(Unary, UnaryDeadlineAndCancel) {
   });
   EXPECT_EQ(driver->Tokenize(ctx, "q", "x").status().code(), absl::StatusCode::kCancelled);
   canceller.join();
+}
+
+TEST(Unary, IdempotentCallsAreRetriedOnALostSocketButUnloadIsNot) {
+  std::atomic<int> calls{0};
+  FakeHost host([&calls](const std::shared_ptr<FakeSession>& s, const Json& f) {
+    if (calls++ % 2 == 0) return s->Drop();  // every other call loses its socket
+    if (IsCall(f, "countTokens")) return s->Send(RpcResult(f, Json{{"tokenCount", 7}}));
+    s->Send(RpcResult(f, std::nullopt));
+  });
+  auto driver = MakeDriver(host.base_url());
+  absl::StatusOr<int> count = driver->CountTokens(Ctx(), "q", "x");
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 7);
+  EXPECT_EQ(host.authenticated_total(), 2);
+  calls = 0;
+  EXPECT_EQ(driver->Unload(Ctx(), "q").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 1);
+
+  SdkWsDriver::Options no_retries;
+  no_retries.host.max_retries = 0;
+  auto strict = MakeDriver(host.base_url(), "", no_retries);
+  calls = 0;
+  EXPECT_EQ(strict->CountTokens(Ctx(), "q", "x").status().code(), absl::StatusCode::kUnavailable);
 }
 
 int UnusedPort() {
