@@ -172,11 +172,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
     waiters_.push_back(std::move(waiter));
   }
 
-  void Shutdown() {
-    Drop(absl::UnavailableError("the sdk_ws driver shut down"));
-    resolver_.cancel();
-    connect_timer_.cancel();
-  }
+  void Shutdown() { Drop(absl::UnavailableError("the sdk_ws driver shut down")); }
 
  private:
   enum class State { kIdle, kConnecting, kOpen };
@@ -312,6 +308,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
     ++gen_;
     state_ = State::kIdle;
     connect_timer_.cancel();
+    resolver_.cancel();
     if (link_) {
       beast::error_code ignored;
       beast::get_lowest_layer(link_->ws).socket().close(ignored);

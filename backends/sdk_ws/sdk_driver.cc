@@ -347,9 +347,14 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
   absl::StatusOr<InstanceInfo> info = waiter->Wait(progress);
   if (cancel_id != 0) ctx.cancel->RemoveCallback(cancel_id);
   if (!info.ok()) return info.status();
-  if (info->type == ModelType::kUnknown) info->type = NamespaceOf(type) == Namespace::kEmbedding
-                                                          ? ModelType::kEmbedding
-                                                          : ModelType::kLlm;
+  if (info->type == ModelType::kUnknown) {
+    info->type = type == ModelType::kEmbedding ? ModelType::kEmbedding : ModelType::kLlm;
+  }
+  // The SDK's instance info has no slot count; the one we asked for is what the host applied.
+  if (info->parallel_slots == 0 && params.parallel_slots.has_value() &&
+      info->type == ModelType::kLlm) {
+    info->parallel_slots = *params.parallel_slots;
+  }
   Remember(info->identifier, info->type);
   return info;
 }

@@ -92,6 +92,7 @@ TEST_F(EmulatorTest, ProbeAndListModels) {
 TEST_F(EmulatorTest, LoadWithProgressChatAndUnload) {
   LoadParams p = Params(kLlm, "my-gemma");
   p.context_length = 8192;
+  p.parallel_slots = 2;
   p.ttl = absl::Minutes(5);
   std::vector<double> progress;
   absl::StatusOr<InstanceInfo> info =
@@ -100,6 +101,8 @@ TEST_F(EmulatorTest, LoadWithProgressChatAndUnload) {
   EXPECT_EQ(info->identifier, "my-gemma");
   EXPECT_EQ(info->context_length, 8192);
   EXPECT_EQ(info->ttl, absl::Minutes(5));
+  EXPECT_EQ(info->parallel_slots, 2);
+  EXPECT_EQ(emu_->Stats()["loaded_instances"][0]["parallel"], 2);
   ASSERT_FALSE(progress.empty());
   EXPECT_EQ(progress.back(), 1.0);
 
@@ -113,6 +116,10 @@ TEST_F(EmulatorTest, LoadWithProgressChatAndUnload) {
   EXPECT_GT(r->stats.completion_tokens, 0);
   EXPECT_GT(r->stats.prompt_tokens, 0);
   EXPECT_EQ(r->stats.stop_reason, StopReason::kEos);
+
+  // The same identifier again is refused by the host.
+  EXPECT_EQ(driver_->Load(Ctx(), Params(kLlm, "my-gemma"), nullptr).status().code(),
+            absl::StatusCode::kAlreadyExists);
 
   EXPECT_TRUE(driver_->Unload(Ctx(), "my-gemma").ok());
   EXPECT_EQ(driver_->Unload(Ctx(), "my-gemma").code(), absl::StatusCode::kNotFound);
