@@ -418,6 +418,29 @@ TEST(Unary, UnreachableHostIsUnavailable) {
   EXPECT_EQ(obs->Wait().status().code(), absl::StatusCode::kUnavailable);
 }
 
+TEST(Unary, SilentHostTimesOutConnecting) {
+  // Accepts TCP connections and never answers the WebSocket upgrade.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  SdkWsDriver::Options options;
+  options.host.base_url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  options.host.connect_timeout = absl::Milliseconds(200);
+  auto driver = SdkWsDriver::Create(options);
+  ASSERT_TRUE(driver.ok());
+  absl::Time start = absl::Now();
+  absl::Status s = (*driver)->Probe(Ctx());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("timed out"), absl::string_view::npos) << s;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(Unary, PathPrefixOfTheBaseUrlIsKept) {
+  MiniHost mini;
+  auto driver = MakeDriver(mini.host().base_url() + "/proxy/lmstudio/v1");
+  ASSERT_TRUE(driver->CountTokens(Ctx(), "q", "abc").ok());
+  EXPECT_EQ(mini.paths(), std::vector<std::string>{"/proxy/lmstudio/llm countTokens"});
+}
+
 TEST(Unary, ProbeConnectsTheSystemSocket) {
   MiniHost mini;
   auto driver = MakeDriver(mini.host().base_url());
