@@ -524,6 +524,14 @@ Connection::~Connection() {
     for (auto& socket : impl->sockets) socket->Shutdown();
     impl->ioc.stop();
   });
+  if (std::this_thread::get_id() == impl_->thread.get_id()) {
+    // Destroyed from one of its own callbacks (a contract violation): the io thread cannot join
+    // itself, and the callers up its stack still use the sockets. Shut down and leak the state.
+    Log().error("the sdk_ws connection was destroyed on its own io thread; leaking it");
+    impl_->thread.detach();
+    new std::shared_ptr<Impl>(std::move(impl_));
+    return;
+  }
   impl_->thread.join();
 }
 
