@@ -13,12 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-absl::Status HttpError(absl::Status s, int http_status, const std::string& code) {
-  s = WithPayload(std::move(s), kPayloadHttpStatus, std::to_string(http_status));
-  if (!code.empty()) s = WithPayload(std::move(s), kPayloadErrorCode, code);
-  return s;
-}
-
 absl::Status PathNotFound(const std::string& name, const Catalogue& catalogue) {
   const std::vector<std::string> keys = catalogue.Keys();
   json display = {{"code", "generic.pathNotFound"},

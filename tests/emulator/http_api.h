@@ -63,13 +63,14 @@ class HttpApi {
   HttpApi(Host* host, HttpApiOptions options);
 
   // Routes one request. Synchronous routes respond before returning; inference routes respond
-  // later from a worker thread.
+  // later from a worker thread. Malformed bodies (wrong JSON types) get a 400, never an exception.
   HttpHandleResult Handle(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
 
  private:
+  HttpHandleResult Route(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
   HttpHandleResult HandleOpenAiStyle(const std::string& path, const nlohmann::json& body,
                                      bool rest_v0, std::shared_ptr<HttpResponder> responder);
-  HttpHandleResult HandleEmbeddings(const nlohmann::json& body, bool rest_v0,
+  HttpHandleResult HandleEmbeddings(const nlohmann::json& body,
                                     std::shared_ptr<HttpResponder> responder);
   HttpHandleResult HandleV1Chat(const nlohmann::json& body,
                                 std::shared_ptr<HttpResponder> responder);
@@ -85,7 +86,6 @@ class HttpApi {
   absl::Mutex mu_;
   // /api/v1/chat stateful conversations: response_id → messages so far (store: true).
   std::map<std::string, std::vector<ChatMessage>> conversations_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_response_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 // LM Studio error bodies. OpenAI/v0 style: {"error":{"message","type":"invalid_request_error",

@@ -74,7 +74,9 @@ absl::StatusOr<PredictionRequest> ParseOpenAi(const json& body, bool completions
       msg.tool_call_id = m.value("tool_call_id", "");
       for (const json& c : m.value("tool_calls", json::array())) {
         const json f = c.value("function", json::object());
-        json args = json::parse(f.value("arguments", "{}"), nullptr, false);
+        const json raw_args = f.value("arguments", json("{}"));
+        json args = raw_args.is_string() ? json::parse(raw_args.get<std::string>(), nullptr, false)
+                                         : raw_args;
         if (args.is_discarded() || !args.is_object()) args = json::object();
         msg.tool_calls.push_back({c.value("id", ""), f.value("name", ""), args});
       }
@@ -335,8 +337,8 @@ HttpHandleResult HttpApi::HandleOpenAiStyle(const std::string& path, const json&
   });
 }
 
-HttpHandleResult HttpApi::HandleEmbeddings(const json& body, bool v0,
-                                           std::shared_ptr<HttpResponder> r) {
+// v0 and OpenAI embeddings share one body shape.
+HttpHandleResult HttpApi::HandleEmbeddings(const json& body, std::shared_ptr<HttpResponder> r) {
   std::vector<std::string> inputs;
   const json input = body.value("input", json());
   if (input.is_string()) inputs.push_back(input.get<std::string>());
@@ -371,7 +373,6 @@ HttpHandleResult HttpApi::HandleEmbeddings(const json& body, bool v0,
       tokens += CountTokens(inputs[i]);
       data.push_back({{"object", "embedding"}, {"embedding", *e}, {"index", i}});
     }
-    (void)v0;  // v0 and OpenAI embeddings share one body shape
     RespondJson(*r, 200, {{"object", "list"},
                           {"data", data},
                           {"model", host->Identifier(*inst)},

@@ -133,11 +133,7 @@ HttpHandleResult HttpApi::HandleV1Chat(const json& body, std::shared_ptr<HttpRes
   }
   const bool stream = body.value("stream", false);
   const bool store = body.value("store", true);
-  std::string response_id;
-  if (store) {
-    absl::MutexLock l(&mu_);
-    response_id = absl::StrCat("resp_", RandomId(""));
-  }
+  const std::string response_id = store ? RandomId("resp_") : "";
   Host* host = host_;
   return Spawn(r, [=](Job* job) {
     V1Stream events(r, stream);
@@ -176,6 +172,7 @@ HttpHandleResult HttpApi::HandleV1Chat(const json& body, std::shared_ptr<HttpRes
       std::vector<ChatMessage> convo = req.prompt.messages;
       convo.push_back({"assistant", res.content});
       absl::MutexLock l(&mu_);
+      if (conversations_.size() >= 1000) conversations_.erase(conversations_.begin());  // bounded
       conversations_[response_id] = std::move(convo);
     }
     if (stream) {

@@ -7,9 +7,11 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "tests/emulator/catalogue.h"
 #include "tests/emulator/kv_config.h"
+#include "tests/emulator/model_host.h"
 
 namespace lmgate::emulator {
 
@@ -39,6 +41,13 @@ struct Instance {
 };
 
 inline int64_t EpochMs(absl::Time t) { return absl::ToUnixMillis(t); }
+
+// Attaches the HTTP status (and LM Studio error code, if any) the HTTP layer should answer with.
+inline absl::Status HttpError(absl::Status s, int http_status, const std::string& code) {
+  s = WithPayload(std::move(s), kPayloadHttpStatus, std::to_string(http_status));
+  if (!code.empty()) s = WithPayload(std::move(s), kPayloadErrorCode, code);
+  return s;
+}
 
 }  // namespace lmgate::emulator
 
