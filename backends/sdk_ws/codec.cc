@@ -252,7 +252,7 @@ LoadMessage DecodeLoadMessage(const Json& message) {
 }
 
 Json EncodeUnloadModel(absl::string_view identifier) {
-  return Json{{"identifier", std::string(identifier)}};
+  return Json{{"identifier", std::string(identifier)}, {"deviceIdentifier", nullptr}};
 }
 
 Json ModelSpecifierOf(const GenerateRequest& request) {

@@ -54,7 +54,7 @@ struct LoadMessage {
 };
 LoadMessage DecodeLoadMessage(const Json& message);
 
-// {"identifier":...} — `deviceIdentifier` is omitted (local host).
+// {"identifier":...,"deviceIdentifier":null} (the local host), as SDK 2.0.0 sends it.
 Json EncodeUnloadModel(absl::string_view identifier);
 
 // --- Prediction ------------------------------------------------------------------------------

@@ -172,11 +172,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
     waiters_.push_back(std::move(waiter));
   }
 
-  void Shutdown() {
-    Drop(absl::UnavailableError("the sdk_ws driver shut down"));
-    resolver_.cancel();
-    connect_timer_.cancel();
-  }
+  void Shutdown() { Drop(absl::UnavailableError("the sdk_ws driver shut down")); }
 
  private:
   enum class State { kIdle, kConnecting, kOpen };
@@ -291,7 +287,12 @@ class Socket : public std::enable_shared_from_this<Socket> {
     std::uniform_int_distribution<int64_t> jitter(base.count() / 2, std::max<int64_t>(base.count(), 1));
     retry_at_ = Clock::now() + Clock::duration(jitter(rng_));
     last_error_ = reason;
-    Log().warn("{}", std::string(reason.message()));
+    // Warn once per outage; the retries that follow are debug.
+    if (failures_ == 1) {
+      Log().warn("{}", std::string(reason.message()));
+    } else {
+      Log().debug("{} (attempt {})", std::string(reason.message()), failures_);
+    }
     Drop(std::move(reason));
   }
 
@@ -307,6 +308,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
     ++gen_;
     state_ = State::kIdle;
     connect_timer_.cancel();
+    resolver_.cancel();
     if (link_) {
       beast::error_code ignored;
       beast::get_lowest_layer(link_->ws).socket().close(ignored);
@@ -522,6 +524,14 @@ Connection::~Connection() {
     for (auto& socket : impl->sockets) socket->Shutdown();
     impl->ioc.stop();
   });
+  if (std::this_thread::get_id() == impl_->thread.get_id()) {
+    // Destroyed from one of its own callbacks (a contract violation): the io thread cannot join
+    // itself, and the callers up its stack still use the sockets. Shut down and leak the state.
+    Log().error("the sdk_ws connection was destroyed on its own io thread; leaking it");
+    impl_->thread.detach();
+    new std::shared_ptr<Impl>(std::move(impl_));
+    return;
+  }
   impl_->thread.join();
 }
 
@@ -530,77 +540,6 @@ std::shared_ptr<PendingCall> Connection::StartCall(RpcRequest request, RpcCallba
   auto call = std::make_shared<CallState>(impl_, std::move(request), std::move(done));
   OnIoThread(impl_, ns, [call](Socket& s) { s.AddCall(call); });
   return call;
-}
-
-absl::StatusOr<std::vector<Json>> Connection::CallAll(std::vector<RpcRequest> requests,
-                                                      absl::Time deadline,
-                                                      const std::shared_ptr<CancelToken>& cancel) {
-  struct Shared {
-    absl::Mutex mu;
-    std::vector<Json> results ABSL_GUARDED_BY(mu);
-    size_t remaining ABSL_GUARDED_BY(mu) = 0;
-    absl::Status error ABSL_GUARDED_BY(mu);
-    bool cancelled ABSL_GUARDED_BY(mu) = false;
-  };
-  auto shared = std::make_shared<Shared>();
-  {
-    absl::MutexLock lock(&shared->mu);
-    shared->results.resize(requests.size());
-    shared->remaining = requests.size();
-  }
-  std::vector<std::shared_ptr<PendingCall>> calls;
-  calls.reserve(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) {
-    calls.push_back(StartCall(std::move(requests[i]), [shared, i](absl::StatusOr<Json> r) {
-      absl::MutexLock lock(&shared->mu);
-      if (r.ok()) {
-        shared->results[i] = *std::move(r);
-        --shared->remaining;
-      } else if (shared->error.ok()) {
-        shared->error = r.status();
-      }
-    }));
-  }
-  CancelToken::CallbackId cancel_id = 0;
-  if (cancel) {
-    cancel_id = cancel->AddCallback([shared] {
-      absl::MutexLock lock(&shared->mu);
-      shared->cancelled = true;
-    });
-  }
-  absl::Status outcome;
-  std::vector<Json> results;
-  {
-    absl::MutexLock lock(&shared->mu);
-    auto done = [&shared]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared->mu) {
-      return shared->remaining == 0 || !shared->error.ok() || shared->cancelled;
-    };
-    shared->mu.AwaitWithDeadline(absl::Condition(&done), deadline);
-    if (shared->remaining == 0) {
-      results = std::move(shared->results);
-    } else if (!shared->error.ok()) {
-      outcome = shared->error;
-    } else if (shared->cancelled) {
-      outcome = absl::CancelledError("the call was cancelled");
-    } else {
-      outcome = absl::DeadlineExceededError("the deadline passed waiting for LM Studio");
-    }
-  }
-  if (cancel_id != 0) cancel->RemoveCallback(cancel_id);
-  if (!outcome.ok()) {
-    for (auto& call : calls) call->Abort(outcome);
-    return outcome;
-  }
-  return results;
-}
-
-absl::StatusOr<Json> Connection::Call(RpcRequest request, absl::Time deadline,
-                                      const std::shared_ptr<CancelToken>& cancel) {
-  std::vector<RpcRequest> one;
-  one.push_back(std::move(request));
-  absl::StatusOr<std::vector<Json>> results = CallAll(std::move(one), deadline, cancel);
-  if (!results.ok()) return results.status();
-  return std::move(results->front());
 }
 
 std::shared_ptr<Channel> Connection::OpenChannel(Namespace ns, std::string endpoint,

@@ -63,6 +63,14 @@ absl::StatusCode CodeForTitle(absl::string_view title) {
       absl::StrContains(lower, "unknown model")) {
     return absl::StatusCode::kNotFound;
   }
+  if (absl::StrContains(lower, "already loaded") || absl::StrContains(lower, "already exists") ||
+      absl::StrContains(lower, "already in use")) {
+    return absl::StatusCode::kAlreadyExists;
+  }
+  if (absl::StrContains(lower, "out of memory") || absl::StrContains(lower, "insufficient") ||
+      absl::StrContains(lower, "not enough memory")) {
+    return absl::StatusCode::kResourceExhausted;
+  }
   return absl::StatusCode::kUnknown;
 }
 

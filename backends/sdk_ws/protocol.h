@@ -102,7 +102,8 @@ absl::StatusOr<ServerMessage> DecodeServerMessage(absl::string_view frame);
 // Codes: displayData.code generic.noModelMatchingQuery / identifierNotFound / pathNotFound /
 // presetNotFound / specificModelUnloaded → NOT_FOUND; domainMismatch → INVALID_ARGUMENT;
 // engineDoesNotSupportFeature / missingRuntimeExtension → FAILED_PRECONDITION. Without a code,
-// titles such as "Cannot find model ..." / "... not found" → NOT_FOUND; anything else UNKNOWN.
+// titles such as "Cannot find model ..." / "... not found" → NOT_FOUND, "... already loaded" →
+// ALREADY_EXISTS, "out of memory" / "insufficient ..." → RESOURCE_EXHAUSTED; else UNKNOWN.
 // The message is rootTitle (or title), then ": cause" when present.
 absl::Status StatusFromSerializedError(const Json& error);
 

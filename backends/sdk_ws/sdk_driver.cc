@@ -249,6 +249,32 @@ void SdkWsDriver::Forget(const std::string& name) {
   types_.erase(name);
 }
 
+absl::StatusOr<std::vector<Json>> SdkWsDriver::CallAll(const CallContext& ctx,
+                                                       std::vector<RpcRequest> requests,
+                                                       bool idempotent) {
+  absl::Time deadline = UnaryDeadline(ctx);
+  int retries = idempotent ? std::max(options_.host.max_retries, 0) : 0;
+  for (int attempt = 0;; ++attempt) {
+    bool last = attempt >= retries;
+    absl::StatusOr<std::vector<Json>> results =
+        connection_->CallAll(last ? std::move(requests) : requests, deadline, ctx.cancel);
+    if (last || results.ok() || results.status().code() != absl::StatusCode::kUnavailable ||
+        !ctx.CheckAlive().ok()) {
+      return results;
+    }
+    Log().debug("[{}] retrying after: {}", ctx.request_id, std::string(results.status().message()));
+  }
+}
+
+absl::StatusOr<Json> SdkWsDriver::Call(const CallContext& ctx, RpcRequest request,
+                                       bool idempotent) {
+  std::vector<RpcRequest> one;
+  one.push_back(std::move(request));
+  absl::StatusOr<std::vector<Json>> results = CallAll(ctx, std::move(one), idempotent);
+  if (!results.ok()) return results.status();
+  return std::move(results->front());
+}
+
 absl::Status SdkWsDriver::Probe(const CallContext& ctx) {
   if (!unsupported_.ok()) return unsupported_;
   {
@@ -269,8 +295,7 @@ absl::StatusOr<HostModels> SdkWsDriver::ListModels(const CallContext& ctx) {
   std::vector<RpcRequest> requests = {{Namespace::kSystem, "listDownloadedModels", std::nullopt},
                                       {Namespace::kLlm, "listLoaded", std::nullopt},
                                       {Namespace::kEmbedding, "listLoaded", std::nullopt}};
-  absl::StatusOr<std::vector<Json>> results =
-      connection_->CallAll(std::move(requests), UnaryDeadline(ctx), ctx.cancel);
+  absl::StatusOr<std::vector<Json>> results = CallAll(ctx, std::move(requests), true);
   if (!results.ok()) return results.status();
   HostModels out;
   absl::StatusOr<std::vector<ModelInfo>> downloaded = DecodeModelList((*results)[0]);
@@ -299,8 +324,8 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
   ModelType type = KnownType(params.model_key);
   if (type == ModelType::kUnknown) {
     // The namespace (llm/embedding) depends on the model; ask the host what it is.
-    absl::StatusOr<Json> listed = connection_->Call(
-        {Namespace::kSystem, "listDownloadedModels", std::nullopt}, UnaryDeadline(ctx), ctx.cancel);
+    absl::StatusOr<Json> listed =
+        Call(ctx, {Namespace::kSystem, "listDownloadedModels", std::nullopt}, true);
     if (!listed.ok()) return listed.status();
     if (absl::StatusOr<std::vector<ModelInfo>> models = DecodeModelList(*listed); models.ok()) {
       for (const ModelInfo& m : *models) Remember(m.key, m.type);
@@ -322,9 +347,14 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
   absl::StatusOr<InstanceInfo> info = waiter->Wait(progress);
   if (cancel_id != 0) ctx.cancel->RemoveCallback(cancel_id);
   if (!info.ok()) return info.status();
-  if (info->type == ModelType::kUnknown) info->type = NamespaceOf(type) == Namespace::kEmbedding
-                                                          ? ModelType::kEmbedding
-                                                          : ModelType::kLlm;
+  if (info->type == ModelType::kUnknown) {
+    info->type = type == ModelType::kEmbedding ? ModelType::kEmbedding : ModelType::kLlm;
+  }
+  // The SDK's instance info has no slot count; the one we asked for is what the host applied.
+  if (info->parallel_slots == 0 && params.parallel_slots.has_value() &&
+      info->type == ModelType::kLlm) {
+    info->parallel_slots = *params.parallel_slots;
+  }
   Remember(info->identifier, info->type);
   return info;
 }
@@ -332,7 +362,7 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
 absl::Status SdkWsDriver::Unload(const CallContext& ctx, const std::string& identifier) {
   if (!unsupported_.ok()) return unsupported_;
   if (absl::Status s = ctx.CheckAlive(); !s.ok()) return s;
-  absl::StatusOr<Json> result = CallOnModelNamespace(ctx, identifier, [&](Namespace ns) {
+  absl::StatusOr<Json> result = CallOnModelNamespace(ctx, identifier, false, [&](Namespace ns) {
     return RpcRequest{ns, "unloadModel", EncodeUnloadModel(identifier)};
   });
   if (!result.ok()) return result.status();
@@ -341,16 +371,15 @@ absl::Status SdkWsDriver::Unload(const CallContext& ctx, const std::string& iden
 }
 
 absl::StatusOr<Json> SdkWsDriver::CallOnModelNamespace(
-    const CallContext& ctx, const std::string& model,
+    const CallContext& ctx, const std::string& model, bool idempotent,
     const std::function<RpcRequest(Namespace)>& make) {
-  absl::Time deadline = UnaryDeadline(ctx);
   ModelType known = KnownType(model);
-  absl::StatusOr<Json> result = connection_->Call(make(NamespaceOf(known)), deadline, ctx.cancel);
+  absl::StatusOr<Json> result = Call(ctx, make(NamespaceOf(known)), idempotent);
   if (known != ModelType::kUnknown || result.ok() ||
       result.status().code() != absl::StatusCode::kNotFound) {
     return result;
   }
-  absl::StatusOr<Json> other = connection_->Call(make(Namespace::kEmbedding), deadline, ctx.cancel);
+  absl::StatusOr<Json> other = Call(ctx, make(Namespace::kEmbedding), idempotent);
   if (other.ok()) return other;
   return result;  // the llm answer is the more useful error
 }
@@ -382,8 +411,7 @@ absl::StatusOr<EmbedResult> SdkWsDriver::Embed(const CallContext& ctx, const std
   for (const std::string& input : inputs) {
     requests.push_back({Namespace::kEmbedding, "embedString", EncodeEmbedString(model, input)});
   }
-  absl::StatusOr<std::vector<Json>> results =
-      connection_->CallAll(std::move(requests), UnaryDeadline(ctx), ctx.cancel);
+  absl::StatusOr<std::vector<Json>> results = CallAll(ctx, std::move(requests), true);
   if (!results.ok()) return results.status();
   EmbedResult out;
   out.embeddings.reserve(results->size());
@@ -400,7 +428,7 @@ absl::StatusOr<std::vector<int>> SdkWsDriver::Tokenize(const CallContext& ctx,
                                                        const std::string& text) {
   if (!unsupported_.ok()) return unsupported_;
   if (absl::Status s = ctx.CheckAlive(); !s.ok()) return s;
-  absl::StatusOr<Json> result = CallOnModelNamespace(ctx, model, [&](Namespace ns) {
+  absl::StatusOr<Json> result = CallOnModelNamespace(ctx, model, true, [&](Namespace ns) {
     return RpcRequest{ns, "tokenize", EncodeTokenizerInput(model, text)};
   });
   if (!result.ok()) return result.status();
@@ -411,7 +439,7 @@ absl::StatusOr<int> SdkWsDriver::CountTokens(const CallContext& ctx, const std::
                                              const std::string& text) {
   if (!unsupported_.ok()) return unsupported_;
   if (absl::Status s = ctx.CheckAlive(); !s.ok()) return s;
-  absl::StatusOr<Json> result = CallOnModelNamespace(ctx, model, [&](Namespace ns) {
+  absl::StatusOr<Json> result = CallOnModelNamespace(ctx, model, true, [&](Namespace ns) {
     return RpcRequest{ns, "countTokens", EncodeTokenizerInput(model, text)};
   });
   if (!result.ok()) return result.status();

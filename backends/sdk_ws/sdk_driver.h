@@ -18,7 +18,9 @@
 // Errors: host errors map per protocol.h (NOT_FOUND for unknown models/instances, ...); a socket
 // that cannot be opened or is lost → UNAVAILABLE (in-flight work fails, nothing is replayed);
 // rejected credentials → UNAUTHENTICATED. Unary calls without a deadline are bounded by
-// HostConfig::request_timeout (loads by load_timeout). Only ws:// hosts are supported: with an
+// HostConfig::request_timeout (loads by load_timeout). Idempotent reads (ListModels, Embed,
+// Tokenize, CountTokens) are retried up to HostConfig::max_retries times when the socket is lost
+// under them; Load, Unload and Generate never are. Only ws:// hosts are supported: with an
 // https/wss base URL, Probe() and every operation answer FAILED_PRECONDITION.
 //
 // Thread-safety: as the Driver contract (driver.h). Generate observers are called on the
@@ -88,9 +90,15 @@ class SdkWsDriver : public DriverBase {
   ModelType KnownType(const std::string& name) const;
   void Remember(const std::string& name, ModelType type);
   void Forget(const std::string& name);
+  // Sends `requests` (pipelined) and waits for all results. Idempotent calls are retried on
+  // UNAVAILABLE — a socket lost under them — up to HostConfig::max_retries times.
+  absl::StatusOr<std::vector<Json>> CallAll(const CallContext& ctx, std::vector<RpcRequest> requests,
+                                            bool idempotent);
+  absl::StatusOr<Json> Call(const CallContext& ctx, RpcRequest request, bool idempotent);
   // Runs `request` against `model`'s namespace: the known one, else llm then (on NOT_FOUND)
   // embedding. `make` builds the request for a namespace.
   absl::StatusOr<Json> CallOnModelNamespace(const CallContext& ctx, const std::string& model,
+                                            bool idempotent,
                                             const std::function<RpcRequest(Namespace)>& make);
 
   const Options options_;

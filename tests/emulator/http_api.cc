@@ -72,6 +72,18 @@ HttpHandleResult HttpApi::Spawn(std::shared_ptr<HttpResponder> responder,
 }
 
 HttpHandleResult HttpApi::Handle(const HttpRequest& req, std::shared_ptr<HttpResponder> r) {
+  try {
+    return Route(req, r);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong JSON type (e.g. "model": 5). Parsing happens before any response.
+    absl::Status s = absl::InvalidArgumentError(absl::StrCat("Invalid request body: ", e.what()));
+    RespondJson(*r, 400, absl::StartsWith(PathOf(req.target), "/api/v1/") ? V1ErrorBody(s)
+                                                                           : OpenAiErrorBody(s));
+    return {};
+  }
+}
+
+HttpHandleResult HttpApi::Route(const HttpRequest& req, std::shared_ptr<HttpResponder> r) {
   const std::string path = PathOf(req.target);
   const std::string& method = req.method;
 

@@ -63,10 +63,11 @@ class HttpApi {
   HttpApi(Host* host, HttpApiOptions options);
 
   // Routes one request. Synchronous routes respond before returning; inference routes respond
-  // later from a worker thread.
+  // later from a worker thread. Malformed bodies (wrong JSON types) get a 400, never an exception.
   HttpHandleResult Handle(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
 
  private:
+  HttpHandleResult Route(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
   HttpHandleResult HandleOpenAiStyle(const std::string& path, const nlohmann::json& body,
                                      bool rest_v0, std::shared_ptr<HttpResponder> responder);
   HttpHandleResult HandleEmbeddings(const nlohmann::json& body,

@@ -186,6 +186,11 @@ TEST(HttpApi, ModelErrorsAndJitOff) {
   EXPECT_EQ(c.Post("/v1/chat/completions", ChatBody("gem")).status, 200);
   EXPECT_EQ(c.Post("/v1/chat/completions", ChatBody("google/gemma-3-1b")).status, 200);
   EXPECT_EQ(c.Post("/v1/chat/completions", "not json").status, 400);
+  HttpResult typed = c.Post("/v1/chat/completions", {{"model", 5}, {"messages", "x"}});
+  EXPECT_EQ(typed.status, 400);
+  EXPECT_EQ(c.Post("/api/v1/chat", {{"model", {1, 2}}, {"input", "x"}}).status, 400);
+  EXPECT_EQ(c.Post("/v1/embeddings", {{"model", true}, {"input", "x"}}).status, 400);
+  EXPECT_EQ(c.Get("/lmstudio-greeting").status, 200);  // still serving
 }
 
 TEST(HttpApi, RestV0ModelsAndChat) {

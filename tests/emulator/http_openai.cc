@@ -74,7 +74,9 @@ absl::StatusOr<PredictionRequest> ParseOpenAi(const json& body, bool completions
       msg.tool_call_id = m.value("tool_call_id", "");
       for (const json& c : m.value("tool_calls", json::array())) {
         const json f = c.value("function", json::object());
-        json args = json::parse(f.value("arguments", "{}"), nullptr, false);
+        const json raw_args = f.value("arguments", json("{}"));
+        json args = raw_args.is_string() ? json::parse(raw_args.get<std::string>(), nullptr, false)
+                                         : raw_args;
         if (args.is_discarded() || !args.is_object()) args = json::object();
         msg.tool_calls.push_back({c.value("id", ""), f.value("name", ""), args});
       }

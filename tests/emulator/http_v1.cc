@@ -172,6 +172,7 @@ HttpHandleResult HttpApi::HandleV1Chat(const json& body, std::shared_ptr<HttpRes
       std::vector<ChatMessage> convo = req.prompt.messages;
       convo.push_back({"assistant", res.content});
       absl::MutexLock l(&mu_);
+      if (conversations_.size() >= 1000) conversations_.erase(conversations_.begin());  // bounded
       conversations_[response_id] = std::move(convo);
     }
     if (stream) {

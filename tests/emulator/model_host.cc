@@ -123,8 +123,13 @@ bool Host::Spawn(std::function<void()> fn) {
     }
     finished_threads_.clear();
     const uint64_t id = next_thread_id_++;
-    threads_[id] = std::thread([this, id, fn = std::move(fn)] {
-      fn();
+    threads_[id] = std::thread([this, id, fn = std::move(fn)]() mutable {
+      {
+        // The captures (sessions, handles) die here, before the thread reports itself finished,
+        // so joining a finished thread never waits on a destructor that may take locks.
+        std::function<void()> work = std::move(fn);
+        work();
+      }
       absl::MutexLock l(&threads_mu_);
       finished_threads_.push_back(id);
     });

@@ -292,6 +292,24 @@ void SdkSession::OnMessage(const std::string& text) {
     Send({{"success", true}});
     return;
   }
+  try {
+    Dispatch(m, text);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type. Fail the call or channel so the client does not hang.
+    const json error = SerializeError(
+        absl::InvalidArgumentError(absl::StrCat("Invalid message or parameter: ", e.what())));
+    const json type = m.is_object() && m.contains("type") ? m["type"] : json();
+    if (type == "rpcCall" && m.contains("callId")) {
+      Send({{"type", "rpcError"}, {"callId", m["callId"]}, {"error", error}});
+    } else if (type == "channelCreate" && m.contains("channelId")) {
+      Send({{"type", "channelError"}, {"channelId", m["channelId"]}, {"error", error}});
+    } else {
+      Send({{"type", "communicationWarning"}, {"warning", error["title"]}});
+    }
+  }
+}
+
+void SdkSession::Dispatch(const json& m, const std::string& text) {
   const std::string type = m.is_object() ? m.value("type", "") : "";
   if (type == "rpcCall" && m.contains("callId")) {
     host_->CountRequest(Interface::kSdk);

@@ -70,10 +70,13 @@ class SdkSession : public std::enable_shared_from_this<SdkSession> {
              std::shared_ptr<SdkTransport> transport);
   ~SdkSession();
 
-  // One text frame from the client.
+  // One text frame from the client. Malformed envelopes and parameters of the wrong JSON type
+  // are answered with rpcError / channelError (or a communicationWarning), never an exception.
   void OnMessage(const std::string& text);
   // The socket is gone: cancels every channel of this socket. Idempotent.
   void OnClose();
+  // Whether a valid auth packet was accepted (same thread as OnMessage).
+  bool authenticated() const { return authenticated_; }
 
   // Shared by channel observers (defined in the .cc).
   void Send(const nlohmann::json& message);
@@ -81,6 +84,7 @@ class SdkSession : public std::enable_shared_from_this<SdkSession> {
   void DropConnection();
 
  private:
+  void Dispatch(const nlohmann::json& message, const std::string& text);
   void HandleRpc(const std::string& endpoint, const nlohmann::json& call_id,
                  const nlohmann::json& parameter);
   void HandleChannel(const std::string& endpoint, int64_t channel_id,

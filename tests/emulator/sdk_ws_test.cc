@@ -191,6 +191,20 @@ TEST(SdkWs, UnknownEndpointsFailInsteadOfHanging) {
   EXPECT_EQ(bad.back()["error"]["displayData"]["code"], "generic.pathNotFound");
 }
 
+TEST(SdkWs, WrongParameterTypesFailTheCallInsteadOfCrashing) {
+  auto e = Start();
+  auto llm = Open(*e, "llm");
+  json bad = llm->Rpc("tokenize", {{"specifier", 5}, {"inputString", 7}});
+  EXPECT_EQ(bad["type"], "rpcError");
+  std::vector<json> ch = llm->Channel("loadModel", llm->next_id(), {{"modelKey", 42}});
+  EXPECT_EQ(ch.back()["type"], "channelError");
+  llm->Send({{"type", 5}});
+  EXPECT_EQ(llm->Next().value_or(json())["type"], "communicationWarning");
+  llm->Send(json("not an object"));
+  EXPECT_EQ(llm->Next().value_or(json())["type"], "communicationWarning");
+  EXPECT_EQ(llm->Rpc("listLoaded")["type"], "rpcResult");  // the socket still works
+}
+
 TEST(SdkWs, CallsAndChannelsUseSeparateIdSpaces) {
   auto e = Start();
   ASSERT_TRUE(e->Load("google/gemma-3-1b").ok());

@@ -77,7 +77,7 @@ constexpr uint64_t kMaxWsMessageBytes = 100 * 1024 * 1024;
 class WsSession : public Closable, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(tcp::socket&& socket, Context ctx, std::string ns)
-      : ws_(std::move(socket)), ctx_(ctx), ns_(std::move(ns)) {}
+      : ws_(std::move(socket)), auth_timer_(ws_.get_executor()), ctx_(ctx), ns_(std::move(ns)) {}
 
   void Start(http::request<http::string_body> req) {
     req_ = std::move(req);
@@ -138,6 +138,11 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
     if (ec) return Finish();
     session_ = std::make_shared<SdkSession>(ctx_.host, ctx_.auth, ctx_.info, ns_,
                                             std::make_shared<Transport>(weak_from_this()));
+    // Like the reference AuthenticatedWsServer: no valid auth packet within 10 s → closed.
+    auth_timer_.expires_after(std::chrono::seconds(10));
+    auth_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->session_->authenticated()) self->CloseGracefully();
+    });
     DoRead();
   }
   void DoRead() {
@@ -185,11 +190,13 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
     if (finished_) return;
     finished_ = true;
     closed_ = true;
+    auth_timer_.cancel();
     if (session_ != nullptr) session_->OnClose();
     ctx_.registry->Remove(id_);
   }
 
   websocket::stream<beast::tcp_stream> ws_;
+  net::steady_timer auth_timer_;
   Context ctx_;
   const std::string ns_;
   http::request<http::string_body> req_;

@@ -152,7 +152,7 @@ TEST(Load, DecodesChannelMessages) {
   EXPECT_EQ(m.kind, LoadMessage::Kind::kSuccess);
   EXPECT_EQ(m.info.identifier, "my-qwen");
   EXPECT_EQ(DecodeLoadMessage(Json("x")).kind, LoadMessage::Kind::kOther);
-  EXPECT_EQ(EncodeUnloadModel("my-qwen"), Json::parse(R"({"identifier":"my-qwen"})"));
+  EXPECT_EQ(EncodeUnloadModel("my-qwen"), Json::parse(R"({"identifier":"my-qwen","deviceIdentifier":null})"));
 }
 
 GenerateRequest ChatRequest() {

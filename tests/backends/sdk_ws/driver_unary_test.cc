@@ -294,7 +294,7 @@ TEST(Unary, UnloadFindsTheNamespaceAndReportsNotFound) {
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   EXPECT_NE(s.message().find("ghost"), absl::string_view::npos);
   Json unload = mini.host().received()[0];
-  EXPECT_EQ(unload["parameter"], Json::parse(R"({"identifier":"q"})"));
+  EXPECT_EQ(unload["parameter"], Json::parse(R"({"identifier":"q","deviceIdentifier":null})"));
 }
 
 TEST(Unary, EmbedPipelinesOneCallPerInputAndKeepsOrder) {
@@ -380,6 +380,29 @@ TEST(Unary, UnaryDeadlineAndCancel) {
   canceller.join();
 }
 
+TEST(Unary, IdempotentCallsAreRetriedOnALostSocketButUnloadIsNot) {
+  std::atomic<int> calls{0};
+  FakeHost host([&calls](const std::shared_ptr<FakeSession>& s, const Json& f) {
+    if (calls++ % 2 == 0) return s->Drop();  // every other call loses its socket
+    if (IsCall(f, "countTokens")) return s->Send(RpcResult(f, Json{{"tokenCount", 7}}));
+    s->Send(RpcResult(f, std::nullopt));
+  });
+  auto driver = MakeDriver(host.base_url());
+  absl::StatusOr<int> count = driver->CountTokens(Ctx(), "q", "x");
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 7);
+  EXPECT_EQ(host.authenticated_total(), 2);
+  calls = 0;
+  EXPECT_EQ(driver->Unload(Ctx(), "q").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 1);
+
+  SdkWsDriver::Options no_retries;
+  no_retries.host.max_retries = 0;
+  auto strict = MakeDriver(host.base_url(), "", no_retries);
+  calls = 0;
+  EXPECT_EQ(strict->CountTokens(Ctx(), "q", "x").status().code(), absl::StatusCode::kUnavailable);
+}
+
 int UnusedPort() {
   boost::asio::io_context ioc;
   boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
@@ -393,6 +416,29 @@ TEST(Unary, UnreachableHostIsUnavailable) {
   auto obs = std::make_shared<Collector>();
   driver->Generate(Ctx(), Chat("q", "x"), obs);
   EXPECT_EQ(obs->Wait().status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(Unary, SilentHostTimesOutConnecting) {
+  // Accepts TCP connections and never answers the WebSocket upgrade.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  SdkWsDriver::Options options;
+  options.host.base_url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  options.host.connect_timeout = absl::Milliseconds(200);
+  auto driver = SdkWsDriver::Create(options);
+  ASSERT_TRUE(driver.ok());
+  absl::Time start = absl::Now();
+  absl::Status s = (*driver)->Probe(Ctx());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("timed out"), absl::string_view::npos) << s;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(Unary, PathPrefixOfTheBaseUrlIsKept) {
+  MiniHost mini;
+  auto driver = MakeDriver(mini.host().base_url() + "/proxy/lmstudio/v1");
+  ASSERT_TRUE(driver->CountTokens(Ctx(), "q", "abc").ok());
+  EXPECT_EQ(mini.paths(), std::vector<std::string>{"/proxy/lmstudio/llm countTokens"});
 }
 
 TEST(Unary, ProbeConnectsTheSystemSocket) {

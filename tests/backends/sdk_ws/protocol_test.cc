@@ -166,9 +166,15 @@ TEST(Errors, MessageUsesRootTitleAndCause) {
            {"cause", "not downloaded"}});
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);  // from the title text
   EXPECT_EQ(s.message(), "Cannot find model with key \"no/such\": not downloaded");
-  s = StatusFromSerializedError(Json{{"title", "Out of memory"}});
+  s = StatusFromSerializedError(Json{{"title", "Failed to load the model"}});
   EXPECT_EQ(s.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(s.message(), "Out of memory");
+  EXPECT_EQ(s.message(), "Failed to load the model");
+  EXPECT_EQ(StatusFromSerializedError(Json{{"title", "Out of memory"}}).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(StatusFromSerializedError(
+                Json{{"title", "Identifier \"x\" is already loaded. Use a different identifier."}})
+                .code(),
+            absl::StatusCode::kAlreadyExists);
 }
 
 TEST(Json, HelpersNeverThrowOnWrongTypes) {
