@@ -23,7 +23,9 @@ std::unique_ptr<Emulator> Start(Options o = {}) {
 std::unique_ptr<WsClient> Open(const Emulator& e, const std::string& ns, bool auth = true) {
   auto c = WsClient::Connect(e.port(), ns);
   EXPECT_TRUE(c.ok()) << c.status();
-  if (auth) EXPECT_EQ((*c)->Auth(), json({{"success", true}}));
+  if (auth) {
+    EXPECT_EQ((*c)->Auth(), json({{"success", true}}));
+  }
   return *std::move(c);
 }
 
@@ -127,7 +129,7 @@ TEST(SdkWs, HandshakeListLoadPredictUnload) {
 
 TEST(SdkWs, CancelEndsWithUserStoppedAndSocketCloseCancels) {
   auto e = Start();
-  e->ApplySettings({{"tokens_per_second", 50}});
+  ASSERT_TRUE(e->ApplySettings({{"tokens_per_second", 50}}).ok());
   ASSERT_TRUE(e->Load("google/gemma-3-1b").ok());
   auto llm = Open(*e, "llm");
   const std::string ref = llm->Rpc("listLoaded")["result"][0]["instanceReference"];
