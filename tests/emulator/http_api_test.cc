@@ -174,7 +174,7 @@ TEST(HttpApi, ModelErrorsAndJitOff) {
   EXPECT_EQ(r.json()["error"]["type"], "invalid_request_error");
   EXPECT_EQ(c.Get("/v1/models").json()["data"].size(), 5u);
 
-  e->ApplySettings({{"jit_enabled", false}});
+  ASSERT_TRUE(e->ApplySettings({{"jit_enabled", false}}).ok());
   r = c.Post("/v1/chat/completions", ChatBody("qwen/qwen3-4b"));
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("No models loaded"), std::string::npos);
@@ -300,7 +300,7 @@ TEST(HttpApi, ApiTokenRequired) {
 
 TEST(HttpApi, ClientDisconnectCancelsStreamingPrediction) {
   auto e = Start();
-  e->ApplySettings({{"tokens_per_second", 100}, {"max_response_tokens", 400}, {"min_response_tokens", 300}});
+  ASSERT_TRUE(e->ApplySettings({{"tokens_per_second", 100}, {"max_response_tokens", 400}, {"min_response_tokens", 300}}).ok());
   ASSERT_TRUE(e->Load("google/gemma-3-1b").ok());
   HttpClient c(e->port());
   int chunks = 0;
@@ -329,7 +329,7 @@ TEST(HttpApi, ClientDisconnectCancelsNonStreamingPrediction) {
 TEST(HttpApi, ParallelSlotsQueueBeyondFour) {
   auto e = Start();
   ASSERT_TRUE(e->Load("google/gemma-3-1b").ok());
-  e->ApplySettings({{"ttft_ms", 60000}});  // every prediction holds its slot until cancelled
+  ASSERT_TRUE(e->ApplySettings({{"ttft_ms", 60000}}).ok());  // every prediction holds its slot until cancelled
   std::vector<std::thread> clients;
   for (int i = 0; i < 5; ++i) {
     clients.emplace_back([&] {

@@ -23,7 +23,9 @@ std::unique_ptr<Emulator> Start(Options o = {}) {
 std::unique_ptr<WsClient> Open(const Emulator& e, const std::string& ns, bool auth = true) {
   auto c = WsClient::Connect(e.port(), ns);
   EXPECT_TRUE(c.ok()) << c.status();
-  if (auth) EXPECT_EQ((*c)->Auth(), json({{"success", true}}));
+  if (auth) {
+    EXPECT_EQ((*c)->Auth(), json({{"success", true}}));
+  }
   return *std::move(c);
 }
 
