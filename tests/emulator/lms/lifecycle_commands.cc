@@ -19,6 +19,7 @@ namespace {
 
 // String(number) in JavaScript: the shortest text that reads back as the same double.
 std::string JsNumberText(double v) {
+  if (std::floor(v) == v && std::fabs(v) < 1e15) return absl::StrCat(static_cast<int64_t>(v));
   char buffer[40];
   for (int precision = 1; precision <= 17; ++precision) {
     std::snprintf(buffer, sizeof(buffer), "%.*g", precision, v);
