@@ -30,8 +30,12 @@
 //
 // Only plain-http hosts without a path prefix and with a hostname or IPv4 address can be named to
 // `lms` (it rejects hosts containing ':'); other base URLs make every operation answer
-// FAILED_PRECONDITION. An API token is passed to the child as LM_API_TOKEN [?: whether the real
-// CLI uses it is unconfirmed].
+// FAILED_PRECONDITION.
+//
+// Authentication: an API token is passed to the child as LM_API_TOKEN, but lms@07b7252 ignores
+// it — with --host it authenticates as "lms-cli-remote-<random>", and the SDK lets such legacy
+// credentials win over LM_API_TOKEN — so a host that requires a token rejects the CLI
+// (UNAUTHENTICATED). Newer CLIs may honour the variable.
 //
 // Thread-safety: as the Driver contract (driver.h); each call runs its own child processes.
 #ifndef LMGATE_BACKENDS_CLI_CLI_DRIVER_H_
