@@ -19,7 +19,7 @@ struct Config {
   std::string listen = "127.0.0.1:50051";
   backends::HostConfig host;
   // Enabled drivers, in fallback order for AUTO when prefer_configured_order is set.
-  std::vector<std::string> drivers = {"sdk_ws", "rest", "openai"};
+  std::vector<std::string> drivers = {"sdk_ws", "rest", "openai", "cli"};
   bool prefer_configured_order = false;
   gateway::GatewayOptions gateway;
   int worker_threads = 32;

@@ -36,7 +36,7 @@ ABSL_FLAG(std::string, lmstudio_url, "http://127.0.0.1:1234",
 ABSL_FLAG(std::string, lmstudio_api_token_env, "LM_API_TOKEN",
           "Environment variable holding the LM Studio API token (sk-lm-...), if the host "
           "requires one. The token itself is never taken as a flag, so it stays out of `ps`.");
-ABSL_FLAG(std::string, drivers, "sdk_ws,rest,openai",
+ABSL_FLAG(std::string, drivers, "sdk_ws,rest,openai,cli",
           "Comma-separated drivers to enable: sdk_ws (SDK WebSocket), rest (/api/v0, /api/v1), "
           "openai (/v1), cli (the lms tool, lifecycle only). AUTO picks among these by "
           "capability.");

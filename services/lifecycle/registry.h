@@ -57,7 +57,9 @@ class HostOps {
                               const std::string& identifier) = 0;
 };
 
-// HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE.
+// HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE. When the chain ends
+// with a driver that could not run at all (FAILED_PRECONDITION, e.g. the cli driver without
+// `lms`) after an earlier driver answered UNAVAILABLE, that UNAVAILABLE is returned.
 class DriverHostOps : public HostOps {
  public:
   explicit DriverHostOps(std::shared_ptr<backends::DriverSet> drivers)

@@ -12,6 +12,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "backends/fake/fake_driver.h"
+#include "backends/selector.h"
 
 namespace lmgate::lifecycle {
 namespace {
@@ -320,6 +321,58 @@ TEST_F(RegistryTest, StormOfLoadsUnloadsAndRequestsStaysConsistent) {
   auto host = host_->List(Ctx());
   ASSERT_TRUE(host.ok());
   EXPECT_EQ(registry_->Get("fake/llm-small")->instances.size(), host->loaded.size());
+}
+
+// A driver that answers every lifecycle call with one status.
+class StatusDriver : public backends::DriverBase {
+ public:
+  StatusDriver(DriverKind kind, absl::Status status) : kind_(kind), status_(std::move(status)) {}
+  DriverKind kind() const override { return kind_; }
+  backends::Capabilities capabilities() const override {
+    backends::Capabilities c;
+    c.list_models = c.load = c.unload = true;
+    return c;
+  }
+  absl::StatusOr<backends::HostModels> ListModels(const CallContext&) override { return status_; }
+  absl::StatusOr<backends::InstanceInfo> Load(const CallContext&, const backends::LoadParams&,
+                                              const backends::LoadProgressFn&) override {
+    return status_;
+  }
+  absl::Status Unload(const CallContext&, const std::string&) override { return status_; }
+
+ private:
+  DriverKind kind_;
+  absl::Status status_;
+};
+
+TEST(DriverHostOpsTest, FallbackThatCannotRunDoesNotHideAnUnreachableHost) {
+  // LM Studio down (sdk_ws: UNAVAILABLE) and no `lms` installed (cli: FAILED_PRECONDITION):
+  // callers hear that the host is unreachable, not that an optional tool is missing.
+  std::vector<std::unique_ptr<backends::Driver>> drivers;
+  drivers.push_back(std::make_unique<StatusDriver>(
+      DriverKind::kSdk, absl::UnavailableError("cannot connect to LM Studio")));
+  drivers.push_back(std::make_unique<StatusDriver>(
+      DriverKind::kCli, absl::FailedPreconditionError("`lms` cannot be run")));
+  DriverHostOps host(std::make_shared<backends::DriverSet>(std::move(drivers)));
+  CallContext ctx;
+  EXPECT_EQ(host.List(ctx).status().message(), "cannot connect to LM Studio");
+  DriverKind used = DriverKind::kAuto;
+  backends::LoadParams params;
+  params.model_key = "m";
+  absl::Status load = host.Load(ctx, DriverKind::kAuto, params, nullptr, &used).status();
+  EXPECT_EQ(load.code(), absl::StatusCode::kUnavailable) << load;
+  EXPECT_EQ(used, DriverKind::kSdk);
+  EXPECT_EQ(host.Unload(ctx, DriverKind::kAuto, "m").code(), absl::StatusCode::kUnavailable);
+  // Asked for explicitly, the cli driver's own answer stands.
+  EXPECT_EQ(host.Unload(ctx, DriverKind::kCli, "m").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(DriverHostOpsTest, OtherFallbackErrorsStand) {
+  std::vector<std::unique_ptr<backends::Driver>> drivers;
+  drivers.push_back(std::make_unique<StatusDriver>(DriverKind::kSdk, absl::UnavailableError("down")));
+  drivers.push_back(std::make_unique<StatusDriver>(DriverKind::kCli, absl::NotFoundError("no model")));
+  DriverHostOps host(std::make_shared<backends::DriverSet>(std::move(drivers)));
+  EXPECT_EQ(host.Unload({}, DriverKind::kAuto, "m").code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,0 +1,41 @@
+// Helpers shared by the stand-in's command files.
+#ifndef LMGATE_TESTS_EMULATOR_LMS_COMMANDS_INTERNAL_H_
+#define LMGATE_TESTS_EMULATOR_LMS_COMMANDS_INTERNAL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tests/emulator/lms/format.h"
+#include "tests/emulator/lms/session.h"
+
+namespace lmgate::lms {
+
+// One loaded instance as `listLoaded` returned it, with its namespace.
+struct Loaded {
+  Namespace ns;
+  Json info;
+  std::string identifier() const { return StrField(info, "identifier"); }
+};
+
+// listLoaded on llm, then embedding.
+absl::StatusOr<std::vector<Loaded>> ListLoaded(Session& session);
+
+// {"type":"instanceReference","instanceReference":...} of an instance.
+Json InstanceSpecifier(const Json& info);
+
+// formatDeviceLabel() without LM Link: "Local" for this machine, "remote:<6 chars>" otherwise.
+std::string DeviceLabel(const Json& device_identifier);
+
+// What the CLI does when a command throws: "Error: <message>" on stderr, exit code 1.
+int Fail(const Logger& log, const absl::Status& status);
+
+// A case-insensitive then exact ordering, close to String.prototype.localeCompare for model keys.
+bool LocaleLess(const std::string& a, const std::string& b);
+
+// The interactive selection the stand-in cannot show: exit code 1 with a message saying so.
+int CannotPrompt(const Logger& log, const std::string& what);
+
+}  // namespace lmgate::lms
+
+#endif  // LMGATE_TESTS_EMULATOR_LMS_COMMANDS_INTERNAL_H_
