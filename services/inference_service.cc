@@ -193,10 +193,10 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
   });
 }
 
-grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
-                                                     const v1::TokenizeRequest* req,
-                                                     v1::TokenizeResponse* resp) {
-  return RunUnary(ctx, pool_, observer_, "Tokenize",
+grpc::ServerUnaryReactor* InferenceService::RunTokenize(
+    grpc::CallbackServerContext* ctx, const char* method, const v1::TokenizeRequest* req,
+    std::function<void(const std::vector<int>&, v1::Driver)> fill) {
+  return RunUnary(ctx, pool_, observer_, method,
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = EffectiveModel(req->model(), false);
@@ -208,30 +208,26 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
                                      &used, *tenant);
     info->driver = used;
     if (!tokens.ok()) return ToGrpcStatus(tokens.status());
-    resp->mutable_tokens()->Add(tokens->begin(), tokens->end());
-    resp->set_driver(ToProto(used));
+    fill(*tokens, ToProto(used));
     return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
+                                                     const v1::TokenizeRequest* req,
+                                                     v1::TokenizeResponse* resp) {
+  return RunTokenize(ctx, "Tokenize", req, [resp](const std::vector<int>& t, v1::Driver d) {
+    resp->mutable_tokens()->Add(t.begin(), t.end());
+    resp->set_driver(d);
   });
 }
 
 grpc::ServerUnaryReactor* InferenceService::CountTokens(grpc::CallbackServerContext* ctx,
                                                         const v1::TokenizeRequest* req,
                                                         v1::CountTokensResponse* resp) {
-  return RunUnary(ctx, pool_, observer_, "CountTokens",
-                  [=](const backends::CallContext& call, CallInfo* info) {
-    if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
-    info->model = EffectiveModel(req->model(), false);
-    auto tenant = Authorize(identity_, ctx, Role::kInference, info->model);
-    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
-    info->tenant = (*tenant)->name;
-    backends::DriverKind used = backends::DriverKind::kAuto;
-    auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(),
-                                     &used, *tenant);
-    info->driver = used;
-    if (!tokens.ok()) return ToGrpcStatus(tokens.status());
-    resp->set_token_count(static_cast<int>(tokens->size()));
-    resp->set_driver(ToProto(used));
-    return grpc::Status::OK;
+  return RunTokenize(ctx, "CountTokens", req, [resp](const std::vector<int>& t, v1::Driver d) {
+    resp->set_token_count(static_cast<int>(t.size()));
+    resp->set_driver(d);
   });
 }
 

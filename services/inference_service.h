@@ -3,7 +3,9 @@
 #ifndef LMGATE_SERVICES_INFERENCE_SERVICE_H_
 #define LMGATE_SERVICES_INFERENCE_SERVICE_H_
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "lmgate/v1/inference.grpc.pb.h"
 #include "services/gateway/gateway.h"
@@ -38,6 +40,10 @@ class InferenceService final : public v1::Inference::CallbackService {
       grpc::CallbackServerContext* ctx, const char* method,
       absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet);
 
+  // Tokenize and CountTokens: the same call, two response shapes.
+  grpc::ServerUnaryReactor* RunTokenize(
+      grpc::CallbackServerContext* ctx, const char* method, const v1::TokenizeRequest* req,
+      std::function<void(const std::vector<int>&, v1::Driver)> fill);
   // The model a request names, or the default it will get (what permissions are checked on).
   std::string EffectiveModel(const std::string& model, bool embedding) const;
 

@@ -432,40 +432,52 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
   return std::make_unique<RunControl>(run);
 }
 
+absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
+    const CallContext& ctx, DriverKind driver, Operation op, const std::string& model,
+    std::optional<absl::Duration> ttl_hint, const admission::Tenant* tenant) {
+  if (model.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("model is empty and no default ",
+                                                   op == Operation::kEmbed ? "embedding " : "",
+                                                   "model is configured"));
+  }
+  UnaryPrep prep;
+  auto candidates = drivers_->Candidates(driver, op);
+  if (!candidates.ok()) return candidates.status();
+  prep.candidates = *std::move(candidates);
+  if (tenant != nullptr) {
+    auto p = quotas_.Admit(*tenant);
+    if (!p.ok()) return p.status();
+    prep.permit = *std::move(p);
+  }
+  lifecycle::AcquireRequest req;
+  req.model = model;
+  req.holder = ctx.request_id;
+  req.ttl_hint = ttl_hint;
+  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
+  if (!lease.ok()) return lease.status();
+  prep.lease = *std::move(lease);
+  return prep;
+}
+
 absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, DriverKind driver,
                                                      const std::string& model,
                                                      const std::vector<std::string>& inputs,
                                                      std::optional<absl::Duration> ttl_hint,
                                                      const admission::Tenant* tenant) {
-  std::string m = model.empty() ? options_.default_embedding_model : model;
-  if (m.empty()) {
-    return absl::InvalidArgumentError(
-        "model is empty and no default embedding model is configured");
-  }
-  auto candidates = drivers_->Candidates(driver, Operation::kEmbed);
-  if (!candidates.ok()) return candidates.status();
-  std::unique_ptr<admission::QuotaPermit> permit;
-  if (tenant != nullptr) {
-    auto p = quotas_.Admit(*tenant);
-    if (!p.ok()) return p.status();
-    permit = *std::move(p);
-  }
-  lifecycle::AcquireRequest req;
-  req.model = m;
-  req.holder = ctx.request_id;
-  req.ttl_hint = ttl_hint;
-  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
-  if (!lease.ok()) return lease.status();
+  auto prep = PrepareUnary(ctx, driver, Operation::kEmbed,
+                           model.empty() ? options_.default_embedding_model : model, ttl_hint,
+                           tenant);
+  if (!prep.ok()) return prep.status();
   EmbedOutcome out;
-  out.model_key = (*lease)->model_key();
-  out.instance = (*lease)->instance();
-  auto result = WithFallback(*candidates, [&](Driver* d) {
+  out.model_key = prep->lease->model_key();
+  out.instance = prep->lease->instance();
+  auto result = WithFallback(prep->candidates, [&](Driver* d) {
     out.driver = d->kind();
     return d->Embed(ctx, out.instance, inputs);
   });
   if (!result.ok()) return result.status();
   out.result = *std::move(result);
-  if (permit) permit->Charge(out.result.prompt_tokens);
+  if (prep->permit) prep->permit->Charge(out.result.prompt_tokens);
   return out;
 }
 
@@ -473,25 +485,11 @@ absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, Drive
                                                    const std::string& model,
                                                    const std::string& text, DriverKind* used,
                                                    const admission::Tenant* tenant) {
-  std::string m = model.empty() ? options_.default_model : model;
-  if (m.empty()) {
-    return absl::InvalidArgumentError("model is empty and no default model is configured");
-  }
-  auto candidates = drivers_->Candidates(driver, Operation::kTokenize);
-  if (!candidates.ok()) return candidates.status();
-  std::unique_ptr<admission::QuotaPermit> permit;
-  if (tenant != nullptr) {
-    auto p = quotas_.Admit(*tenant);
-    if (!p.ok()) return p.status();
-    permit = *std::move(p);
-  }
-  lifecycle::AcquireRequest req;
-  req.model = m;
-  req.holder = ctx.request_id;
-  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
-  if (!lease.ok()) return lease.status();
-  const std::string instance = (*lease)->instance();
-  return WithFallback(*candidates, [&](Driver* d) {
+  auto prep = PrepareUnary(ctx, driver, Operation::kTokenize,
+                           model.empty() ? options_.default_model : model, std::nullopt, tenant);
+  if (!prep.ok()) return prep.status();
+  const std::string instance = prep->lease->instance();
+  return WithFallback(prep->candidates, [&](Driver* d) {
     if (used) *used = d->kind();
     return d->Tokenize(ctx, instance, text);
   });

@@ -145,6 +145,16 @@ class Gateway {
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
   // Keeps each model's admission slots equal to its READY instances' parallel slots.
   void SlotsLoop();
+  // What a unary inference call needs before its driver runs: candidates, quota, a lease.
+  struct UnaryPrep {
+    std::vector<backends::Driver*> candidates;
+    std::unique_ptr<admission::QuotaPermit> permit;
+    std::unique_ptr<lifecycle::Lease> lease;
+  };
+  absl::StatusOr<UnaryPrep> PrepareUnary(const CallContext& ctx, DriverKind driver,
+                                         backends::Operation op, const std::string& model,
+                                         std::optional<absl::Duration> ttl_hint,
+                                         const admission::Tenant* tenant);
 
   const GatewayOptions options_;
   const std::shared_ptr<backends::DriverSet> drivers_;
