@@ -17,6 +17,9 @@ APT_PACKAGES=(
   # (it panics: "protobuf tag not enough fields"); 1-5 replaces it.
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
   protoc-gen-go protoc-gen-go-grpc
+  # tests/deploy: Helm's template engine (text/template + sprig) for the chart, systemd-analyze
+  # for the unit, readelf for the image's runtime libraries.
+  golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev systemd binutils
   clang libclang-rt-14-dev
   procps curl ca-certificates git
 )
