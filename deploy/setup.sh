@@ -10,8 +10,16 @@ APT_PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev
   libboost-dev nlohmann-json3-dev
-  python3 python3-grpcio python3-protobuf
+  python3 python3-grpcio python3-protobuf python3-yaml
   nodejs npm
+  # clients/go, built offline in GOPATH mode. golang-google-grpc-dev would pull in
+  # golang-github-golang-protobuf-1-3-dev, whose codec cannot marshal protoc-gen-go 1.28's messages
+  # (it panics: "protobuf tag not enough fields"); 1-5 replaces it.
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+  protoc-gen-go protoc-gen-go-grpc
+  # tests/deploy: Helm's template engine (text/template + sprig) for the chart, systemd-analyze
+  # for the unit, readelf for the image's runtime libraries.
+  golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev systemd binutils
   clang libclang-rt-14-dev
   procps curl ca-certificates git
 )
@@ -45,8 +53,9 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.e
   source deploy/env.sh
 fi
 
-# npm packages of tests/conformance and clients/node (pinned by their package-lock.json).
-for dir in tests/conformance clients/node; do
+# npm packages of tests/conformance, tests/clients and clients/node (pinned by their
+# package-lock.json).
+for dir in tests/conformance tests/clients clients/node; do
   if [ -f "$dir/package-lock.json" ]; then
     stamp="$dir/node_modules/.lmgate-lock-sha"
     want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"

@@ -128,6 +128,13 @@ int Run() {
     std::cerr << "lmgate: " << config.status().message() << "\n";
     return 2;
   }
+  // Keys are resolved here (key_env variables, key_file files) so that --check_config catches a
+  // missing one too, as a start would.
+  auto identity = admission::Identity::Create(config->identity);
+  if (!identity.ok()) {
+    std::cerr << "lmgate: " << identity.status().message() << "\n";
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_check_config)) {
     std::cout << "config OK: listen=" << config->listen << " lmstudio_url=" << config->host.base_url
               << " drivers=" << absl::StrJoin(config->drivers, ",")
@@ -154,11 +161,6 @@ int Run() {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto identity = admission::Identity::Create(config->identity);
-  if (!identity.ok()) {
-    std::cerr << "lmgate: " << identity.status().message() << "\n";
-    return 2;
-  }
   if (!(*identity)->keys_enabled()) {
     spdlog::warn("no API keys configured: every caller may use and manage the LM Studio host{}",
                  config->insecure ? " (--insecure)" : "; serving loopback only");

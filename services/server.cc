@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.pb.h"
 #include "services/inference_service.h"
 #include "services/model_manager_service.h"
 #include "services/worker_pool.h"
@@ -66,6 +67,11 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
                                                      s->identity_.get(), s->observer_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's built-in health service is implemented with upb, so grpc.health.v1 is not in
+  // protobuf's generated pool, which is what reflection serves: grpcurl would list
+  // grpc.health.v1.Health but fail to describe or call it ("Symbol not found"). Touching the C++
+  // descriptor registers health.proto there (tests/clients/grpcurl_recipes.test.mjs).
+  grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(

@@ -1,0 +1,348 @@
+#!/usr/bin/python3
+"""Checks of deploy/ that need no Docker engine, cluster, Helm or systemd instance.
+
+    deploy_test.py LMGATE_BIN HELM_RENDER_BIN [unittest test names...]
+
+Runs from the Bazel runfiles root (paths like deploy/k8s/deployment.yaml). Uses Debian's
+python3-yaml. What each class proves:
+  ManifestsTest     every YAML/JSON file in deploy/ parses; the Kubernetes sidecar example is wired
+                    up (probes, keys Secret, ConfigMap mount, ports, grace period, resources).
+  HelmChartTest     the chart, rendered by tests/deploy/helm_render (Helm's template engine: Go
+                    text/template + sprig), yields the same lmgate config as the ConfigMap and the
+                    same lmgate container as the sidecar.
+  CheckConfigTest   `lmgate --check_config` accepts every config shipped in deploy/ (with the key
+                    variables their Secret/env file provide) and refuses them without the keys.
+  ConfigDocTest     deploy/CONFIG.md documents every key services/config.cc accepts, with a default.
+  DockerfileTest    the runtime stage installs the package of every shared library lmgate needs;
+                    the build stage installs the build packages of deploy/setup.sh.
+  SystemdUnitTest   `systemd-analyze verify` accepts the unit (run against the built binary).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import yaml
+
+LMGATE = None
+HELM_RENDER = None
+
+K8S_DIR = "deploy/k8s"
+CHART_DIR = "deploy/helm/lmgate"
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def strip_json_comments(text):
+    """lmgate configs are JSON with // comments (outside strings)."""
+    out, i, in_str = [], 0, False
+    while i < len(text):
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == "\\":
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def yaml_docs(path):
+    return [d for d in yaml.safe_load_all(read(path)) if d is not None]
+
+
+def k8s_objects():
+    objs = {}
+    for name in sorted(os.listdir(K8S_DIR)):
+        if name.endswith(".yaml") and name != "kustomization.yaml":
+            for d in yaml_docs(os.path.join(K8S_DIR, name)):
+                objs[(d["kind"], d["metadata"]["name"])] = d
+    return objs
+
+
+def helm_objects():
+    out = subprocess.run([HELM_RENDER, CHART_DIR, "lmgate"], check=True, capture_output=True,
+                         text=True).stdout
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+
+
+def config_of(configmap):
+    return json.loads(configmap["data"]["lmgate.json"])
+
+
+def pod_containers(deployment):
+    spec = deployment["spec"]["template"]["spec"]
+    return {c["name"]: c for c in spec.get("initContainers", []) + spec["containers"]}
+
+
+def key_envs(config):
+    return [k["key_env"] for k in config.get("keys", []) if "key_env" in k]
+
+
+class ManifestsTest(unittest.TestCase):
+    def test_every_yaml_and_json_file_parses(self):
+        seen = 0
+        for root, _, files in os.walk("deploy"):
+            for name in files:
+                path = os.path.join(root, name)
+                if "/templates/" in path:
+                    continue  # Go templates; HelmChartTest parses what they render
+                if name.endswith((".yaml", ".yml")):
+                    self.assertTrue(yaml_docs(path), path)
+                    seen += 1
+                elif name.endswith(".json"):
+                    json.loads(strip_json_comments(read(path)))
+                    seen += 1
+        self.assertGreaterEqual(seen, 8)
+
+    def test_kustomization_lists_every_manifest(self):
+        k = yaml_docs(os.path.join(K8S_DIR, "kustomization.yaml"))[0]
+        manifests = sorted(n for n in os.listdir(K8S_DIR)
+                           if n.endswith(".yaml") and n != "kustomization.yaml")
+        self.assertEqual(sorted(k["resources"]), manifests)
+
+    def test_sidecar_is_wired_to_config_secret_and_probes(self):
+        objs = k8s_objects()
+        config = config_of(objs[("ConfigMap", "lmgate-config")])
+        secret = objs[("Secret", "lmgate-keys")]
+        deployments = [o for (kind, _), o in objs.items() if kind == "Deployment"]
+        self.assertEqual(len(deployments), 1)
+        dep = deployments[0]
+        pod = dep["spec"]["template"]["spec"]
+        containers = pod_containers(dep)
+        gate, app = containers["lmgate"], containers["app"]
+        port = int(config["listen"].rsplit(":", 1)[1])
+
+        # Native sidecar: an init container that keeps running.
+        self.assertIn(gate, pod["initContainers"])
+        self.assertEqual(gate["restartPolicy"], "Always")
+        # gRPC health: liveness on service "", readiness on lmgate.v1.Inference.
+        self.assertEqual(gate["livenessProbe"]["grpc"], {"port": port, "service": ""})
+        self.assertEqual(gate["readinessProbe"]["grpc"],
+                         {"port": port, "service": "lmgate.v1.Inference"})
+        self.assertEqual(gate["startupProbe"]["grpc"]["port"], port)
+        ports = {p["name"]: p["containerPort"] for p in gate["ports"]}
+        self.assertEqual(ports["grpc"], port)
+        self.assertEqual(ports["metrics"], int(config["metrics_listen"].rsplit(":", 1)[1]))
+        # The config file the args name is the ConfigMap, mounted.
+        mount = next(m for m in gate["volumeMounts"] if m["name"] == "lmgate-config")
+        self.assertIn(f"--config={mount['mountPath']}/lmgate.json", gate["args"])
+        volume = next(v for v in pod["volumes"] if v["name"] == "lmgate-config")
+        self.assertEqual(volume["configMap"]["name"], "lmgate-config")
+        # Every key_env of the config comes from the Secret, which has it.
+        env = {e["name"]: e for e in gate["env"]}
+        self.assertTrue(key_envs(config))
+        for var in key_envs(config):
+            ref = env[var]["valueFrom"]["secretKeyRef"]
+            self.assertEqual((ref["name"], ref["key"]), ("lmgate-keys", var))
+            self.assertGreaterEqual(len(secret["stringData"][var]), 16, var)
+        # The app reaches lmgate on loopback with a key lmgate knows.
+        app_env = {e["name"]: e for e in app["env"]}
+        self.assertEqual(app_env["LMGATE_ADDR"]["value"], f"127.0.0.1:{port}")
+        self.assertIn(app_env["LMGATE_API_KEY"]["valueFrom"]["secretKeyRef"]["key"],
+                      key_envs(config))
+        # Running streams can finish (shutdown grace) before the kubelet kills the pod.
+        self.assertGreater(pod["terminationGracePeriodSeconds"], config["shutdown_grace_seconds"])
+        for c in containers.values():
+            self.assertTrue(c["resources"]["requests"], c["name"])
+            self.assertTrue(c["resources"]["limits"], c["name"])
+        self.assertTrue(gate["securityContext"]["runAsNonRoot"])
+
+
+class HelmChartTest(unittest.TestCase):
+    def setUp(self):
+        self.k8s = k8s_objects()
+        self.helm = helm_objects()
+
+    def test_default_values_render_the_configmap_config(self):
+        want = config_of(self.k8s[("ConfigMap", "lmgate-config")])
+        self.assertEqual(config_of(self.helm[("ConfigMap", "lmgate-config")]), want)
+        values = yaml_docs(os.path.join(CHART_DIR, "values.yaml"))[0]
+        self.assertEqual(values["config"], want)
+
+    def test_lmgate_container_matches_the_sidecar(self):
+        sidecar = pod_containers(next(o for (k, _), o in self.k8s.items() if k == "Deployment"))
+        chart = pod_containers(self.helm[("Deployment", "lmgate")])
+        want, got = sidecar["lmgate"], chart["lmgate"]
+        for field in ("args", "ports", "env", "startupProbe", "livenessProbe", "readinessProbe",
+                      "resources", "securityContext"):
+            self.assertEqual(got[field], want[field], field)
+        self.assertEqual(self.helm[("Deployment", "lmgate")]["spec"]["template"]["spec"]
+                         ["terminationGracePeriodSeconds"], 30)
+
+    def test_rendered_objects_reference_each_other(self):
+        pod = self.helm[("Deployment", "lmgate")]["spec"]["template"]["spec"]
+        self.assertEqual(pod["volumes"][0]["configMap"]["name"], "lmgate-config")
+        secret = self.helm[("Secret", "lmgate-keys")]
+        config = config_of(self.helm[("ConfigMap", "lmgate-config")])
+        for var in key_envs(config):
+            self.assertIn(var, secret["stringData"])
+        svc = self.helm[("Service", "lmgate")]
+        labels = self.helm[("Deployment", "lmgate")]["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(set(svc["spec"]["selector"].items()) <= set(labels.items()))
+
+
+class CheckConfigTest(unittest.TestCase):
+    def shipped_configs(self):
+        """(name, JSON text, environment with its keys) of every config in deploy/."""
+        tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        k8s = k8s_objects()
+        k8s_env = dict(k8s[("Secret", "lmgate-keys")]["stringData"])
+        helm = helm_objects()
+        helm_env = dict(helm[("Secret", "lmgate-keys")]["stringData"])
+        systemd_env = dict(re.findall(r"^(\w+)=(.*)$", read("deploy/systemd/lmgate.env.example"),
+                                      re.M))
+        configs = [
+            ("deploy/lmgate.json", "deploy/lmgate.json", {}),
+            ("deploy/systemd/lmgate.json", "deploy/systemd/lmgate.json", systemd_env),
+        ]
+        for name, cm, env in [("deploy/k8s/configmap.yaml", k8s[("ConfigMap", "lmgate-config")],
+                               k8s_env),
+                              ("helm template deploy/helm/lmgate",
+                               helm[("ConfigMap", "lmgate-config")], helm_env)]:
+            path = os.path.join(tmp, re.sub(r"\W+", "_", name) + ".json")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(cm["data"]["lmgate.json"])
+            configs.append((name, path, env))
+        return configs
+
+    def check(self, path, env):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LMGATE_KEY")}
+        return subprocess.run([LMGATE, f"--config={path}", "--check_config"],
+                              env={**clean, **env}, capture_output=True, text=True)
+
+    def test_lmgate_accepts_every_shipped_config(self):
+        configs = self.shipped_configs()
+        self.assertEqual(len(configs), 4)
+        for name, path, env in configs:
+            with self.subTest(config=name):
+                r = self.check(path, env)
+                self.assertEqual(r.returncode, 0, f"{name}: {r.stderr}")
+                self.assertIn("config OK", r.stdout)
+
+    def test_configs_with_keys_fail_without_their_key_variables(self):
+        for name, path, env in self.shipped_configs():
+            if not env:
+                continue
+            with self.subTest(config=name):
+                r = self.check(path, {})
+                self.assertEqual(r.returncode, 2, name)
+                self.assertIn("LMGATE_KEY_", r.stderr)
+
+
+class ConfigDocTest(unittest.TestCase):
+    def test_config_md_lists_every_key_with_a_default(self):
+        source = read("services/config.cc")
+        accepted = set()
+        for block in re.findall(r"CheckKeys\(\w+,\s*[^{;]*\{([^}]*)\}", source):
+            accepted |= set(re.findall(r'"(\w+)"', block))
+        self.assertGreater(len(accepted), 50)
+        doc = read("deploy/CONFIG.md")
+        rows = [line for line in doc.splitlines() if line.startswith("| `")]
+        documented = set()
+        for row in rows:
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+            self.assertGreaterEqual(len(cells), 4, row)
+            self.assertTrue(cells[1], f"no default in: {row}")
+            # Key names in the first cell: `a.b.c`, `x`, `y.{p,q}`.
+            for span in re.findall(r"`([^`]+)`", cells[0]):
+                documented |= set(re.findall(r"\w+", span))
+        self.assertEqual(sorted(accepted - documented), [], "keys missing from deploy/CONFIG.md")
+
+
+class DockerfileTest(unittest.TestCase):
+    def stages(self):
+        stages, cur = [], None
+        for line in read("deploy/Dockerfile").replace("\\\n", " ").splitlines():
+            if line.startswith("FROM "):
+                cur = {"from": line.split()[1], "apt": set()}
+                stages.append(cur)
+            elif cur is not None and "apt-get install" in line:
+                words = line.split("apt-get install", 1)[1].split("&&")[0].split()
+                cur["apt"] |= {w for w in words if not w.startswith("-")}
+        return stages
+
+    @staticmethod
+    def packages_of(paths):
+        """Debian packages owning `paths` (one dpkg -S call; it is slow). With merged /usr,
+        dpkg may know a library under /lib instead of /usr/lib: both are asked."""
+        alt = {p: re.sub(r"^/usr(?=/lib)", "", p) for p in paths}
+        r = subprocess.run(["dpkg", "-S", *paths, *set(alt.values()) - set(paths)],
+                           capture_output=True, text=True)
+        owner = {}
+        for line in r.stdout.splitlines():
+            if ": " in line and not line.startswith("diversion"):
+                pkg, path = line.split(": ", 1)
+                owner[path] = pkg.split(":")[0].split(",")[0]
+        missing = [p for p in paths if p not in owner and alt[p] not in owner]
+        if missing:
+            raise AssertionError(f"no Debian package owns {missing}")
+        return {owner.get(p) or owner[alt[p]] for p in paths}
+
+    def test_runtime_stage_has_every_needed_library(self):
+        build, runtime = self.stages()
+        self.assertTrue(build["from"].startswith("debian:bookworm"), build)
+        self.assertTrue(runtime["from"].startswith("debian:bookworm"), runtime)
+        dyn = subprocess.run(["readelf", "-d", LMGATE], check=True, capture_output=True,
+                             text=True).stdout
+        needed = re.findall(r"\(NEEDED\).*\[(.+?)\]", dyn)
+        ldd = subprocess.run(["ldd", LMGATE], check=True, capture_output=True, text=True).stdout
+        where = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd, re.M))
+        where.update({os.path.basename(p): p for p in re.findall(r"^\s*(/\S+) \(", ldd, re.M)})
+        in_base_image = {"libc6", "libgcc-s1", "zlib1g", "libstdc++6"}
+        packages = self.packages_of(sorted({os.path.realpath(where[lib]) for lib in needed}))
+        missing = packages - runtime["apt"] - in_base_image
+        self.assertEqual(sorted(missing), [], "runtime stage lacks these packages")
+        # Nothing beyond what lmgate links, besides certificates.
+        self.assertEqual(sorted(runtime["apt"] - packages - {"ca-certificates"}), [])
+
+    def test_build_stage_has_the_build_packages_of_setup_sh(self):
+        build = self.stages()[0]
+        setup = read("deploy/setup.sh")
+        block = re.search(r"APT_PACKAGES=\(\n(.*?)\n\)", setup, re.S).group(1)
+        listed = set(re.sub(r"#.*", "", block).split())
+        test_only = ("golang", "libgtest", "libgmock", "libclang-rt")
+        cxx = {p for p in listed if p.endswith("-dev") and not p.startswith(test_only)}
+        cxx |= {"bazel-bootstrap", "protobuf-compiler", "protobuf-compiler-grpc"}
+        self.assertEqual(sorted(cxx - build["apt"]), [])
+
+
+class SystemdUnitTest(unittest.TestCase):
+    def test_systemd_analyze_verify_accepts_the_unit(self):
+        unit = read("deploy/systemd/lmgate.service")
+        self.assertIn("ExecStart=/usr/local/bin/lmgate --config=/etc/lmgate/lmgate.json", unit)
+        grace = json.loads(strip_json_comments(read("deploy/systemd/lmgate.json")))
+        stop = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))
+        self.assertGreater(stop, grace["shutdown_grace_seconds"])
+        # verify checks that ExecStart's binary exists: point it at the one Bazel built.
+        tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        path = os.path.join(tmp, "lmgate.service")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(unit.replace("/usr/local/bin/lmgate", os.path.abspath(LMGATE)))
+        r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("lmgate.service", r.stderr)  # no warnings about our unit
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    LMGATE, HELM_RENDER = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[3:])
