@@ -14,9 +14,15 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 
-import { startEmulator, stopEmulator, withTimeout } from "../conformance/harness.mjs";
+import {
+  control,
+  emulatorStats,
+  startEmulator,
+  stopEmulator,
+  withTimeout,
+} from "../conformance/harness.mjs";
 
-export { withTimeout };
+export { control, emulatorStats, withTimeout };
 
 // The path named by environment variable `name`: absolute, or relative to the runfiles root.
 export function runfile(name) {
@@ -99,12 +105,19 @@ export async function startGateway({ config, env = {} } = {}) {
 }
 
 // Runs `cmd args...` to completion; resolves to { code, signal, stdout, stderr }. Killed (and
-// rejected with a TimeoutError) after `timeoutMs`.
-export async function run(cmd, args, { env = {}, timeoutMs = 60_000 } = {}) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+// rejected with a TimeoutError) after `timeoutMs`. `onFirstOutput(child)` runs when the first
+// bytes arrive on stdout (e.g. to interrupt a streaming client mid-answer).
+export async function run(cmd, args, { env = {}, timeoutMs = 60_000, onFirstOutput } = {}) {
+  const child = spawn(cmd, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+  child.stdout.setEncoding("utf8").on("data", (d) => {
+    if (stdout === "" && onFirstOutput) onFirstOutput(child);
+    stdout += d;
+  });
   child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
   const done = new Promise((resolve, reject) => {
     child.once("error", reject);
@@ -133,4 +146,18 @@ export async function upstreamText(emulator, model, content) {
   );
   if (!res.ok) throw new Error(`emulator /v1/chat/completions -> ${res.status}: ${await res.text()}`);
   return (await res.json()).choices[0].message.content;
+}
+
+// Resolves once `predicate()` (async) is true, polling every 20 ms; rejects with a TimeoutError
+// naming `what` after `ms`. For state only observable by asking (the emulator's counters).
+export async function waitFor(predicate, what, ms = 10_000) {
+  let done = false;
+  const poll = (async () => {
+    while (!done && !(await predicate())) await new Promise((r) => setTimeout(r, 20));
+  })();
+  try {
+    await withTimeout(poll, what, ms);
+  } finally {
+    done = true;
+  }
 }
