@@ -92,8 +92,11 @@ export function clientSuite(name, command) {
           "the emulator sees the prediction cancelled",
         );
       } finally {
-        await control(gw.emulator, "settings", { tokens_per_second: 200, min_response_tokens: 16,
-          max_response_tokens: 48 });
+        await control(gw.emulator, "settings", {
+          tokens_per_second: 200,
+          min_response_tokens: 16,
+          max_response_tokens: 48,
+        });
       }
     });
 

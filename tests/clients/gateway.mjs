@@ -56,8 +56,16 @@ export async function startGateway({ config, env = {} } = {}) {
     fs.writeFileSync(file, JSON.stringify(full, null, 2));
     args.push("--config", file);
   } else {
-    args.push("--listen", "127.0.0.1:0", "--metrics_listen", "127.0.0.1:0",
-      "--lmstudio_url", emulator.httpUrl, "--default_model", "qwen/qwen3-4b");
+    args.push(
+      "--listen",
+      "127.0.0.1:0",
+      "--metrics_listen",
+      "127.0.0.1:0",
+      "--lmstudio_url",
+      emulator.httpUrl,
+      "--default_model",
+      "qwen/qwen3-4b",
+    );
   }
   const child = spawn(runfile("LMGATE_BIN"), args, {
     stdio: ["ignore", "pipe", "pipe"],
@@ -75,7 +83,9 @@ export async function startGateway({ config, env = {} } = {}) {
     });
     child.once("error", reject);
     exited.then(({ code, signal }) =>
-      reject(new Error(`lmgate exited (code ${code}, signal ${signal}) before listening:\n${stderr}`)),
+      reject(
+        new Error(`lmgate exited (code ${code}, signal ${signal}) before listening:\n${stderr}`),
+      ),
     );
   });
   let addr;
@@ -98,7 +108,9 @@ export async function startGateway({ config, env = {} } = {}) {
       clearTimeout(t);
       await stopEmulator(emulator);
       if (code !== 0) {
-        throw new Error(`lmgate exited with code ${code}, signal ${signal}; stderr:\n${stderr.slice(-8000)}`);
+        throw new Error(
+          `lmgate exited with code ${code}, signal ${signal}; stderr:\n${stderr.slice(-8000)}`,
+        );
       }
     },
   };
@@ -144,7 +156,8 @@ export async function upstreamText(emulator, model, content) {
     }),
     "POST /v1/chat/completions",
   );
-  if (!res.ok) throw new Error(`emulator /v1/chat/completions -> ${res.status}: ${await res.text()}`);
+  if (!res.ok)
+    throw new Error(`emulator /v1/chat/completions -> ${res.status}: ${await res.text()}`);
   return (await res.json()).choices[0].message.content;
 }
 
