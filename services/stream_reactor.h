@@ -151,8 +151,16 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
     }
 
     void OnDone() {
-      absl::MutexLock lock(&mu_);
-      reactor_ = nullptr;
+      std::function<void()> hook;
+      {
+        absl::MutexLock lock(&mu_);
+        reactor_ = nullptr;
+        hook = std::move(on_cancel_);
+        on_cancel_ = nullptr;
+      }
+      // The call is over, so the cancel hook can never run. Dropping it breaks the cycle
+      // channel -> hook -> producer (e.g. a GenerateRun) -> sink -> channel, which otherwise
+      // leaked every stream's objects; `hook` is destroyed here, outside the lock.
     }
 
     mutable absl::Mutex mu_;

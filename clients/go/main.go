@@ -18,7 +18,6 @@ import (
 	"os/signal"
 	"strings"
 	"time"
-	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -130,25 +129,22 @@ func enumName(name, prefix string) string {
 	return strings.ToLower(strings.TrimPrefix(name, prefix))
 }
 
-// fail prints a gRPC status as "error: NOT_FOUND: message" (the code spelled as in the proto
-// docs) and exits 1.
+// fail prints a gRPC status as "error: NOT_FOUND: message" and exits 1.
 func fail(err error) {
 	st := status.Convert(err)
-	fmt.Fprintf(os.Stderr, "error: %s: %s\n", upperSnake(st.Code().String()), st.Message())
+	name := fmt.Sprint(st.Code())
+	if int(st.Code()) < len(codeNames) {
+		name = codeNames[st.Code()]
+	}
+	fmt.Fprintf(os.Stderr, "error: %s: %s\n", name, st.Message())
 	os.Exit(1)
 }
 
-// upperSnake turns Go's code names ("NotFound") into the proto spelling ("NOT_FOUND").
-func upperSnake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && unicode.IsUpper(r) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToUpper(r))
-	}
-	return b.String()
-}
+// codeNames spells status codes as the proto docs and the other examples do (Go says "Canceled").
+var codeNames = []string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED"}
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

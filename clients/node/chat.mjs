@@ -33,7 +33,9 @@ const { values: opts, positionals } = parseArgs({
   },
 });
 if (!opts["list-models"] && positionals.length === 0) {
-  console.error("usage: chat.mjs [--addr A] [--model M] [--key K] [--system S] PROMPT | --list-models");
+  console.error(
+    "usage: chat.mjs [--addr A] [--model M] [--key K] [--system S] PROMPT | --list-models",
+  );
   process.exit(2);
 }
 

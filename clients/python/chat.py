@@ -12,6 +12,7 @@ Debian's python3-grpcio and python3-protobuf (/usr/bin/python3), nothing from pi
 """
 import argparse
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
@@ -81,6 +82,9 @@ def main():
     if not args.list_models and not args.prompt:
         p.error("give a PROMPT or --list-models")
 
+    # Ctrl-C raises KeyboardInterrupt even if SIGINT was ignored when we were started (a
+    # background job of a non-interactive shell); chat() then cancels the call.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     metadata = [("authorization", f"Bearer {args.key}")] if args.key else []
     # Plaintext, like grpcurl -plaintext; use grpc.secure_channel for a TLS port.
     with grpc.insecure_channel(args.addr) as channel:
@@ -92,6 +96,8 @@ def main():
                      " ".join(args.prompt))
         except grpc.RpcError as e:
             sys.exit(f"error: {e.code().name}: {e.details()}")
+        except KeyboardInterrupt:
+            sys.exit("error: CANCELLED: interrupted (Ctrl-C)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { run, startGateway, upstreamText } from "./gateway.mjs";
+import { control, emulatorStats, run, startGateway, upstreamText, waitFor } from "./gateway.mjs";
 
 const STATS =
   /^-- (\S+) via (DRIVER_\w+): (\d+) prompt \+ (\d+) completion tokens in (\d+) deltas, [\d.]+ tok\/s, TTFT [\d.]+s, stop (STOP_REASON_\w+)$/m;
@@ -73,6 +73,31 @@ export function clientSuite(name, command) {
       const r = await client(["--addr", gw.addr, "hi"]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(STATS.exec(r.stderr)?.[1], "qwen/qwen3-4b");
+    });
+
+    test("Ctrl-C (SIGINT) cancels the call, and lmgate the upstream prediction", async () => {
+      // A long, slow answer, so that the prediction is still running when SIGINT arrives.
+      const slow = { tokens_per_second: 20, min_response_tokens: 400, max_response_tokens: 400 };
+      await control(gw.emulator, "settings", slow);
+      try {
+        const before = (await emulatorStats(gw.emulator)).predictions_cancelled;
+        const r = await client(["--addr", gw.addr, "Tell me a long story"], {
+          onFirstOutput: (child) => child.kill("SIGINT"),
+        });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /^error: CANCELLED: /m);
+        assert.ok(r.stdout.length > 0, "some of the answer streamed before the interrupt");
+        await waitFor(
+          async () => (await emulatorStats(gw.emulator)).predictions_cancelled > before,
+          "the emulator sees the prediction cancelled",
+        );
+      } finally {
+        await control(gw.emulator, "settings", {
+          tokens_per_second: 200,
+          min_response_tokens: 16,
+          max_response_tokens: 48,
+        });
+      }
     });
 
     test("prints a failed call's status and exits 1", async () => {

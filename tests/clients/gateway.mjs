@@ -14,9 +14,15 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 
-import { startEmulator, stopEmulator, withTimeout } from "../conformance/harness.mjs";
+import {
+  control,
+  emulatorStats,
+  startEmulator,
+  stopEmulator,
+  withTimeout,
+} from "../conformance/harness.mjs";
 
-export { withTimeout };
+export { control, emulatorStats, withTimeout };
 
 // The path named by environment variable `name`: absolute, or relative to the runfiles root.
 export function runfile(name) {
@@ -50,8 +56,16 @@ export async function startGateway({ config, env = {} } = {}) {
     fs.writeFileSync(file, JSON.stringify(full, null, 2));
     args.push("--config", file);
   } else {
-    args.push("--listen", "127.0.0.1:0", "--metrics_listen", "127.0.0.1:0",
-      "--lmstudio_url", emulator.httpUrl, "--default_model", "qwen/qwen3-4b");
+    args.push(
+      "--listen",
+      "127.0.0.1:0",
+      "--metrics_listen",
+      "127.0.0.1:0",
+      "--lmstudio_url",
+      emulator.httpUrl,
+      "--default_model",
+      "qwen/qwen3-4b",
+    );
   }
   const child = spawn(runfile("LMGATE_BIN"), args, {
     stdio: ["ignore", "pipe", "pipe"],
@@ -69,7 +83,9 @@ export async function startGateway({ config, env = {} } = {}) {
     });
     child.once("error", reject);
     exited.then(({ code, signal }) =>
-      reject(new Error(`lmgate exited (code ${code}, signal ${signal}) before listening:\n${stderr}`)),
+      reject(
+        new Error(`lmgate exited (code ${code}, signal ${signal}) before listening:\n${stderr}`),
+      ),
     );
   });
   let addr;
@@ -92,19 +108,28 @@ export async function startGateway({ config, env = {} } = {}) {
       clearTimeout(t);
       await stopEmulator(emulator);
       if (code !== 0) {
-        throw new Error(`lmgate exited with code ${code}, signal ${signal}; stderr:\n${stderr.slice(-8000)}`);
+        throw new Error(
+          `lmgate exited with code ${code}, signal ${signal}; stderr:\n${stderr.slice(-8000)}`,
+        );
       }
     },
   };
 }
 
 // Runs `cmd args...` to completion; resolves to { code, signal, stdout, stderr }. Killed (and
-// rejected with a TimeoutError) after `timeoutMs`.
-export async function run(cmd, args, { env = {}, timeoutMs = 60_000 } = {}) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+// rejected with a TimeoutError) after `timeoutMs`. `onFirstOutput(child)` runs when the first
+// bytes arrive on stdout (e.g. to interrupt a streaming client mid-answer).
+export async function run(cmd, args, { env = {}, timeoutMs = 60_000, onFirstOutput } = {}) {
+  const child = spawn(cmd, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+  child.stdout.setEncoding("utf8").on("data", (d) => {
+    if (stdout === "" && onFirstOutput) onFirstOutput(child);
+    stdout += d;
+  });
   child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
   const done = new Promise((resolve, reject) => {
     child.once("error", reject);
@@ -131,6 +156,21 @@ export async function upstreamText(emulator, model, content) {
     }),
     "POST /v1/chat/completions",
   );
-  if (!res.ok) throw new Error(`emulator /v1/chat/completions -> ${res.status}: ${await res.text()}`);
+  if (!res.ok)
+    throw new Error(`emulator /v1/chat/completions -> ${res.status}: ${await res.text()}`);
   return (await res.json()).choices[0].message.content;
+}
+
+// Resolves once `predicate()` (async) is true, polling every 20 ms; rejects with a TimeoutError
+// naming `what` after `ms`. For state only observable by asking (the emulator's counters).
+export async function waitFor(predicate, what, ms = 10_000) {
+  let done = false;
+  const poll = (async () => {
+    while (!done && !(await predicate())) await new Promise((r) => setTimeout(r, 20));
+  })();
+  try {
+    await withTimeout(poll, what, ms);
+  } finally {
+    done = true;
+  }
 }

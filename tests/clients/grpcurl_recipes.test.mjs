@@ -25,7 +25,7 @@ function messages(stdout) {
 // recipe in the README must have an entry, and every entry a recipe.
 const chatted = new Set();
 const expectations = {
-  "list": (out) => {
+  list: (out) => {
     const services = out.trim().split("\n");
     for (const s of ["lmgate.v1.ModelManager", "lmgate.v1.Inference", "grpc.health.v1.Health"]) {
       assert.ok(services.includes(s), `${s} is not listed: ${services}`);
@@ -69,7 +69,8 @@ const expectations = {
     const msgs = messages(out);
     const progress = msgs.filter((m) => m.progress);
     assert.ok(progress.length >= 1, `no progress messages in:\n${out}`);
-    for (const m of progress) assert.ok(m.progress.fraction === undefined || m.progress.fraction <= 1);
+    for (const m of progress)
+      assert.ok(m.progress.fraction === undefined || m.progress.fraction <= 1);
     const last = msgs.at(-1);
     assert.ok(last.instance, "the loaded instance is the last message");
     // AUTO prefers the SDK for loads (it reports progress). Progress messages carry no driver yet
@@ -92,7 +93,11 @@ const expectations = {
       assert.equal(result.stats.stopReason, "STOP_REASON_MAX_TOKENS");
     } else {
       // The first Chat recipe is the first call to use its model: lmgate loads it meanwhile.
-      if (!chatted.has(body.model)) assert.ok(msgs.some((m) => m.modelLoading), "modelLoading");
+      if (!chatted.has(body.model))
+        assert.ok(
+          msgs.some((m) => m.modelLoading),
+          "modelLoading",
+        );
       chatted.add(body.model);
       assert.ok(deltas.length > 1, `${deltas.length} content deltas`);
       assert.equal(deltas.join(""), result.content);
@@ -157,7 +162,13 @@ describe("README grpcurl recipes through server reflection only", () => {
 
   test("a failed call reports its gRPC status", async () => {
     await assert.rejects(
-      grpcurl(["-plaintext", "-d", '{"model":"no/such-model"}', gw.addr, "lmgate.v1.ModelManager/GetModel"]),
+      grpcurl([
+        "-plaintext",
+        "-d",
+        '{"model":"no/such-model"}',
+        gw.addr,
+        "lmgate.v1.ModelManager/GetModel",
+      ]),
       (e) => e.code === 5 /* NOT_FOUND */,
     );
   });

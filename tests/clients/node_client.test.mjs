@@ -14,12 +14,16 @@ const pinned = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"
 for (const [name, version] of Object.entries(pinned)) {
   let got;
   try {
-    got = JSON.parse(fs.readFileSync(path.join(dir, "node_modules", name, "package.json"), "utf8")).version;
+    got = JSON.parse(
+      fs.readFileSync(path.join(dir, "node_modules", name, "package.json"), "utf8"),
+    ).version;
   } catch {
     got = "not installed";
   }
   if (got !== version) {
-    throw new Error(`${dir}: ${name} is ${got}, package.json pins ${version}. Run: bash deploy/setup.sh`);
+    throw new Error(
+      `${dir}: ${name} is ${got}, package.json pins ${version}. Run: bash deploy/setup.sh`,
+    );
   }
 }
 clientSuite("Node", { cmd: process.execPath, args: [script] });

@@ -100,10 +100,13 @@ function fromProtoJson(type, json) {
   const out = {};
   for (const [key, value] of Object.entries(json)) {
     const field = type.fieldsArray.find((f) => f.name === key || lowerCamel(f.name) === key);
-    if (!field) throw new Error(`message type ${type.fullName.slice(1)} has no known field named ${key}`);
+    if (!field)
+      throw new Error(`message type ${type.fullName.slice(1)} has no known field named ${key}`);
     field.resolve();
     const convert = (v) =>
-      field.resolvedType && field.resolvedType.fieldsArray ? fromProtoJson(field.resolvedType, v) : v;
+      field.resolvedType && field.resolvedType.fieldsArray
+        ? fromProtoJson(field.resolvedType, v)
+        : v;
     out[field.name] = field.repeated ? value.map(convert) : convert(value);
   }
   return out;
@@ -182,7 +185,9 @@ export async function grpcurl(args, { timeoutMs = 30_000 } = {}) {
 
 async function run(cmd, reflection, creds, metadata, deadline) {
   const rootFor = async (symbol) =>
-    (await reflection.getDescriptorBySymbol(symbol, metadata, { deadline: deadline() })).getProtobufJsRoot();
+    (
+      await reflection.getDescriptorBySymbol(symbol, metadata, { deadline: deadline() })
+    ).getProtobufJsRoot();
 
   if (cmd.verb === "list") {
     if (cmd.operands.length === 0) {
@@ -225,13 +230,21 @@ async function run(cmd, reflection, creds, metadata, deadline) {
     if (method.requestStream) throw new Error("client-streaming methods are not supported here");
     if (!method.responseStream) {
       const res = await new Promise((resolve, reject) =>
-        client.makeUnaryRequest(path, serialize, deserialize, request, metadata,
-          { deadline: deadline() }, (err, r) => (err ? reject(err) : resolve(r))),
+        client.makeUnaryRequest(
+          path,
+          serialize,
+          deserialize,
+          request,
+          metadata,
+          { deadline: deadline() },
+          (err, r) => (err ? reject(err) : resolve(r)),
+        ),
       );
       return { stdout: print(res) };
     }
-    const call = client.makeServerStreamRequest(path, serialize, deserialize, request, metadata,
-      { deadline: deadline() });
+    const call = client.makeServerStreamRequest(path, serialize, deserialize, request, metadata, {
+      deadline: deadline(),
+    });
     let stdout = "";
     await new Promise((resolve, reject) => {
       call.on("data", (m) => (stdout += print(m)));
