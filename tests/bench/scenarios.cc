@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -116,6 +117,45 @@ RunResult RunOpenLoop(ChatTarget& target, const ChatSpec& spec, double rate,
   return r;
 }
 
+RunResult RunClosedLoop(ChatTarget& target, const ChatSpec& spec, int callers,
+                        absl::Duration duration) {
+  auto tally = std::make_shared<Tally>();
+  std::shared_ptr<Samples> latency;
+  {
+    absl::MutexLock lock(&tally->mu);
+    latency = tally->r.latency;
+  }
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + duration;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < callers; ++c) {
+    threads.emplace_back([&] {
+      while (absl::Now() < end) {
+        absl::Notification done;
+        const absl::Time sent = absl::Now();
+        {
+          absl::MutexLock lock(&tally->mu);
+          ++tally->outstanding;
+          ++tally->r.sent;
+        }
+        ChatCallbacks cb;
+        cb.on_done = [&, sent](const absl::Status& st, int tokens, absl::Time at) {
+          if (st.ok()) latency->Add(at - sent);
+          tally->Done(st, tokens, at);
+          done.Notify();
+        };
+        target.Start(spec, std::move(cb));
+        done.WaitForNotification();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  absl::MutexLock lock(&tally->mu);
+  RunResult r = tally->r;
+  r.seconds = absl::ToDoubleSeconds(tally->last_done - start);
+  return r;
+}
+
 std::vector<RunResult> RunAlternating(const std::vector<ChatTarget*>& targets,
                                       const ChatSpec& spec, int calls_each) {
   std::vector<RunResult> out(targets.size());
@@ -197,28 +237,35 @@ std::vector<RunResult> RunCancel(emulator::Emulator& emu, const std::vector<Chat
         r.first_error = "a prediction was still active upstream before the call";
         continue;
       }
-      absl::Notification first, done;
-      absl::Status status;
+      // Shared with the callbacks: a call that outlives its wait below must not touch this frame.
+      struct State {
+        absl::Notification first, done;
+        absl::Status status;
+      };
+      auto state = std::make_shared<State>();
       ChatCallbacks cb;
-      cb.on_first_token = [&](absl::Time) { first.Notify(); };
-      cb.on_done = [&](const absl::Status& st, int, absl::Time) {
-        status = st;
-        if (!first.HasBeenNotified()) first.Notify();
-        done.Notify();
+      cb.on_first_token = [state](absl::Time) {
+        if (!state->first.HasBeenNotified()) state->first.Notify();
+      };
+      cb.on_done = [state](const absl::Status& st, int, absl::Time) {
+        state->status = st;
+        if (!state->first.HasBeenNotified()) state->first.Notify();
+        state->done.Notify();
       };
       auto call = targets[t]->Start(spec, std::move(cb));
-      first.WaitForNotificationWithTimeout(absl::Seconds(10));
+      state->first.WaitForNotificationWithTimeout(absl::Seconds(10));
       const absl::Time t0 = absl::Now();
       call->Cancel();
       const bool stopped =
           PollUntil([&] { return PredictionsActive(emu) == 0; }, absl::Seconds(10));
       const absl::Time t1 = absl::Now();
-      done.WaitForNotificationWithTimeout(absl::Seconds(10));
-      if (!stopped || !done.HasBeenNotified() || status.code() != absl::StatusCode::kCancelled) {
+      const bool ended = state->done.WaitForNotificationWithTimeout(absl::Seconds(10));
+      if (!stopped || !ended || state->status.code() != absl::StatusCode::kCancelled) {
         ++r.errors;
         if (r.first_error.empty()) {
           r.first_error = !stopped ? "the upstream prediction kept running"
-                                   : absl::StrCat("call ended with ", status.ToString());
+                          : !ended ? "the call did not end after Cancel()"
+                                   : absl::StrCat("call ended with ", state->status.ToString());
         }
         continue;
       }

@@ -42,6 +42,11 @@ struct RunResult {
 RunResult RunOpenLoop(ChatTarget& target, const ChatSpec& spec, double rate,
                       absl::Duration duration, int64_t max_outstanding);
 
+// Closed loop: `callers` threads, each starting its next call when the last one ended, for
+// `duration`. Throughput = ok / seconds.
+RunResult RunClosedLoop(ChatTarget& target, const ChatSpec& spec, int callers,
+                        absl::Duration duration);
+
 // Closed loop, one call at a time, alternating between the targets call by call (so drift of a
 // shared machine hits both alike). Returns one result per target.
 std::vector<RunResult> RunAlternating(const std::vector<ChatTarget*>& targets,
