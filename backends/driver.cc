@@ -77,6 +77,34 @@ void CancelToken::RemoveCallback(CallbackId id) {
   absl::MutexLock run_lock(&run_mu_);
 }
 
+void CancelRegistration::Register(const std::shared_ptr<CancelToken>& token,
+                                  std::function<void()> fn) {
+  if (!token) return;
+  // Outside mu_: `fn` runs inline when the token is already cancelled, and may call Complete().
+  const CancelToken::CallbackId id = token->AddCallback(std::move(fn));
+  {
+    absl::MutexLock lock(&mu_);
+    if (!completed_) {
+      token_ = token;
+      id_ = id;
+      return;
+    }
+  }
+  if (id != 0) token->RemoveCallback(id);  // the work completed before we registered
+}
+
+void CancelRegistration::Complete(bool from_callback) {
+  std::shared_ptr<CancelToken> token;
+  CancelToken::CallbackId id = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    completed_ = true;
+    token = std::move(token_);
+    id = id_;
+  }
+  if (token && id != 0 && !from_callback) token->RemoveCallback(id);
+}
+
 absl::Status CallContext::CheckAlive() const {
   if (cancelled()) return absl::CancelledError("the call was cancelled");
   if (absl::Now() >= deadline) return absl::DeadlineExceededError("the call's deadline passed");

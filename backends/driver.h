@@ -50,6 +50,25 @@ class CancelToken {
   absl::Mutex run_mu_;
 };
 
+// The cancel callback of work that other threads can see before the callback is registered (the
+// usual shape: publish the work under a lock, register the callback after it), so the work may
+// complete on another thread first. Thread-safe; Register() and Complete() once each, in either
+// order.
+class CancelRegistration {
+ public:
+  // Registers `fn` on `token` (nothing if null). If Complete() already ran, removes it again.
+  void Register(const std::shared_ptr<CancelToken>& token, std::function<void()> fn);
+  // The work completed: removes the callback, waiting for it if it is running, unless
+  // `from_callback` says this runs inside the callback itself (which must not wait for itself).
+  void Complete(bool from_callback);
+
+ private:
+  absl::Mutex mu_;
+  std::shared_ptr<CancelToken> token_ ABSL_GUARDED_BY(mu_);
+  CancelToken::CallbackId id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool completed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 // Per-call context handed to every driver method.
 struct CallContext {
   absl::Time deadline = absl::InfiniteFuture();

@@ -96,8 +96,7 @@ class ChatSink : public gateway::GenerateSink {
     }
     v1::ChatResponse r;
     ToProto(*outcome, r.mutable_result());
-    channel_->Push(std::move(r));
-    channel_->Finish(grpc::Status::OK);
+    channel_->FinishWith(std::move(r), grpc::Status::OK);
   }
 
  private:

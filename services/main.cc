@@ -18,6 +18,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_split.h"
 #include "backends/builtin.h"
 #include "backends/registry.h"
@@ -216,6 +217,11 @@ int main(int argc, char** argv) {
       "  lmgate --lmstudio_url=http://127.0.0.1:1234 --listen=127.0.0.1:50051\n"
       "Services: lmgate.v1.ModelManager, lmgate.v1.Inference, grpc.health.v1.Health, server "
       "reflection. Flags:");
+  // Debian's Abseil is built without NDEBUG, so by default every absl::Mutex::Lock also records
+  // lock order in a process-wide graph (deadlock detection) under a global lock: ~8% of lmgate's
+  // CPU per call in the benchmark's profile, and a point of contention between threads. Tests
+  // keep it on; the server does not need it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   lmgate::RecordSpecifiedFlags(argc, argv);
   absl::ParseCommandLine(argc, argv);
   return lmgate::Run();

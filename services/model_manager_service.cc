@@ -140,8 +140,7 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
     v1::LoadModelResponse r;
     ToProto(*inst, r.mutable_instance());
     r.set_driver(ToProto(used));
-    channel->Push(std::move(r));
-    channel->Finish(grpc::Status::OK);
+    channel->FinishWith(std::move(r), grpc::Status::OK);
   });
   return reactor;
 }

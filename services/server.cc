@@ -13,6 +13,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "services/inference_service.h"
 #include "services/model_manager_service.h"
+#include "services/parse_errors.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
@@ -79,6 +80,9 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
       options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->models_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeParseErrorInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,

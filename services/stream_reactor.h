@@ -3,7 +3,8 @@
 // Producers (driver threads, lifecycle threads) never hold the reactor: they hold the
 // shared `Channel`, which outlives it. The channel keeps one write in flight, queues the rest
 // (coalescing adjacent mergeable messages, so a slow reader costs memory proportional to the text,
-// not to the token count), and finishes the RPC exactly once: on the producer's Finish(), or with
+// not to the token count), sends the last message together with the status when it can (one gRPC
+// operation instead of two), and finishes the RPC exactly once: on the producer's Finish(), or with
 // CANCELLED when the client cancels or the deadline passes (then the producer's OnCancel hook
 // runs so upstream work stops). gRPC operations are always started without the channel lock held,
 // because gRPC may run a reaction inline.
@@ -40,7 +41,7 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
       const Msg* to_write = nullptr;
       {
         absl::MutexLock lock(&mu_);
-        if (finishing_) return false;
+        if (finishing_ || final_status_) return false;
         if (!write_in_flight_ && pending_.empty()) {
           in_flight_ = std::move(msg);
           write_in_flight_ = true;
@@ -70,6 +71,31 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
         }
       }
       if (finish_now) finish_now->Finish(*final_status_);
+    }
+
+    // Queues `last` and finishes with `status` once everything before it is written. When nothing
+    // is queued, the message, the initial metadata and the status go out as one gRPC operation
+    // (StartWriteAndFinish); otherwise the last queued write carries the status. Only the first
+    // Finish/FinishWith (or the client's cancellation) counts.
+    void FinishWith(Msg last, grpc::Status status) {
+      StreamReactor* start = nullptr;
+      grpc::Status st;
+      {
+        absl::MutexLock lock(&mu_);
+        if (finishing_ || final_status_) return;
+        final_status_ = std::move(status);
+        if (write_in_flight_ || !pending_.empty()) {
+          pending_.push_back(std::move(last));  // kept whole: OnWriteDone sends it with the status
+          return;
+        }
+        in_flight_ = std::move(last);
+        write_in_flight_ = true;  // never cleared: a write-and-finish has no OnWriteDone
+        finishing_ = true;
+        SendMetadataLocked();
+        start = reactor_;
+        st = *final_status_;
+      }
+      if (start) start->StartWriteAndFinish(&in_flight_, grpc::WriteOptions(), std::move(st));
     }
 
     // Adds initial metadata; ignored once the first message or the status has gone out.
@@ -107,6 +133,8 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
     void OnWriteDone(bool ok) {
       StreamReactor* start = nullptr;
       StreamReactor* finish_now = nullptr;
+      bool with_status = false;  // the write carries the final status
+      grpc::Status st;
       {
         absl::MutexLock lock(&mu_);
         write_in_flight_ = false;
@@ -120,13 +148,23 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
           pending_.pop_front();
           write_in_flight_ = true;
           start = reactor_;
+          if (pending_.empty() && final_status_) {
+            with_status = true;
+            finishing_ = true;
+            st = *final_status_;
+          }
         } else if (final_status_ && !finishing_) {
           finishing_ = true;
           finish_now = reactor_;
+          st = *final_status_;
         }
       }
-      if (start) start->StartWrite(&in_flight_);
-      if (finish_now) finish_now->Finish(*final_status_);
+      if (start && with_status) {
+        start->StartWriteAndFinish(&in_flight_, grpc::WriteOptions(), std::move(st));
+      } else if (start) {
+        start->StartWrite(&in_flight_);
+      }
+      if (finish_now) finish_now->Finish(std::move(st));
     }
 
     void OnCancel() {

@@ -2,10 +2,11 @@
 // thread-safe.
 //
 // A failed attempt is retried only when ALL hold:
-// - the request is idempotent (GET, or marked idempotent by the caller);
+// - the request is idempotent (GET, or marked idempotent by the caller), or the host answered
+//   that it did not run it (HostDidNotRun: a model in its JIT window), whatever the method;
 // - no response byte was handed to the caller (a stream that started is never retried);
 // - the failure is a transport failure with UNAVAILABLE (refused, reset, empty reply, connect
-//   timeout) or an HTTP 5xx other than 501/505;
+//   timeout), an HTTP 5xx other than 501/505, or HostDidNotRun;
 // - fewer than `max_retries` retries were made;
 // - the backoff ends before the call's deadline.
 #ifndef LMGATE_BACKENDS_HTTP_RETRY_H_

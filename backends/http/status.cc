@@ -16,12 +16,20 @@ namespace {
 
 constexpr char kHttpStatusPayload[] = "type.lmgate.dev/http_status";
 constexpr char kTransportPayload[] = "type.lmgate.dev/transport_failure";
+constexpr char kNotRunPayload[] = "type.lmgate.dev/not_run";
+
+// LM Studio's answer while a model is loading or unloading (the "JIT window"): the model exists
+// and nothing ran, so the request may be sent again whatever its method.
+bool IsModelInTransition(const LmStudioError& e) {
+  return absl::StrContains(absl::AsciiStrToLower(e.message), "being loaded or unloaded");
+}
 
 std::string Where(const RequestInfo& r) { return absl::StrCat(r.method, " ", r.path); }
 
 // The code LM Studio's error details imply, if any.
 std::optional<absl::StatusCode> CodeFromError(const LmStudioError& e) {
   std::string lower = absl::AsciiStrToLower(e.message);
+  if (IsModelInTransition(e)) return absl::StatusCode::kUnavailable;  // before "not found" codes
   if (e.code == "model_not_found" || e.type == "model_not_found" ||
       absl::StartsWith(e.message, "Invalid model identifier") ||
       (absl::StrContains(lower, "not found") &&
@@ -127,10 +135,13 @@ absl::Status StatusFromHttpResponse(int http_status, absl::string_view body,
   } else {
     message = "empty answer";
   }
-  return WithHttpStatus(absl::Status(code, absl::StrCat("LM Studio at ", r.base_url, ": ", message,
-                                                        " (HTTP ", http_status, " on ", Where(r),
-                                                        ")")),
-                        http_status);
+  absl::Status status =
+      WithHttpStatus(absl::Status(code, absl::StrCat("LM Studio at ", r.base_url, ": ", message,
+                                                     " (HTTP ", http_status, " on ", Where(r),
+                                                     ")")),
+                     http_status);
+  if (!success && error && IsModelInTransition(*error)) status.SetPayload(kNotRunPayload, absl::Cord("1"));
+  return status;
 }
 
 absl::Status StatusFromStreamError(const LmStudioError& error, const RequestInfo& r,
@@ -211,6 +222,10 @@ std::optional<int> HttpStatusOf(const absl::Status& status) {
 
 bool IsTransportFailure(const absl::Status& status) {
   return status.GetPayload(kTransportPayload).has_value();
+}
+
+bool HostDidNotRun(const absl::Status& status) {
+  return status.GetPayload(kNotRunPayload).has_value();
 }
 
 }  // namespace lmgate::backends::http

@@ -24,6 +24,8 @@
 //   code "invalid_api_key"                                       UNAUTHENTICATED
 //   "No models loaded ..."                                       FAILED_PRECONDITION
 //   "The model was unloaded during the prediction"               UNAVAILABLE
+//   "... is being loaded or unloaded" (the JIT window)           UNAVAILABLE; nothing ran, so
+//                                                                retried whatever the method
 //
 //   transport failure                         code
 //   refused, unresolvable, connect timeout    UNAVAILABLE          retryable when idempotent
@@ -93,6 +95,9 @@ absl::Status StatusFromTransport(int curl_code, absl::string_view detail, bool c
 std::optional<int> HttpStatusOf(const absl::Status& status);
 // True for statuses from StatusFromTransport.
 bool IsTransportFailure(const absl::Status& status);
+// True when the host answered that it did not run the request at all (the JIT window), so
+// sending it again is safe even for a POST.
+bool HostDidNotRun(const absl::Status& status);
 
 // The code of the table's HTTP column alone (no body).
 absl::StatusCode CodeForHttpStatus(int http_status);

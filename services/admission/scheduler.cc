@@ -15,8 +15,9 @@ struct FairScheduler::Item {
   absl::Time enqueued;
   uint64_t seq = 0;
   bool done = false;  // guarded by mu_
-  backends::CancelToken::CallbackId cancel_id = 0;
-  std::atomic<bool> cancelled_inline{false};
+  // Registered after the item is queued, where another thread may admit or remove it first.
+  backends::CancelRegistration cancel;
+  std::atomic<bool> cancelled_inline{false};  // set by the cancel callback itself
 };
 
 struct FairScheduler::TenantQueue {
@@ -37,9 +38,9 @@ struct FairScheduler::ModelQueue {
 
 namespace {
 
-void Finish(const std::shared_ptr<backends::CancelToken>& token, backends::CancelToken::CallbackId id,
-            bool inline_cancel) {
-  if (token && id != 0 && !inline_cancel) token->RemoveCallback(id);
+template <typename ItemT>
+void Finish(ItemT& item) {
+  item.cancel.Complete(/*from_callback=*/item.cancelled_inline);
 }
 
 }  // namespace
@@ -161,15 +162,13 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
     item->admit(refused);
     return;
   }
-  if (item->ticket.cancel) {
-    std::weak_ptr<Item> weak = item;
-    item->cancel_id = item->ticket.cancel->AddCallback([this, weak] {
-      if (auto it = weak.lock()) {
-        it->cancelled_inline = true;
-        Remove(it, absl::CancelledError("the call was cancelled while queued"));
-      }
-    });
-  }
+  std::weak_ptr<Item> weak = item;
+  item->cancel.Register(item->ticket.cancel, [this, weak] {
+    if (auto it = weak.lock()) {
+      it->cancelled_inline = true;
+      Remove(it, absl::CancelledError("the call was cancelled while queued"));
+    }
+  });
   if (position) position(pos);
 }
 
@@ -216,7 +215,7 @@ void FairScheduler::Release(const std::string& model) {
     admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
-    Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
+    Finish(*item);
     item->admit(std::move(slot));
   }
 }
@@ -230,7 +229,7 @@ void FairScheduler::SetConcurrency(const std::string& model, int slots) {
     admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
-    Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
+    Finish(*item);
     item->admit(std::move(slot));
   }
 }
@@ -245,7 +244,7 @@ void FairScheduler::Remove(const std::shared_ptr<Item>& item, absl::Status why) 
     items.erase(std::remove(items.begin(), items.end(), item), items.end());
     --q.queued;
   }
-  Finish(item->ticket.cancel, item->cancel_id, item->cancelled_inline);
+  Finish(*item);
   item->admit(std::move(why));
 }
 

@@ -282,15 +282,13 @@ void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, Acqu
     }
     return;
   }
-  if (waiter->token) {
-    std::weak_ptr<Waiter> weak = waiter;
-    waiter->cancel_id = waiter->token->AddCallback([this, weak] {
-      if (auto w = weak.lock()) {
-        w->cancelled_inline = true;
-        RemoveWaiter(w, absl::CancelledError("the call was cancelled while its model loaded"));
-      }
-    });
-  }
+  std::weak_ptr<Waiter> weak = waiter;
+  waiter->cancel.Register(waiter->token, [this, weak] {
+    if (auto w = weak.lock()) {
+      w->cancelled_inline = true;
+      RemoveWaiter(w, absl::CancelledError("the call was cancelled while its model loaded"));
+    }
+  });
 }
 
 absl::StatusOr<std::unique_ptr<Lease>> ModelRegistry::AcquireBlocking(const CallContext& ctx,
@@ -366,7 +364,7 @@ void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status 
 
 void ModelRegistry::CompleteWaiter(const std::shared_ptr<Waiter>& w, absl::Status status,
                                    std::unique_ptr<Lease> lease, InstanceSnapshot snapshot) {
-  if (w->token && w->cancel_id != 0 && !w->cancelled_inline) w->token->RemoveCallback(w->cancel_id);
+  w->cancel.Complete(/*from_callback=*/w->cancelled_inline);
   if (w->acquire_done) {
     auto cb = std::move(w->acquire_done);
     if (status.ok()) {

@@ -26,9 +26,9 @@ struct ModelRegistry::Waiter {
   AcquireDone acquire_done;
   std::function<void(absl::StatusOr<InstanceSnapshot>)> load_done;
   std::shared_ptr<backends::CancelToken> token;
-  backends::CancelToken::CallbackId cancel_id = 0;
-  // Set by the cancel callback, so completing from inside it skips RemoveCallback (which would
-  // wait for the running callback: itself).
+  // Registered after the waiter joined its flight, which may complete it first.
+  backends::CancelRegistration cancel;
+  // Set by the cancel callback, so completing from inside it does not wait for itself.
   std::atomic<bool> cancelled_inline{false};
   absl::Time deadline = absl::InfiniteFuture();
   absl::Time started;

@@ -350,15 +350,13 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
     JoinOrStartFlightLocked(key, std::move(params), driver, /*explicit_load=*/true, keep_loaded,
                             waiter);
   }
-  if (waiter->token) {
-    std::weak_ptr<Waiter> weak = waiter;
-    waiter->cancel_id = waiter->token->AddCallback([this, weak] {
-      if (auto w = weak.lock()) {
-        w->cancelled_inline = true;
-        RemoveWaiter(w, absl::CancelledError("LoadModel was cancelled"));
-      }
-    });
-  }
+  std::weak_ptr<Waiter> weak = waiter;
+  waiter->cancel.Register(waiter->token, [this, weak] {
+    if (auto w = weak.lock()) {
+      w->cancelled_inline = true;
+      RemoveWaiter(w, absl::CancelledError("LoadModel was cancelled"));
+    }
+  });
   done.WaitForNotification();
   if (used) *used = waiter->used;
   return out;
@@ -382,7 +380,9 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
   if (inst == nullptr) return st;
   if (st.ok() || absl::IsNotFound(st)) {
     auto& v = m->instances;
-    v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& e) { return e.get() == inst; }),
+    // A structured binding cannot be captured before C++20 (clang refuses; gcc lets it pass).
+    const auto* gone = inst;
+    v.erase(std::remove_if(v.begin(), v.end(), [gone](const auto& e) { return e.get() == gone; }),
             v.end());
     Publish(done_kind, key, id, ModelStateLocked(*m), reason, 0, absl::Now() - start);
     return absl::OkStatus();

@@ -57,6 +57,21 @@ TEST(StatusTableTest, ModelNotFoundObjectShape) {
   EXPECT_THAT(s.message(), HasSubstr("HTTP 400 on POST /v1/chat/completions"));
 }
 
+TEST(StatusTableTest, JitWindowIsUnavailableAndMarkedNotRun) {
+  // What LM Studio (and the emulator's JIT-window fault) answers while a model loads/unloads:
+  // the model exists, nothing ran, so this is neither NOT_FOUND nor final.
+  absl::Status s = StatusFromHttpResponse(
+      404,
+      R"({"error":{"message":"Model \"qwen/qwen3-4b\" is not available: it is being loaded or unloaded.","code":"model_not_found"}})",
+      kPost);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(HostDidNotRun(s));
+  EXPECT_THAT(s.message(), HasSubstr("being loaded or unloaded"));
+  RetryPolicy policy;
+  EXPECT_TRUE(ShouldRetry(policy, {s, /*idempotent=*/false, /*delivered=*/false, 0}));
+  EXPECT_FALSE(HostDidNotRun(StatusFromHttpResponse(503, "", kPost)));
+}
+
 TEST(StatusTableTest, StringShapeAndRefinements) {
   absl::Status s = StatusFromHttpResponse(
       400, R"({"error":"No models loaded. Please load a model in the developer page."})", kPost);
