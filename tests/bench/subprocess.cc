@@ -36,6 +36,10 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(std::vector<std::s
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  // Nothing else of ours reaches the child: Boost.Asio opens sockets without FD_CLOEXEC, and an
+  // inherited copy of the in-process emulator's listening socket kept its port bound after the
+  // emulator closed it (a simulated host restart could then never listen again).
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
   std::vector<char*> args;
   for (std::string& a : argv) args.push_back(a.data());
   args.push_back(nullptr);

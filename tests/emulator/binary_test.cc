@@ -32,6 +32,7 @@ Child Spawn(std::vector<std::string> args) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
   args.insert(args.begin(), g_binary);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
