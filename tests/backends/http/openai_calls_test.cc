@@ -48,7 +48,7 @@ TEST(OpenAiCallsTest, StreamsEventsMeasuresTimingsAndCountsPiecesWithoutUsage) {
   ASSERT_TRUE(obs->result().ok()) << obs->result().status();
   EXPECT_EQ(obs->result()->content, "Hello");
   EXPECT_EQ(obs->events().size(), 2u);
-  const GenerateStats& s = obs->result()->stats;
+  const GenerateStats s = obs->result()->stats;  // result() returns a copy
   EXPECT_EQ(s.completion_tokens, 2);  // no usage chunk: streamed pieces
   EXPECT_TRUE(s.time_to_first_token.has_value());
   EXPECT_FALSE(s.upstream_timings);
