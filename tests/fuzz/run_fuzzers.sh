@@ -19,7 +19,10 @@ output_base="${HOME}/.cache/bazel/lmgate-fuzz-$(pwd | sha1sum | cut -c1-12)"
 bazel_fuzz() { bazel --output_base="$output_base" "$@"; }
 labels=()
 for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
-bazel_fuzz build --config=fuzz --symlink_prefix=/ "${labels[@]}"
+# gold warns once per ASan check symbol and fuzzer ("Cannot export local symbol '__asan_check_*'"):
+# harmless, hundreds of lines; keep them out of the log.
+bazel_fuzz build --config=fuzz --symlink_prefix=/ "${labels[@]}" 2>&1 |
+  { grep -v "warning: Cannot export local symbol '__asan" || true; }
 bin="$(bazel_fuzz info --config=fuzz bazel-bin 2>/dev/null)"
 
 work="${LMGATE_FUZZ_WORK:-/tmp/lmgate-fuzz}"
