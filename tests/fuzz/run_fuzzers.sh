@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-6}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert cli)
+[ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert cli http_wire)
 
 output_base="${HOME}/.cache/bazel/lmgate-fuzz-$(pwd | sha1sum | cut -c1-12)"
 bazel_fuzz() { bazel --output_base="$output_base" "$@"; }
