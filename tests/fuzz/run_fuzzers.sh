@@ -16,7 +16,9 @@ targets=("$@")
 [ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert cli http_wire)
 
 output_base="${HOME}/.cache/bazel/lmgate-fuzz-$(pwd | sha1sum | cut -c1-12)"
-bazel_fuzz() { bazel --output_base="$output_base" "$@"; }
+# Its own Bazel server: let it exit after 10 idle minutes (a CI clone per run would otherwise
+# leave one JVM per checkout for Bazel's default 3 hours).
+bazel_fuzz() { bazel --output_base="$output_base" --max_idle_secs=600 "$@"; }
 labels=()
 for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
 # gold warns once per ASan check symbol and fuzzer ("Cannot export local symbol '__asan_check_*'"):
