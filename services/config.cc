@@ -1,9 +1,13 @@
 #include "services/config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
@@ -29,14 +33,53 @@ absl::Status ReadSeconds(const json& j, const std::string& key, absl::Duration* 
   return absl::OkStatus();
 }
 
+// An integer field: a JSON integer, or a number with an integral value (8e3), in T's range.
+// nlohmann's get<T>() static_casts any number: 1.5 would silently become 1, 4294967297 would wrap
+// to 1, and 1e30 is undefined behaviour (found by the config fuzzer).
 template <typename T>
-absl::Status Read(const json& j, const std::string& key, T* out) {
-  try {
-    *out = j.get<T>();
-  } catch (const json::exception& e) {
-    return Bad(key, absl::StrCat("wrong type (", e.what(), ")"));
+absl::Status ReadInteger(const json& j, const std::string& key, T* out) {
+  using Limits = std::numeric_limits<T>;
+  const auto out_of_range = [&] {
+    return Bad(key, absl::StrCat("must be an integer in [", Limits::min(), ", ", Limits::max(), "]"));
+  };
+  if (j.is_number_unsigned()) {
+    const uint64_t v = j.get<uint64_t>();
+    if (v > static_cast<uint64_t>(Limits::max())) return out_of_range();
+    *out = static_cast<T>(v);
+  } else if (j.is_number_integer()) {
+    const int64_t v = j.get<int64_t>();
+    if constexpr (std::is_signed_v<T>) {
+      if (v < Limits::min() || v > Limits::max()) return out_of_range();
+    } else {
+      if (v < 0 || static_cast<uint64_t>(v) > Limits::max()) return out_of_range();
+    }
+    *out = static_cast<T>(v);
+  } else if (j.is_number_float()) {
+    const double d = j.get<double>();
+    if (!std::isfinite(d) || d != std::trunc(d)) return Bad(key, "must be an integer");
+    // [min, 2^digits): both bounds are exact doubles (min is 0 or a negative power of two).
+    if (!(d >= static_cast<double>(Limits::min()) && d < std::ldexp(1.0, Limits::digits))) {
+      return out_of_range();
+    }
+    *out = static_cast<T>(d);
+  } else {
+    return Bad(key, absl::StrCat("wrong type (must be an integer, not ", j.type_name(), ")"));
   }
   return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Read(const json& j, const std::string& key, T* out) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return ReadInteger(j, key, out);
+  } else {
+    try {
+      *out = j.get<T>();
+    } catch (const json::exception& e) {
+      return Bad(key, absl::StrCat("wrong type (", e.what(), ")"));
+    }
+    return absl::OkStatus();
+  }
 }
 
 absl::Status CheckKeys(const json& obj, const std::string& where,

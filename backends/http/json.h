@@ -28,9 +28,12 @@ const Json* JsonMember(const Json& obj, const char* key);
 
 // Typed getters: the member's value when present with a compatible type, else the default /
 // nullopt. Numbers convert between integer and floating point; strings never become numbers.
+// Integers: floats are truncated toward zero; a value outside the result type's range is nullopt
+// (never a wrapped or undefined conversion: the host's bytes are untrusted).
 std::string JsonString(const Json& obj, const char* key, absl::string_view def = "");
 std::optional<double> JsonDouble(const Json& obj, const char* key);
 std::optional<int64_t> JsonInt(const Json& obj, const char* key);
+std::optional<int> JsonInt32(const Json& obj, const char* key);
 std::optional<bool> JsonBool(const Json& obj, const char* key);
 
 // `text` shortened to at most `max` bytes for error messages, with "..." when cut.

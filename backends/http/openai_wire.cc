@@ -152,7 +152,11 @@ absl::Status CompletionAccumulator::AddObject(const Json& obj, bool whole,
   const Json* choices = JsonMember(obj, "choices");
   if (choices != nullptr && choices->is_array()) {
     for (const Json& choice : *choices) {
-      if (JsonInt(choice, "index").value_or(0) != 0) continue;  // we ask for one choice
+      // We ask for one choice: skip any other (an index out of range included).
+      if (const Json* i = JsonMember(choice, "index");
+          i != nullptr && i->is_number() && JsonInt(choice, "index") != 0) {
+        continue;
+      }
       const Json* src = JsonMember(choice, whole ? "message" : "delta");
       auto emit = [&](GenerateEvent::Kind kind, std::string text) {
         if (text.empty()) return;
@@ -172,9 +176,13 @@ absl::Status CompletionAccumulator::AddObject(const Json& obj, bool whole,
         if (calls != nullptr && calls->is_array()) {
           int position = 0;
           for (const Json& call : *calls) {
-            int index = static_cast<int>(JsonInt(call, "index").value_or(position));
+            const Json* index_member = JsonMember(call, "index");
+            const std::optional<int64_t> raw = index_member != nullptr && index_member->is_number()
+                                                   ? JsonInt(call, "index")
+                                                   : std::optional<int64_t>(position);
             ++position;
-            if (index < 0 || index > 1024) continue;
+            if (!raw.has_value() || *raw < 0 || *raw > 1024) continue;
+            const int index = static_cast<int>(*raw);
             if (result_.tool_calls.size() <= static_cast<size_t>(index)) {
               result_.tool_calls.resize(index + 1);
             }
@@ -206,9 +214,8 @@ absl::Status CompletionAccumulator::AddObject(const Json& obj, bool whole,
   }
   if (const Json* usage = JsonMember(obj, "usage")) {
     saw_usage_ = true;
-    result_.stats.prompt_tokens = static_cast<int>(JsonInt(*usage, "prompt_tokens").value_or(0));
-    result_.stats.completion_tokens =
-        static_cast<int>(JsonInt(*usage, "completion_tokens").value_or(0));
+    result_.stats.prompt_tokens = JsonInt32(*usage, "prompt_tokens").value_or(0);
+    result_.stats.completion_tokens = JsonInt32(*usage, "completion_tokens").value_or(0);
   }
   const Json* stats = JsonMember(obj, "stats");
   if (use_upstream_stats_ && stats != nullptr && stats->is_object()) {
@@ -270,7 +277,7 @@ absl::StatusOr<EmbedResult> ParseEmbeddingsResponse(absl::string_view body, size
   EmbedResult result;
   for (auto& [index, values] : indexed) result.embeddings.push_back(std::move(values));
   if (const Json* usage = JsonMember(*json, "usage")) {
-    result.prompt_tokens = static_cast<int>(JsonInt(*usage, "prompt_tokens").value_or(0));
+    result.prompt_tokens = JsonInt32(*usage, "prompt_tokens").value_or(0);
   }
   return result;
 }

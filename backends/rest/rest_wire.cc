@@ -16,6 +16,7 @@ namespace {
 using http::Json;
 using http::JsonBool;
 using http::JsonInt;
+using http::JsonInt32;
 using http::JsonMember;
 using http::JsonString;
 
@@ -48,8 +49,6 @@ absl::StatusOr<const Json*> ListIn(const absl::StatusOr<Json>& json, const char*
   return list;
 }
 
-int ToInt(std::optional<int64_t> v) { return static_cast<int>(v.value_or(0)); }
-
 }  // namespace
 
 int QuantizationBits(absl::string_view name) {
@@ -81,7 +80,7 @@ absl::StatusOr<HostModels> ParseV0Models(absl::string_view body) {
       info.format = JsonString(m, "compatibility_type");
       info.quantization = JsonString(m, "quantization");
       info.quantization_bits = QuantizationBits(info.quantization);
-      info.max_context_length = ToInt(JsonInt(m, "max_context_length"));
+      info.max_context_length = JsonInt32(m, "max_context_length").value_or(0);
       if (const Json* caps = JsonMember(m, "capabilities"); caps && caps->is_array()) {
         for (const Json& c : *caps) {
           if (c.is_string() && c.get<std::string>() == "tool_use") info.trained_for_tool_use = true;
@@ -95,7 +94,7 @@ absl::StatusOr<HostModels> ParseV0Models(absl::string_view body) {
       instance.identifier = id;
       instance.model_key = KeyOf(id);
       instance.type = TypeOf(type);
-      instance.context_length = ToInt(JsonInt(m, "loaded_context_length"));
+      instance.context_length = JsonInt32(m, "loaded_context_length").value_or(0);
       out.loaded.push_back(std::move(instance));
     } else if (state == "loading") {
       out.loading_keys.push_back(KeyOf(id));
@@ -117,13 +116,13 @@ absl::StatusOr<HostModels> ParseV1Models(absl::string_view body) {
     info.type = TypeOf(JsonString(m, "type"));
     info.format = JsonString(m, "format");
     info.size_bytes = JsonInt(m, "size_bytes").value_or(0);
-    info.max_context_length = ToInt(JsonInt(m, "max_context_length"));
+    info.max_context_length = JsonInt32(m, "max_context_length").value_or(0);
     info.publisher = JsonString(m, "publisher");
     info.architecture = JsonString(m, "architecture");
     info.params = JsonString(m, "params_string");
     if (const Json* q = JsonMember(m, "quantization")) {
       info.quantization = JsonString(*q, "name");
-      info.quantization_bits = ToInt(JsonInt(*q, "bits_per_weight"));
+      info.quantization_bits = JsonInt32(*q, "bits_per_weight").value_or(0);
       if (info.quantization_bits == 0) info.quantization_bits = QuantizationBits(info.quantization);
     }
     if (const Json* caps = JsonMember(m, "capabilities")) {
@@ -138,8 +137,8 @@ absl::StatusOr<HostModels> ParseV1Models(absl::string_view body) {
         instance.model_key = info.key;
         instance.type = info.type;
         if (const Json* config = JsonMember(i, "config")) {
-          instance.context_length = ToInt(JsonInt(*config, "context_length"));
-          instance.parallel_slots = ToInt(JsonInt(*config, "parallel"));
+          instance.context_length = JsonInt32(*config, "context_length").value_or(0);
+          instance.parallel_slots = JsonInt32(*config, "parallel").value_or(0);
         }
         out.loaded.push_back(std::move(instance));
       }
@@ -195,8 +194,8 @@ absl::StatusOr<InstanceInfo> ParseLoadResponse(absl::string_view body, const Loa
   out.type = TypeOf(JsonString(*json, "type"));
   out.context_length = p.context_length.value_or(0);
   if (const Json* config = JsonMember(*json, "load_config")) {
-    if (auto n = JsonInt(*config, "context_length")) out.context_length = static_cast<int>(*n);
-    out.parallel_slots = ToInt(JsonInt(*config, "parallel"));
+    if (auto n = JsonInt32(*config, "context_length")) out.context_length = *n;
+    out.parallel_slots = JsonInt32(*config, "parallel").value_or(0);
   }
   return out;
 }

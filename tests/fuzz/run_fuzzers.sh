@@ -13,13 +13,18 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-6}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert)
+[ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert cli http_wire)
 
 output_base="${HOME}/.cache/bazel/lmgate-fuzz-$(pwd | sha1sum | cut -c1-12)"
-bazel_fuzz() { bazel --output_base="$output_base" "$@"; }
+# Its own Bazel server: let it exit after 10 idle minutes (a CI clone per run would otherwise
+# leave one JVM per checkout for Bazel's default 3 hours).
+bazel_fuzz() { bazel --output_base="$output_base" --max_idle_secs=600 "$@"; }
 labels=()
 for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
-bazel_fuzz build --config=fuzz --symlink_prefix=/ "${labels[@]}"
+# gold warns once per ASan check symbol and fuzzer ("Cannot export local symbol '__asan_check_*'"):
+# harmless, hundreds of lines; keep them out of the log.
+bazel_fuzz build --config=fuzz --symlink_prefix=/ "${labels[@]}" 2>&1 |
+  { grep -v "warning: Cannot export local symbol '__asan" || true; }
 bin="$(bazel_fuzz info --config=fuzz bazel-bin 2>/dev/null)"
 
 work="${LMGATE_FUZZ_WORK:-/tmp/lmgate-fuzz}"

@@ -64,6 +64,39 @@ TEST(ConfigTest, TyposAndBadValuesAreNamed) {
   }
 }
 
+// Integer fields take JSON integers, or numbers with an integral value, in the field's range:
+// never a silent truncation (1.5 -> 1), wrap (2^32 + 8192 -> 8192) or out-of-range float cast
+// (1e30: undefined behaviour, found by the config fuzzer).
+TEST(ConfigTest, IntegerFieldsAreIntegersInRange) {
+  for (const char* bad : {
+           R"({"max_loaded_models": 1e30})",
+           R"({"max_loaded_models": -1e30})",
+           R"({"max_loaded_models": 1.5})",
+           R"({"max_loaded_models": 4294967298})",
+           R"({"max_loaded_models": 18446744073709551615})",
+           R"({"max_loaded_models": 2147483648.0})",
+           R"({"max_loaded_bytes": 9223372036854775808.0})",
+           R"({"max_loaded_bytes": 18446744073709551615})",
+           R"({"models": {"a/b": {"context_length": 4294975488}}})",
+           R"({"models": {"a/b": {"sampling": {"seed": 1e19}}}})",
+           R"({"worker_threads": true})",
+       }) {
+    auto parsed = ParseConfig(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(parsed.status().message().find("integer"), std::string::npos) << parsed.status();
+  }
+  auto c = ParseConfig(R"({"max_loaded_models": 2e0, "max_loaded_bytes": 8e9,
+                           "models": {"a/b": {"context_length": 8192.0,
+                                              "sampling": {"seed": -9223372036854775808}}}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->gateway.lifecycle.max_loaded_models, 2);
+  EXPECT_EQ(c->gateway.lifecycle.max_loaded_bytes, 8000000000);
+  const auto& p = c->gateway.lifecycle.models.at("a/b");
+  EXPECT_EQ(p.load.context_length, 8192);
+  EXPECT_EQ(p.sampling.seed, INT64_MIN);
+}
+
 TEST(ConfigTest, KeysAndTheLoopbackGuard) {
   auto c = ParseConfig(R"({
     "listen": "0.0.0.0:50051",

@@ -237,6 +237,28 @@ TEST(CompletionAccumulatorTest, WholeNonStreamedAnswer) {
   EXPECT_TRUE(acc.saw_done());
 }
 
+// Numbers from the host out of range: no undefined float-to-int cast (1e300; UBSan under the
+// http_wire fuzzer) and no wrap (4294967296 must not become tool call 0, nor 1e10 tokens a
+// negative count).
+TEST(CompletionAccumulatorTest, OutOfRangeNumbersAreIgnored) {
+  CompletionAccumulator acc(/*use_upstream_stats=*/false, "http://h:1", "/v1/chat/completions");
+  std::vector<GenerateEvent> events = Feed(
+      acc,
+      {R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":4294967296,"id":"wrap"},)"
+       R"({"index":1e300,"id":"huge"},{"index":-1e300},{"index":1.9,"id":"one"}]}}]})",
+       R"({"choices":[{"index":1e30,"delta":{"content":"other"}},{"index":4294967296,)"
+       R"("delta":{"content":"other"}},{"delta":{"content":"mine"}}]})",
+       R"({"choices":[],"usage":{"prompt_tokens":1e300,"completion_tokens":10000000000}})"});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].tool_index, 1);
+  EXPECT_EQ(events[0].tool_id, "one");
+  EXPECT_EQ(events[1].text, "mine");
+  EXPECT_EQ(acc.result().tool_calls.size(), 2u);
+  EXPECT_EQ(acc.result().tool_calls[0].id, "");
+  EXPECT_EQ(acc.result().stats.prompt_tokens, 0);
+  EXPECT_EQ(acc.result().stats.completion_tokens, 0);
+}
+
 TEST(EmbeddingsWireTest, BodyAndAnswer) {
   Json b = Json::parse(BuildEmbeddingsBody("nomic", {"a", "b"}));
   EXPECT_EQ(b, Json::parse(R"({"model":"nomic","input":["a","b"]})"));

@@ -51,6 +51,24 @@ TEST(RestWireTest, V0Models) {
   EXPECT_EQ(ParseV0Models(R"({"models":[]})").status().code(), absl::StatusCode::kInternal);
 }
 
+TEST(RestWireTest, OutOfRangeNumbersAreUnknown) {
+  auto m = ParseV1Models(R"({"models":[{"key":"k","size_bytes":1e300,"max_context_length":4294975488,
+      "quantization":{"name":"Q4_K_M","bits_per_weight":1e30},
+      "loaded_instances":[{"id":"i","config":{"context_length":-1e300,"parallel":18446744073709551615}}]}]})");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->downloaded[0].size_bytes, 0);
+  EXPECT_EQ(m->downloaded[0].max_context_length, 0);  // not 8192 (wrapped)
+  EXPECT_EQ(m->downloaded[0].quantization_bits, 4);   // from the name
+  EXPECT_EQ(m->loaded[0].context_length, 0);
+  EXPECT_EQ(m->loaded[0].parallel_slots, 0);
+  LoadParams p;
+  p.model_key = "k";
+  p.context_length = 4096;
+  auto inst = ParseLoadResponse(R"({"instance_id":"k","load_config":{"context_length":1e100}})", p);
+  ASSERT_TRUE(inst.ok()) << inst.status();
+  EXPECT_EQ(inst->context_length, 4096);
+}
+
 TEST(RestWireTest, V1ModelsAndMerge) {
   auto v1 = ParseV1Models(R"({"models":[
     {"type":"llm","publisher":"qwen","key":"qwen/qwen3-4b","display_name":"Qwen3 4B",
