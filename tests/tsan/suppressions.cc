@@ -28,6 +28,12 @@ extern "C" const char* __tsan_default_suppressions() {
       "race_top:grpc::internal::Call::\n"
       "race_top:grpc::ByteBuffer::Clear\n"
       "race_top:grpc::ByteBuffer::Swap\n"
+      "race_top:grpc::internal::CallOpServerSendStatus::FinishOp\n"
+      "race_top:grpc::internal::CallbackWithSuccessTag::Run\n"
+      // The callback tags torn down by gRPC once the call is done (CallOnDone on gRPC's
+      // executor, after MaybeDone's uninstrumented reference count reached zero); the
+      // std::function it clears holds gRPC's own lambda.
+      "race:grpc::internal::CallbackWithSuccessTag::Clear\n"
       // Anywhere in the stack: their top frames are libstdc++'s std::function internals (the
       // function objects they hold are gRPC's own lambdas).
       "race:grpc::internal::InterceptorBatchMethodsImpl::InterceptorBatchMethodsImpl\n"
