@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 
 namespace lmgate::emulator::testing {
 
@@ -101,13 +102,35 @@ std::vector<json> ParseSse(const std::string& body) {
   return out;
 }
 
+// Beast streams are not thread-safe: a synchronous read in one thread and a write in another race
+// on the stream's state (the read also answers pings and closes by writing). Every operation on
+// the stream therefore runs on the one thread that runs `ioc`; Send() and Drop() post there and
+// wait.
 struct WsClient::Impl {
   net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(ioc);
   websocket::stream<tcp::socket> ws{ioc};
+  beast::flat_buffer buf;  // the pending read's; only touched on the ioc thread
 };
 
+namespace {
+
+// Runs `fn` on the io_context thread and waits for it.
+template <typename Fn>
+void RunOnIoThread(net::io_context& ioc, Fn fn) {
+  absl::Notification done;
+  net::post(ioc, [&] {
+    fn();
+    done.Notify();
+  });
+  done.WaitForNotification();
+}
+
+}  // namespace
+
 WsClient::WsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
-  reader_ = std::thread([this] { ReadLoop(); });
+  ReadNext();  // queued on ioc; runs once the thread below runs it
+  reader_ = std::thread([this] { impl_->ioc.run(); });
 }
 
 absl::StatusOr<std::unique_ptr<WsClient>> WsClient::Connect(int port, const std::string& ns) {
@@ -123,26 +146,36 @@ absl::StatusOr<std::unique_ptr<WsClient>> WsClient::Connect(int port, const std:
 
 WsClient::~WsClient() {
   Drop();
+  // The pending read fails on the shut-down socket; then ioc runs out of work and run() returns.
+  impl_->work.reset();
   reader_.join();
 }
 
-void WsClient::ReadLoop() {
-  while (true) {
-    beast::flat_buffer buf;
-    beast::error_code ec;
-    impl_->ws.read(buf, ec);
-    absl::MutexLock l(&mu_);
-    if (ec) {
-      closed_ = true;
-      return;
+void WsClient::ReadNext() {
+  impl_->ws.async_read(impl_->buf, [this](beast::error_code ec, size_t) {
+    {
+      absl::MutexLock l(&mu_);
+      if (ec) {
+        closed_ = true;
+        return;
+      }
+      frames_.push_back(
+          json::parse(beast::buffers_to_string(impl_->buf.data()), nullptr, false));
     }
-    frames_.push_back(json::parse(beast::buffers_to_string(buf.data()), nullptr, false));
-  }
+    impl_->buf.clear();
+    ReadNext();
+  });
 }
 
 void WsClient::Send(const json& frame) {
-  beast::error_code ec;
-  impl_->ws.write(net::buffer(frame.dump()), ec);
+  absl::MutexLock l(&send_mu_);  // one write at a time on the stream
+  const std::string text = frame.dump();
+  absl::Notification done;
+  net::post(impl_->ioc, [&] {
+    // async: Beast orders it with the pong / close frames the pending read may be writing.
+    impl_->ws.async_write(net::buffer(text), [&](beast::error_code, size_t) { done.Notify(); });
+  });
+  done.WaitForNotification();
 }
 
 std::optional<json> WsClient::Next(absl::Duration timeout) {
@@ -162,8 +195,10 @@ bool WsClient::WaitClosed(absl::Duration timeout) {
 }
 
 void WsClient::Drop() {
-  beast::error_code ec;
-  impl_->ws.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+  RunOnIoThread(impl_->ioc, [&] {
+    beast::error_code ec;
+    impl_->ws.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+  });
 }
 
 json WsClient::Auth(const std::string& id, const std::string& passkey) {

@@ -1,9 +1,10 @@
 // Small blocking clients for the emulator's tests: HTTP over libcurl (with streaming and
-// connection reuse) and the SDK WebSocket protocol over Boost.Beast (a reader thread queues
-// incoming frames so tests wait on them with deadlines instead of sleeping).
+// connection reuse) and the SDK WebSocket protocol over Boost.Beast (an io thread, the only one
+// that touches the stream, queues incoming frames so tests wait on them with deadlines instead of
+// sleeping).
 //
-// Thread-safety: one client per test thread; WsClient::Next() may be called while its reader
-// thread runs.
+// Thread-safety: one client per test thread; WsClient::Next() may be called while its io thread
+// runs.
 #ifndef LMGATE_TESTS_EMULATOR_TEST_CLIENT_H_
 #define LMGATE_TESTS_EMULATOR_TEST_CLIENT_H_
 
@@ -86,10 +87,11 @@ class WsClient {
  private:
   struct Impl;
   explicit WsClient(std::unique_ptr<Impl> impl);
-  void ReadLoop();
+  void ReadNext();  // on the io thread: reads one frame, then the next
 
   std::unique_ptr<Impl> impl_;
   std::thread reader_;
+  absl::Mutex send_mu_;
   absl::Mutex mu_;
   std::deque<nlohmann::json> frames_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
