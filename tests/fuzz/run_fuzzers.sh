@@ -29,6 +29,8 @@ bin="$(bazel_fuzz info --config=fuzz bazel-bin 2>/dev/null)"
 
 work="${LMGATE_FUZZ_WORK:-/tmp/lmgate-fuzz}"
 failed=0
+n_passed=0
+n_failed=0
 for t in "${targets[@]}"; do
   mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
   echo "fuzz: $t for ${seconds}s"
@@ -36,11 +38,15 @@ for t in "${targets[@]}"; do
       -print_final_stats=1 -artifact_prefix="$work/$t/artifacts/" \
       "$work/$t/corpus" "tests/fuzz/corpus/$t" >"$work/$t/log" 2>&1; then
     failed=1
+    n_failed=$((n_failed + 1))
     echo "fuzz: $t FAILED; input and log in $work/$t/" >&2
     grep -E "ERROR|SUMMARY|==[0-9]+==" "$work/$t/log" | head -20 >&2 || true
   else
+    n_passed=$((n_passed + 1))
     grep -E "stat::number_of_executed_units|stat::new_units_added" "$work/$t/log" | tr '\n' ' '
     echo
   fi
 done
+# One line per run, read by tests/run_tests.sh --fuzz (each target is one pass or failure).
+echo "fuzz: $n_passed passed, $n_failed failed"
 exit "$failed"
