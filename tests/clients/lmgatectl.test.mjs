@@ -43,8 +43,7 @@ function modelsTable(stdout) {
   return byKey;
 }
 
-// Starts lmgatectl without waiting for it to end: lines() of stdout so far, waitForLine(re) (bounded),
-// done (resolves to { code, signal, stdout, stderr }, bounded by `timeoutMs`).
+// Starts lmgatectl without waiting for it to end: waitForLine(re, stream) (bounded), done (resolves to { code, signal, stdout, stderr }, bounded by `timeoutMs`).
 function startCtl(args, { env = {}, timeoutMs = 60_000 } = {}) {
   const child = spawn(CTL, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let stdout = "";
@@ -52,7 +51,7 @@ function startCtl(args, { env = {}, timeoutMs = 60_000 } = {}) {
   const waiters = [];
   const check = () => {
     for (const w of [...waiters]) {
-      const m = w.re.exec(stdout);
+      const m = w.re.exec(w.stream === "stderr" ? stderr : stdout);
       if (m) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(m);
@@ -63,7 +62,10 @@ function startCtl(args, { env = {}, timeoutMs = 60_000 } = {}) {
     stdout += d;
     check();
   });
-  child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+  child.stderr.setEncoding("utf8").on("data", (d) => {
+    stderr += d;
+    check();
+  });
   const closed = new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
@@ -77,9 +79,10 @@ function startCtl(args, { env = {}, timeoutMs = 60_000 } = {}) {
   return {
     child,
     done,
-    async waitForLine(re) {
+    // Resolves with the match of `re` in stdout (or `stream` "stderr") once it appears.
+    async waitForLine(re, stream = "stdout") {
       const p = new Promise((resolve) => {
-        waiters.push({ re, resolve });
+        waiters.push({ re, resolve, stream });
         check();
       });
       try {
@@ -193,6 +196,13 @@ describe("lmgatectl against lmgate", () => {
     assert.doesNotMatch(r.stderr, /^-- /m);
   });
 
+  test("complete streams a completion and its stats", async () => {
+    const r = await ctl(["--addr", gw.addr, "complete", "--model=qwen/qwen3-4b", "Once", "upon"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.trim().length > 0, "a completion");
+    assert.match(r.stderr, /^-- qwen\/qwen3-4b via DRIVER_\w+: \d+ prompt \+ \d+ completion tokens, /m);
+  });
+
   test("Ctrl-C (SIGINT) cancels a chat: exit 130, (cancelled), the upstream prediction stops", async () => {
     // A long, slow answer, so that the prediction is still running when SIGINT arrives.
     await control(gw.emulator, "settings", {
@@ -235,6 +245,26 @@ describe("lmgatectl against lmgate", () => {
     const small = await ctl(["--addr", gw.addr, "embed", "--model=text-embedding-bge-small-en-v1.5", "x"]);
     assert.equal(small.code, 0, small.stderr);
     assert.match(small.stdout, /^\[0\] dim 384:/);
+  });
+
+  test("Ctrl-C (SIGINT) during load: exit 130, (cancelled), the model is not left loading", async () => {
+    // gemma (0.8 GB) would take ~40 s to load: it is still loading when SIGINT arrives.
+    await control(gw.emulator, "settings", { load_ms_per_gb: 50_000, load_progress_steps: 100 });
+    try {
+      const l = startCtl(["--addr", gw.addr, "load", "google/gemma-3-1b"]);
+      await l.waitForLine(/loading google\/gemma-3-1b \[#*\.+\] +\d+%/, "stderr");
+      l.child.kill("SIGINT");
+      const r = await l.done;
+      assert.equal(r.code, 130, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
+      assert.match(r.stderr, /^\(cancelled\)$/m);
+      assert.equal(r.stdout, "");
+      await waitFor(async () => {
+        const m = await ctl(["--addr", gw.addr, "models"]);
+        return modelsTable(m.stdout)["google/gemma-3-1b"].state === "not-loaded";
+      }, "gemma back to not-loaded after the cancelled load");
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
   });
 
   test("unload unloads the instance; models shows it not loaded", async () => {
@@ -376,6 +406,29 @@ describe("lmgatectl errors without a gateway", () => {
       );
       assert.doesNotMatch(r.stderr, /failed to connect to all addresses|ipv4:|errno/);
       assert.equal(r.stdout, "");
+    }
+  });
+
+  test("Ctrl-C while connecting ends lmgatectl at once, as SIGINT does", async () => {
+    // A TCP server that accepts and never speaks HTTP/2: lmgatectl is still connecting.
+    const sockets = [];
+    let onAccept;
+    const accepted = new Promise((resolve) => (onAccept = resolve));
+    const srv = net.createServer((sock) => {
+      sockets.push(sock);
+      onAccept();
+    });
+    await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+    try {
+      const c = startCtl(["--addr", `127.0.0.1:${srv.address().port}`, "models"]);
+      await withTimeout(accepted, "lmgatectl connects");
+      c.child.kill("SIGINT");
+      const r = await c.done;
+      assert.equal(r.signal, "SIGINT", `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
+      assert.equal(r.stdout, "");
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      srv.close();
     }
   });
 
