@@ -3,6 +3,7 @@
 // the errors a person sees (gateway unreachable, bad usage).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -101,6 +102,19 @@ function startCtl(args, { env = {}, timeoutMs = 60_000 } = {}) {
       }
     },
   };
+}
+
+// The threads of process `pid` that do not block signal number `sig` (/proc/PID/task/*/status
+// SigBlk). A process that takes the signal with sigwait must block it in every thread, or one that
+// does not can die of it; the thread inside sigwait shows it unblocked while it waits.
+function allThreadsBlock(pid, sig) {
+  const tasks = fs.readdirSync(`/proc/${pid}/task`);
+  const unblocked = tasks.filter((t) => {
+    const status = fs.readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
+    const mask = BigInt(`0x${/^SigBlk:\s*([0-9a-f]+)$/m.exec(status)[1]}`);
+    return ((mask >> BigInt(sig - 1)) & 1n) === 0n;
+  });
+  return { threads: tasks.length, unblocked };
 }
 
 // A TCP port nothing listens on (bound, then closed).
@@ -245,6 +259,25 @@ describe("lmgatectl against lmgate", () => {
     const small = await ctl(["--addr", gw.addr, "embed", "--model=text-embedding-bge-small-en-v1.5", "x"]);
     assert.equal(small.code, 0, small.stderr);
     assert.match(small.stdout, /^\[0\] dim 384:/);
+  });
+
+  test("SIGINT is blocked in every thread of lmgatectl (and SIGINT/SIGTERM in lmgate's)", async () => {
+    const w = startCtl(["--addr", gw.addr, "watch"]);
+    try {
+      await w.waitForLine(/ SNAPSHOT /);
+      // Only the thread waiting in sigwait.
+      const ctlThreads = allThreadsBlock(w.child.pid, 2);
+      assert.ok(ctlThreads.threads > 2, "gRPC's threads are running");
+      assert.equal(ctlThreads.unblocked.length, 1, `lmgatectl threads not blocking SIGINT: ${ctlThreads.unblocked}`);
+      for (const sig of [2, 15]) {
+        const lmgate = allThreadsBlock(gw.pid, sig);
+        assert.ok(lmgate.threads > 2);
+        assert.equal(lmgate.unblocked.length, 1, `lmgate threads not blocking signal ${sig}: ${lmgate.unblocked}`);
+      }
+    } finally {
+      w.child.kill("SIGINT");
+    }
+    assert.equal((await w.done).code, 0);
   });
 
   test("Ctrl-C (SIGINT) during load: exit 130, (cancelled), the model is not left loading", async () => {
@@ -484,5 +517,62 @@ describe("lmgatectl errors without a gateway", () => {
       assert.ok(text.includes(`${flag} (`), `--help documents ${flag}`);
     }
     assert.match(text, /Ctrl-C cancels/);
+  });
+});
+
+// The lmgatectl lines of the README's "## lmgatectl" block, as argument lists ("..." quoting only).
+function readmeCommands() {
+  const readme = fs.readFileSync(runfile("LMGATE_README"), "utf8");
+  const section = readme.slice(readme.indexOf("\n## lmgatectl\n"));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)[1];
+  return block
+    .split("\n")
+    .filter((l) => l.startsWith("lmgatectl "))
+    .map((l) => {
+      const args = [...l.replace(/\s+#.*$/, "").matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+      return { line: l, args: args.slice(1) };
+    });
+}
+
+describe("the README's lmgatectl commands", () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("run as written (against the test's lmgate), in README order", async () => {
+    const cmds = readmeCommands();
+    const verbs = cmds.map((c) => c.args.find((a) => !a.startsWith("--")));
+    // watch streams until Ctrl-C, --key and --ca need another lmgate: covered by the tests above.
+    assert.deepEqual(verbs, ["models", "load", "chat", "embed", "watch", "unload", "models", "models"]);
+    const expected = {
+      load: /^loaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)$/m,
+      chat: /\S/,
+      embed: /^\[1\] dim 768:/m,
+      unload: /^unloaded qwen\/qwen3-4b$/m,
+      models: /^qwen\/qwen3-4b /m,
+    };
+    for (const { line, args } of cmds) {
+      if (args.includes("watch") || args.some((a) => /^--(key|ca)=/.test(a))) continue;
+      const r = await ctl([...args.filter((a) => !a.startsWith("--addr=")), `--addr=${gw.addr}`]);
+      assert.equal(r.code, 0, `${line}\n${r.stderr}`);
+      const verb = args.find((a) => !a.startsWith("--"));
+      assert.match(r.stdout, expected[verb], line);
+    }
+  });
+
+  test("the README's --driver values are the ones lmgatectl accepts", async () => {
+    const readme = fs.readFileSync(runfile("LMGATE_README"), "utf8");
+    const listed = /`--driver` is one of ([a-z, ]+)\./.exec(readme)?.[1];
+    assert.equal(listed, "auto, sdk, rest, openai, cli");
+    // sdk_ws: the SDK driver under its lmgate config name.
+    for (const d of [...listed.split(", "), "sdk_ws"]) {
+      // Every command checks --driver before it calls lmgate; `models` does not use it.
+      const r = await ctl(["--addr", gw.addr, `--driver=${d}`, "models"]);
+      assert.equal(r.code, 0, `--driver=${d}: ${r.stderr}`);
+    }
   });
 });
