@@ -116,6 +116,16 @@ absl::StatusOr<services::Config> BuildConfig() {
 }
 
 int Run() {
+  // Block the stop signals in every thread; this one waits for them. First thing: threads inherit
+  // the mask, and the drivers created below start theirs (the HTTP client's loop): a thread
+  // started earlier could take a SIGTERM and die of it instead of draining.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   backends::BackendRegistry registry;
   if (auto st = backends::RegisterBuiltinBackends(registry); !st.ok()) {
     std::cerr << "lmgate: " << st << "\n";
@@ -153,14 +163,6 @@ int Run() {
     }
     drivers.push_back(*std::move(d));
   }
-
-  // Block the stop signals in every thread; this one waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   if (!(*identity)->keys_enabled()) {
     spdlog::warn("no API keys configured: every caller may use and manage the LM Studio host{}",

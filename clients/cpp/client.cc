@@ -53,9 +53,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const Options& options) 
   c->options_ = options;
   c->channel_ = grpc::CreateChannel(options.address, creds);
   if (!c->channel_->WaitForConnected(std::chrono::system_clock::now() + options.connect_timeout)) {
-    return absl::UnavailableError(absl::StrCat("cannot reach lmgate at ", options.address,
-                                               " (is it running? start it with "
-                                               "`bazel run //services:lmgate`, or pass --addr)"));
+    const bool tls = options.tls || !options.ca_file.empty() || !options.cert_file.empty();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach lmgate at ", options.address,
+        " (is it running? start it with `bazel run //services:lmgate`, or pass --addr",
+        tls ? "; with TLS: does its certificate verify with --ca, and does it serve TLS?)"
+            : "; if it serves TLS, pass --tls or --ca)"));
   }
   c->inference_ = v1::Inference::NewStub(c->channel_);
   c->models_ = v1::ModelManager::NewStub(c->channel_);
@@ -64,6 +67,15 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const Options& options) 
 
 void Client::Prepare(grpc::ClientContext* ctx) const {
   if (!options_.api_key.empty()) ctx->AddMetadata("authorization", "Bearer " + options_.api_key);
+}
+
+std::string Client::Describe(const grpc::Status& status) const {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+    return absl::StrCat("lost the connection to lmgate at ", options_.address,
+                        " (is it still running?): ", status.error_message());
+  }
+  return client::Describe(status, options_);
 }
 
 std::string Describe(const grpc::Status& status, const Options& options) {

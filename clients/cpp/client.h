@@ -36,8 +36,9 @@ struct Options {
 
 class Client {
  public:
-  // UNAVAILABLE with a hint ("is lmgate running at ADDR?") when it cannot connect in time;
-  // INVALID_ARGUMENT when a TLS file cannot be read.
+  // UNAVAILABLE "cannot reach lmgate at ADDR (is it running? ...)" when it cannot connect in
+  // time (also what a TLS mismatch looks like: the hint names --tls/--ca); INVALID_ARGUMENT
+  // "cannot read FILE" when a TLS file cannot be read.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const Options& options);
 
   // Adds the API key to a call's context.
@@ -47,6 +48,11 @@ class Client {
   v1::ModelManager::Stub& models() { return *models_; }
   const Options& options() const { return options_; }
 
+  // Like client::Describe, and when a call failed UNAVAILABLE because the connection to lmgate
+  // is gone (the channel is no longer READY; lmgate's own UNAVAILABLE answers, e.g. "LM Studio
+  // is unreachable", keep it READY), says so: "lost the connection to lmgate at ADDR ...".
+  std::string Describe(const grpc::Status& status) const;
+
  private:
   Options options_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -54,7 +60,8 @@ class Client {
   std::unique_ptr<v1::ModelManager::Stub> models_;
 };
 
-// "UNAVAILABLE: ... (is lmgate running at 127.0.0.1:50051?)" style text for a failed call.
+// "CODE: message" of a failed call, with a hint for the codes a person can act on:
+// UNAUTHENTICATED (pass --key or set LMGATE_API_KEY), UNAVAILABLE (lmgate at ADDR).
 std::string Describe(const grpc::Status& status, const Options& options);
 
 }  // namespace lmgate::client

@@ -4,6 +4,7 @@
 // watch. `lmgatectl --help` lists every flag.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -50,12 +52,24 @@ namespace {
 
 using client::Client;
 
-v1::Driver ParseDriver(const std::string& d) {
-  if (d == "sdk" || d == "sdk_ws") return v1::DRIVER_SDK;
-  if (d == "rest") return v1::DRIVER_REST;
-  if (d == "openai") return v1::DRIVER_OPENAI;
-  if (d == "cli") return v1::DRIVER_CLI;
-  return v1::DRIVER_AUTO;
+constexpr const char* kCommands = "models, load, unload, chat, complete, embed, watch";
+constexpr const char* kDrivers = "auto, sdk, rest, openai, cli";
+
+// --driver; false for an unknown value (a usage error, never silently AUTO).
+bool ParseDriver(const std::string& d, v1::Driver* out) {
+  if (d == "auto") *out = v1::DRIVER_AUTO;
+  else if (d == "sdk" || d == "sdk_ws") *out = v1::DRIVER_SDK;
+  else if (d == "rest") *out = v1::DRIVER_REST;
+  else if (d == "openai") *out = v1::DRIVER_OPENAI;
+  else if (d == "cli") *out = v1::DRIVER_CLI;
+  else return false;
+  return true;
+}
+
+v1::Driver Driver() {
+  v1::Driver d = v1::DRIVER_AUTO;
+  ParseDriver(absl::GetFlag(FLAGS_driver), &d);  // validated by Run() before any call
+  return d;
 }
 
 const char* StateName(v1::ModelState s) {
@@ -77,33 +91,67 @@ const char* StateName(v1::ModelState s) {
 
 double Seconds(const google::protobuf::Duration& d) { return d.seconds() + d.nanos() / 1e9; }
 
-// Ctrl-C cancels the current call instead of killing the process mid-stream.
-class Interrupt {
- public:
-  explicit Interrupt(grpc::ClientContext* ctx) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    thread_ = std::thread([ctx, set] {
-      int sig;
-      sigwait(&set, &sig);
-      if (sig == SIGINT) ctx->TryCancel();
-    });
-  }
-  ~Interrupt() {
-    pthread_kill(thread_.native_handle(), SIGTERM);
-    thread_.join();
-  }
+// Ctrl-C. SIGINT is blocked in every thread (main() blocks it before gRPC starts any) and taken
+// by one thread with sigwait: while a streaming call is registered (CancelOnInterrupt), the first
+// Ctrl-C cancels it (lmgate then stops the upstream prediction or load) and the command ends
+// normally; otherwise, or on a second Ctrl-C, the process dies of SIGINT as usual.
+absl::Mutex interrupt_mu;
+grpc::ClientContext* interrupt_ctx ABSL_GUARDED_BY(interrupt_mu) = nullptr;
+bool interrupted ABSL_GUARDED_BY(interrupt_mu) = false;
 
- private:
-  std::thread thread_;
+[[noreturn]] void DieOfSigint() {
+  std::fflush(stdout);
+  signal(SIGINT, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  raise(SIGINT);
+  _exit(130);
+}
+
+void StartInterruptThread(const sigset_t& set) {
+  std::thread([set] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      absl::MutexLock l(&interrupt_mu);
+      if (interrupt_ctx == nullptr || interrupted) DieOfSigint();
+      interrupted = true;
+      interrupt_ctx->TryCancel();
+    }
+  }).detach();
+}
+
+class CancelOnInterrupt {
+ public:
+  explicit CancelOnInterrupt(grpc::ClientContext* ctx) {
+    absl::MutexLock l(&interrupt_mu);
+    interrupt_ctx = ctx;
+  }
+  ~CancelOnInterrupt() {
+    absl::MutexLock l(&interrupt_mu);
+    interrupt_ctx = nullptr;
+  }
+  CancelOnInterrupt(const CancelOnInterrupt&) = delete;
+  CancelOnInterrupt& operator=(const CancelOnInterrupt&) = delete;
 };
 
+bool Interrupted() {
+  absl::MutexLock l(&interrupt_mu);
+  return interrupted;
+}
+
 int Fail(const grpc::Status& st, Client& c) {
-  std::cerr << "lmgatectl: " << client::Describe(st, c.options()) << "\n";
+  std::cerr << "lmgatectl: " << c.Describe(st) << "\n";
   return 1;
+}
+
+// A streaming call ended by Ctrl-C.
+int Cancelled() {
+  std::fflush(stdout);
+  std::fprintf(stderr, "\n(cancelled)\n");
+  return 130;
 }
 
 int Models(Client& c) {
@@ -137,7 +185,7 @@ int Load(Client& c, const std::string& model) {
   c.Prepare(&ctx);
   v1::LoadModelRequest req;
   req.set_model(model);
-  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_driver(Driver());
   req.set_new_instance(absl::GetFlag(FLAGS_new_instance));
   auto* cfg = req.mutable_config();
   if (absl::GetFlag(FLAGS_context_length) > 0) cfg->set_context_length(absl::GetFlag(FLAGS_context_length));
@@ -145,7 +193,7 @@ int Load(Client& c, const std::string& model) {
   if (absl::GetFlag(FLAGS_ttl) > 0) cfg->mutable_ttl()->set_seconds(absl::GetFlag(FLAGS_ttl));
   cfg->set_identifier(absl::GetFlag(FLAGS_identifier));
   cfg->set_keep_loaded(absl::GetFlag(FLAGS_keep_loaded));
-  Interrupt interrupt(&ctx);
+  CancelOnInterrupt interrupt(&ctx);
   auto reader = c.models().LoadModel(&ctx, req);
   v1::LoadModelResponse r;
   while (reader->Read(&r)) {
@@ -162,6 +210,7 @@ int Load(Client& c, const std::string& model) {
     }
   }
   grpc::Status st = reader->Finish();
+  if (st.error_code() == grpc::StatusCode::CANCELLED && Interrupted()) return Cancelled();
   if (!st.ok()) {
     std::fprintf(stderr, "\n");
     return Fail(st, c);
@@ -176,7 +225,7 @@ int Unload(Client& c, const std::string& model) {
   req.set_model(model);
   req.set_all_instances(absl::GetFlag(FLAGS_all));
   req.set_force(absl::GetFlag(FLAGS_force));
-  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_driver(Driver());
   v1::UnloadModelResponse resp;
   grpc::Status st = c.models().UnloadModel(&ctx, req, &resp);
   if (!st.ok()) return Fail(st, c);
@@ -194,7 +243,7 @@ template <typename Request, typename Call>
 int Generate(Client& c, const Request& req, Call call) {
   grpc::ClientContext ctx;
   c.Prepare(&ctx);
-  Interrupt interrupt(&ctx);
+  CancelOnInterrupt interrupt(&ctx);
   auto reader = call(&ctx, req);
   v1::ChatResponse r;
   bool loading = false;
@@ -237,10 +286,7 @@ int Generate(Client& c, const Request& req, Call call) {
     }
   }
   grpc::Status st = reader->Finish();
-  if (st.error_code() == grpc::StatusCode::CANCELLED) {
-    std::fprintf(stderr, "\n(cancelled)\n");
-    return 130;
-  }
+  if (st.error_code() == grpc::StatusCode::CANCELLED && Interrupted()) return Cancelled();
   if (!st.ok()) return Fail(st, c);
   return 0;
 }
@@ -248,7 +294,7 @@ int Generate(Client& c, const Request& req, Call call) {
 int Chat(Client& c, const std::string& text) {
   v1::ChatRequest req;
   req.set_model(absl::GetFlag(FLAGS_model));
-  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_driver(Driver());
   if (!absl::GetFlag(FLAGS_system).empty()) {
     auto* m = req.add_messages();
     m->set_role("system");
@@ -266,7 +312,7 @@ int Chat(Client& c, const std::string& text) {
 int Complete(Client& c, const std::string& text) {
   v1::CompleteRequest req;
   req.set_model(absl::GetFlag(FLAGS_model));
-  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_driver(Driver());
   req.set_prompt(text);
   FillSampling(req.mutable_sampling());
   return Generate(c, req, [&](grpc::ClientContext* ctx, const v1::CompleteRequest& r) {
@@ -279,7 +325,7 @@ int Embed(Client& c, const std::vector<std::string>& inputs) {
   c.Prepare(&ctx);
   v1::EmbedRequest req;
   req.set_model(absl::GetFlag(FLAGS_model));
-  req.set_driver(ParseDriver(absl::GetFlag(FLAGS_driver)));
+  req.set_driver(Driver());
   for (const auto& in : inputs) req.add_inputs(in);
   v1::EmbedResponse resp;
   grpc::Status st = c.inference().Embed(&ctx, req, &resp);
@@ -298,7 +344,7 @@ int Watch(Client& c) {
   v1::WatchModelsRequest req;
   req.set_model(absl::GetFlag(FLAGS_model));
   req.set_include_snapshot(true);
-  Interrupt interrupt(&ctx);
+  CancelOnInterrupt interrupt(&ctx);
   auto reader = c.models().WatchModels(&ctx, req);
   v1::ModelEvent e;
   while (reader->Read(&e)) {
@@ -310,16 +356,40 @@ int Watch(Client& c) {
     std::fflush(stdout);
   }
   grpc::Status st = reader->Finish();
-  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) return Fail(st, c);
+  // Ctrl-C is how a watch ends.
+  if (st.error_code() == grpc::StatusCode::CANCELLED && Interrupted()) return 0;
+  if (!st.ok()) return Fail(st, c);
   return 0;
 }
 
+int Usage(const std::string& message) {
+  std::cerr << "lmgatectl: " << message << "\n";
+  return 2;
+}
+
 int Run(const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << "lmgatectl: missing command (models, load, unload, chat, complete, embed, "
-                 "watch); see --help\n";
-    return 2;
+  // Usage errors first: they exit 2 without trying to connect.
+  if (args.empty()) return Usage(absl::StrCat("missing command (", kCommands, "); see --help"));
+  const std::string& cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "models" || cmd == "watch") {
+    if (!rest.empty()) return Usage(cmd + " takes no arguments; see --help");
+  } else if (cmd == "load" || cmd == "unload") {
+    if (rest.size() != 1) return Usage(cmd + " needs a MODEL; see --help");
+  } else if (cmd == "chat" || cmd == "complete" || cmd == "embed") {
+    if (rest.empty()) return Usage(cmd + " needs TEXT; see --help");
+  } else {
+    return Usage(absl::StrCat("unknown command \"", cmd, "\" (", kCommands, "); see --help"));
   }
+  v1::Driver driver;
+  if (!ParseDriver(absl::GetFlag(FLAGS_driver), &driver)) {
+    return Usage(absl::StrCat("unknown --driver \"", absl::GetFlag(FLAGS_driver), "\" (", kDrivers,
+                              ")"));
+  }
+  if (absl::GetFlag(FLAGS_cert).empty() != absl::GetFlag(FLAGS_cert_key).empty()) {
+    return Usage("--cert and --cert_key go together (mTLS)");
+  }
+
   client::Options o;
   o.address = absl::GetFlag(FLAGS_addr);
   o.api_key = absl::GetFlag(FLAGS_key);
@@ -333,22 +403,14 @@ int Run(const std::vector<std::string>& args) {
     std::cerr << "lmgatectl: " << c.status().message() << "\n";
     return 1;
   }
-  const std::string& cmd = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
   const std::string text = absl::StrJoin(rest, " ");
   if (cmd == "models") return Models(**c);
   if (cmd == "watch") return Watch(**c);
-  if (rest.empty()) {
-    std::cerr << "lmgatectl: " << cmd << " needs an argument\n";
-    return 2;
-  }
   if (cmd == "load") return Load(**c, rest[0]);
   if (cmd == "unload") return Unload(**c, rest[0]);
   if (cmd == "chat") return Chat(**c, text);
   if (cmd == "complete") return Complete(**c, text);
-  if (cmd == "embed") return Embed(**c, rest);
-  std::cerr << "lmgatectl: unknown command \"" << cmd << "\"\n";
-  return 2;
+  return Embed(**c, rest);
 }
 
 }  // namespace
@@ -359,7 +421,14 @@ int main(int argc, char** argv) {
       "command-line client for lmgate.\n"
       "  lmgatectl [--addr=127.0.0.1:50051] models | load MODEL | unload MODEL |\n"
       "            chat TEXT... | complete TEXT... | embed TEXT... | watch\n"
-      "Ctrl-C cancels a running chat (the upstream prediction stops too).");
+      "Ctrl-C cancels a running chat or load (the upstream prediction or load stops too; exit\n"
+      "130) and ends watch. Exit status: 0 ok, 1 a failed call, 2 bad usage.");
+  // Before any thread exists, so that every thread gRPC starts inherits the mask.
+  sigset_t sigint;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, nullptr);
+  lmgate::StartInterruptThread(sigint);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   return lmgate::Run(args);

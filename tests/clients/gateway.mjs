@@ -40,7 +40,7 @@ export function tempDir() {
 
 // Starts an emulator and lmgate in front of it. `config` (an object) is written to a file and
 // passed with --config (listen/metrics/lmstudio.url are filled in); `env` is added to lmgate's
-// environment. Resolves to { addr, emulator, stderr(), stop() }.
+// environment. Resolves to { addr, pid, emulator, stderr(), stop() }.
 export async function startGateway({ config, env = {} } = {}) {
   const emulator = await startEmulator();
   const args = ["--log_level", "warn", "--shutdown_grace_seconds", "2"];
@@ -98,6 +98,7 @@ export async function startGateway({ config, env = {} } = {}) {
   }
   return {
     addr,
+    pid: child.pid,
     emulator,
     stderr: () => stderr,
     // SIGTERM both; throws unless both exit 0 (a crash or sanitizer report fails the suite).

@@ -1,0 +1,578 @@
+// clients/cpp/lmgatectl (//clients/cpp:lmgatectl) against lmgate in front of the LM Studio host
+// emulator: every command (models, load, unload, chat, embed, watch), Ctrl-C, API keys, TLS, and
+// the errors a person sees (gateway unreachable, bad usage).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import {
+  control,
+  emulatorStats,
+  run,
+  runfile,
+  startGateway,
+  waitFor,
+  withTimeout,
+} from "./gateway.mjs";
+
+const CTL = runfile("LMGATECTL");
+const ctl = (args, opts) => run(CTL, args, opts);
+
+// Settings the emulator starts with (tests/emulator/control.h), restored after a test slows it.
+const DEFAULT_SETTINGS = {
+  tokens_per_second: 200,
+  min_response_tokens: 16,
+  max_response_tokens: 48,
+  load_ms_per_gb: 20,
+  load_progress_steps: 4,
+};
+
+// The `models` table: a header, then KEY TYPE STATE SIZE QUANT MAX-CTX [INSTANCES...].
+function modelsTable(stdout) {
+  const lines = stdout.trimEnd().split("\n");
+  assert.match(lines[0], /^MODEL\s+TYPE\s+STATE\s+SIZE\s+QUANT\s+MAX CTX\s+INSTANCES$/);
+  const byKey = {};
+  for (const line of lines.slice(1)) {
+    const m = /^(\S+)\s+(llm|embedding)\s+(\S+)\s+([\d.]+)G\s+(\S+)\s+(\d+)\s*(.*)$/.exec(line);
+    assert.ok(m, `not a model row: ${JSON.stringify(line)}`);
+    const [, key, type, state, size, quant, maxCtx, instances] = m;
+    byKey[key] = { type, state, size: Number(size), quant, maxCtx: Number(maxCtx), instances };
+  }
+  return byKey;
+}
+
+// Starts lmgatectl without waiting for it to end: waitForLine(re, stream) (bounded), done (resolves to { code, signal, stdout, stderr }, bounded by `timeoutMs`).
+function startCtl(args, { env = {}, timeoutMs = 60_000 } = {}) {
+  const child = spawn(CTL, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  let stdout = "";
+  let stderr = "";
+  const waiters = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      const m = w.re.exec(w.stream === "stderr" ? stderr : stdout);
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  };
+  child.stdout.setEncoding("utf8").on("data", (d) => {
+    stdout += d;
+    check();
+  });
+  child.stderr.setEncoding("utf8").on("data", (d) => {
+    stderr += d;
+    check();
+  });
+  const closed = new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  const what = `lmgatectl ${args.join(" ")}`;
+  const done = withTimeout(closed, what, timeoutMs).catch((e) => {
+    child.kill("SIGKILL");
+    e.message += `\nstdout:\n${stdout}\nstderr:\n${stderr}`;
+    throw e;
+  });
+  return {
+    child,
+    done,
+    // Resolves with the match of `re` in stdout (or `stream` "stderr") once it appears.
+    async waitForLine(re, stream = "stdout") {
+      const p = new Promise((resolve) => {
+        waiters.push({ re, resolve, stream });
+        check();
+      });
+      try {
+        return await withTimeout(
+          Promise.race([
+            p,
+            closed.then(({ code }) => {
+              throw new Error(`${what} exited (${code}) before printing ${re}`);
+            }),
+          ]),
+          `${what}: ${re}`,
+        );
+      } catch (e) {
+        e.message += `\nstdout:\n${stdout}\nstderr:\n${stderr}`;
+        throw e;
+      }
+    },
+  };
+}
+
+// The threads of process `pid` that do not block signal number `sig` (/proc/PID/task/*/status
+// SigBlk). A process that takes the signal with sigwait must block it in every thread, or one that
+// does not can die of it; the thread inside sigwait shows it unblocked while it waits.
+function allThreadsBlock(pid, sig) {
+  const tasks = fs.readdirSync(`/proc/${pid}/task`);
+  const unblocked = tasks.filter((t) => {
+    const status = fs.readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
+    const mask = BigInt(`0x${/^SigBlk:\s*([0-9a-f]+)$/m.exec(status)[1]}`);
+    return ((mask >> BigInt(sig - 1)) & 1n) === 0n;
+  });
+  return { threads: tasks.length, unblocked };
+}
+
+// A TCP port nothing listens on (bound, then closed).
+async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+describe("lmgatectl against lmgate", () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("models lists the host's models and their states in a table", async () => {
+    const r = await ctl(["--addr", gw.addr, "models"]);
+    assert.equal(r.code, 0, r.stderr);
+    const m = modelsTable(r.stdout);
+    assert.deepEqual(Object.keys(m).sort(), [
+      "google/gemma-3-1b",
+      "qwen/qwen3-4b",
+      "qwen/qwen3-4b-thinking-2507",
+      "text-embedding-bge-small-en-v1.5",
+      "text-embedding-nomic-embed-text-v1.5",
+    ]);
+    assert.deepEqual(m["qwen/qwen3-4b"], {
+      type: "llm",
+      state: "not-loaded",
+      size: 2.5,
+      quant: "Q4_K_M",
+      maxCtx: 40960,
+      instances: "",
+    });
+    assert.equal(m["text-embedding-nomic-embed-text-v1.5"].type, "embedding");
+    assert.equal(m["text-embedding-nomic-embed-text-v1.5"].state, "not-loaded");
+  });
+
+  test("load shows a live progress bar, then the loaded instance", async () => {
+    // ~1 s for a 2.5 GB model in 10 steps, so the bar moves through several frames.
+    await control(gw.emulator, "settings", { load_ms_per_gb: 400, load_progress_steps: 10 });
+    try {
+      const r = await ctl(["--addr", gw.addr, "load", "qwen/qwen3-4b", "--context_length=8192"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "loaded qwen/qwen3-4b as qwen/qwen3-4b (context 8192)\n");
+      const frames = [...r.stderr.matchAll(/\rloading qwen\/qwen3-4b \[([#.]{40})\] +(\d+)%/g)];
+      const percents = frames.map((f) => Number(f[2]));
+      assert.ok(new Set(percents).size >= 3, `a moving bar, got frames at ${percents}%:\n${r.stderr}`);
+      for (let i = 1; i < percents.length; i++) assert.ok(percents[i] >= percents[i - 1], r.stderr);
+      for (const [, bar, pct] of frames) {
+        assert.match(bar, /^#*\.*$/);
+        const filled = bar.replace(/\./g, "").length;
+        assert.ok(Math.abs(filled - (Number(pct) / 100) * 40) <= 1, `${bar} at ${pct}%`);
+      }
+      assert.equal(percents.at(-1), 100, "the bar ends full");
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
+  });
+
+  test("models then shows the model ready with its instance", async () => {
+    const r = await ctl(["--addr", gw.addr, "models", "--loaded"]);
+    assert.equal(r.code, 0, r.stderr);
+    const m = modelsTable(r.stdout);
+    assert.deepEqual(Object.keys(m), ["qwen/qwen3-4b"], "--loaded lists only loaded models");
+    assert.equal(m["qwen/qwen3-4b"].state, "ready");
+    assert.equal(m["qwen/qwen3-4b"].instances, "qwen/qwen3-4b(ctx 8192, 0 in flight)");
+  });
+
+  test("chat streams the answer to stdout and its stats to stderr", async () => {
+    const r = await ctl(["--addr", gw.addr, "chat", "--model=qwen/qwen3-4b", "Say", "hello"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.trim().length > 0, "an answer");
+    assert.ok(r.stdout.endsWith("\n"));
+    const s =
+      /^-- qwen\/qwen3-4b via DRIVER_\w+: (\d+) prompt \+ (\d+) completion tokens, [\d.]+ tok\/s, TTFT [\d.]+s, load wait [\d.]+s, total [\d.]+s, stop STOP_REASON_EOS$/m.exec(
+        r.stderr,
+      );
+    assert.ok(s, `no stats line in stderr:\n${r.stderr}`);
+    assert.ok(Number(s[1]) > 0 && Number(s[2]) > 0, s[0]);
+    assert.doesNotMatch(r.stdout, /^-- /m, "stats are not on stdout");
+  });
+
+  test("chat --stats=false prints no stats", async () => {
+    const r = await ctl(["--addr", gw.addr, "--stats=false", "chat", "hi"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.trim().length > 0);
+    assert.doesNotMatch(r.stderr, /^-- /m);
+  });
+
+  test("complete streams a completion and its stats", async () => {
+    const r = await ctl(["--addr", gw.addr, "complete", "--model=qwen/qwen3-4b", "Once", "upon"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.trim().length > 0, "a completion");
+    assert.match(r.stderr, /^-- qwen\/qwen3-4b via DRIVER_\w+: \d+ prompt \+ \d+ completion tokens, /m);
+  });
+
+  test("Ctrl-C (SIGINT) cancels a chat: exit 130, (cancelled), the upstream prediction stops", async () => {
+    // A long, slow answer, so that the prediction is still running when SIGINT arrives.
+    await control(gw.emulator, "settings", {
+      tokens_per_second: 20,
+      min_response_tokens: 400,
+      max_response_tokens: 400,
+    });
+    try {
+      const before = (await emulatorStats(gw.emulator)).predictions_cancelled;
+      const r = await ctl(["--addr", gw.addr, "chat", "Tell me a long story"], {
+        onFirstOutput: (child) => child.kill("SIGINT"),
+      });
+      assert.equal(r.code, 130, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
+      assert.match(r.stderr, /^\(cancelled\)$/m);
+      assert.ok(r.stdout.length > 0, "some of the answer streamed before the interrupt");
+      await waitFor(async () => {
+        const s = await emulatorStats(gw.emulator);
+        return s.predictions_cancelled > before && s.predictions_active === 0;
+      }, "the emulator sees the prediction cancelled and none running");
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
+  });
+
+  test("embed prints one line per input with the embedding's dimension", async () => {
+    const r = await ctl([
+      "--addr",
+      gw.addr,
+      "embed",
+      "--model=text-embedding-nomic-embed-text-v1.5",
+      "one",
+      "two",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2, r.stdout);
+    lines.forEach((l, i) =>
+      assert.match(l, new RegExp(`^\\[${i}\\] dim 768:( -?\\d+\\.\\d{4}){4} \\.\\.\\.$`)),
+    );
+    const small = await ctl(["--addr", gw.addr, "embed", "--model=text-embedding-bge-small-en-v1.5", "x"]);
+    assert.equal(small.code, 0, small.stderr);
+    assert.match(small.stdout, /^\[0\] dim 384:/);
+  });
+
+  test("SIGINT is blocked in every thread of lmgatectl (and SIGINT/SIGTERM in lmgate's)", async () => {
+    const w = startCtl(["--addr", gw.addr, "watch"]);
+    try {
+      await w.waitForLine(/ SNAPSHOT /);
+      // Only the thread waiting in sigwait.
+      const ctlThreads = allThreadsBlock(w.child.pid, 2);
+      assert.ok(ctlThreads.threads > 2, "gRPC's threads are running");
+      assert.equal(ctlThreads.unblocked.length, 1, `lmgatectl threads not blocking SIGINT: ${ctlThreads.unblocked}`);
+      for (const sig of [2, 15]) {
+        const lmgate = allThreadsBlock(gw.pid, sig);
+        assert.ok(lmgate.threads > 2);
+        assert.equal(lmgate.unblocked.length, 1, `lmgate threads not blocking signal ${sig}: ${lmgate.unblocked}`);
+      }
+    } finally {
+      w.child.kill("SIGINT");
+    }
+    assert.equal((await w.done).code, 0);
+  });
+
+  test("Ctrl-C (SIGINT) during load: exit 130, (cancelled), the model is not left loading", async () => {
+    // gemma (0.8 GB) would take ~40 s to load: it is still loading when SIGINT arrives.
+    await control(gw.emulator, "settings", { load_ms_per_gb: 50_000, load_progress_steps: 100 });
+    try {
+      const l = startCtl(["--addr", gw.addr, "load", "google/gemma-3-1b"]);
+      await l.waitForLine(/loading google\/gemma-3-1b \[#*\.+\] +\d+%/, "stderr");
+      l.child.kill("SIGINT");
+      const r = await l.done;
+      assert.equal(r.code, 130, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
+      assert.match(r.stderr, /^\(cancelled\)$/m);
+      assert.equal(r.stdout, "");
+      await waitFor(async () => {
+        const m = await ctl(["--addr", gw.addr, "models"]);
+        return modelsTable(m.stdout)["google/gemma-3-1b"].state === "not-loaded";
+      }, "gemma back to not-loaded after the cancelled load");
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
+  });
+
+  test("unload unloads the instance; models shows it not loaded", async () => {
+    const r = await ctl(["--addr", gw.addr, "unload", "qwen/qwen3-4b"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "unloaded qwen/qwen3-4b\n");
+    const m = await ctl(["--addr", gw.addr, "models"]);
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(modelsTable(m.stdout)["qwen/qwen3-4b"].state, "not-loaded");
+    assert.equal(modelsTable(m.stdout)["qwen/qwen3-4b"].instances, "");
+  });
+
+  test("a failed call prints its status and exits 1", async () => {
+    const r = await ctl(["--addr", gw.addr, "chat", "--model=no/such-model", "hi"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lmgatectl: NOT_FOUND: .*no\/such-model/m);
+    assert.equal(r.stdout, "");
+  });
+
+  test("watch prints the snapshot, then lifecycle events; Ctrl-C ends it with exit 0", async () => {
+    const w = startCtl(["--addr", gw.addr, "watch"]);
+    try {
+      await w.waitForLine(/^\S+ SNAPSHOT\s+google\/gemma-3-1b\s+not-loaded/m);
+      await w.waitForLine(/^\S+ SNAPSHOT\s+text-embedding-bge-small-en-v1.5\s+/m);
+      const load = await ctl(["--addr", gw.addr, "load", "google/gemma-3-1b"]);
+      assert.equal(load.code, 0, load.stderr);
+      await w.waitForLine(/^\S+ LOAD_STARTED\s+google\/gemma-3-1b\s+loading/m);
+      await w.waitForLine(/^\S+ LOADED\s+google\/gemma-3-1b\s+ready\s+google\/gemma-3-1b/m);
+    } finally {
+      w.child.kill("SIGINT");
+    }
+    const r = await w.done;
+    assert.equal(r.code, 0, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
+    assert.equal(r.stderr, "");
+  });
+
+  test("--driver must be a known driver (exit 2, the valid values listed)", async () => {
+    const r = await ctl(["--addr", gw.addr, "--driver=bogus", "chat", "hi"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--driver.*bogus/);
+    assert.match(r.stderr, /auto, sdk, rest, openai, cli/);
+    assert.equal(r.stdout, "");
+    const ok = await ctl(["--addr", gw.addr, "--driver=rest", "--stats", "chat", "hi"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, / via DRIVER_REST: /);
+  });
+});
+
+describe("lmgatectl with API keys", () => {
+  const key = "lmgatectl-test-key";
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      config: { keys: [{ tenant: "ctl", key_env: "LMGATE_TEST_KEY", roles: ["inference"] }] },
+      env: { LMGATE_TEST_KEY: key },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("without a key: UNAUTHENTICATED, exit 1, and how to pass one", async () => {
+    const r = await ctl(["--addr", gw.addr, "models"], { env: { LMGATE_API_KEY: "" } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lmgatectl: UNAUTHENTICATED: .*\(pass --key or set LMGATE_API_KEY\)$/m);
+    assert.equal(r.stdout, "");
+  });
+
+  test("a wrong key is UNAUTHENTICATED", async () => {
+    const r = await ctl(["--addr", gw.addr, "--key", "wrong", "models"], {
+      env: { LMGATE_API_KEY: "" },
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lmgatectl: UNAUTHENTICATED: /m);
+  });
+
+  test("--key authenticates", async () => {
+    const r = await ctl(["--addr", gw.addr, "--key", key, "models"], { env: { LMGATE_API_KEY: "" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(modelsTable(r.stdout)["qwen/qwen3-4b"]);
+  });
+
+  test("$LMGATE_API_KEY authenticates a streamed chat", async () => {
+    const r = await ctl(["--addr", gw.addr, "chat", "hi"], { env: { LMGATE_API_KEY: key } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^-- \S+ via DRIVER_/m);
+  });
+
+  test("--key wins over $LMGATE_API_KEY", async () => {
+    const r = await ctl(["--addr", gw.addr, "--key", "wrong", "models"], {
+      env: { LMGATE_API_KEY: key },
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /UNAUTHENTICATED/);
+  });
+});
+
+describe("lmgatectl over TLS", () => {
+  const testdata = (f) => path.join(path.dirname(runfile("LMGATE_TEST_CA")), f);
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      config: { tls: { cert_file: testdata("server.pem"), key_file: testdata("server.key") } },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("--ca implies --tls and verifies lmgate's certificate", async () => {
+    const r = await ctl(["--addr", gw.addr, "--ca", testdata("ca.pem"), "models"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(modelsTable(r.stdout)["qwen/qwen3-4b"]);
+  });
+
+  test("plaintext to a TLS lmgate fails with an actionable message", async () => {
+    const r = await ctl(["--addr", gw.addr, "models"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^lmgatectl: cannot reach lmgate at ${gw.addr} `, "m"));
+    assert.match(r.stderr, /--tls|--ca/, "mentions TLS as a possible cause");
+  });
+
+  test("a missing --ca file is named", async () => {
+    const r = await ctl(["--addr", gw.addr, "--ca", "/nonexistent/ca.pem", "models"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lmgatectl: cannot read \/nonexistent\/ca\.pem$/m);
+  });
+});
+
+describe("lmgatectl errors without a gateway", () => {
+  test("an unreachable gateway: exit 1, says where it looked and what to do", async () => {
+    const addr = `127.0.0.1:${await closedPort()}`;
+    for (const cmd of [["models"], ["chat", "hi"], ["watch"]]) {
+      const r = await ctl(["--addr", addr, ...cmd], { timeoutMs: 20_000 });
+      assert.equal(r.code, 1, `${cmd}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(`^lmgatectl: cannot reach lmgate at ${addr} \\(is it running\\? .*--addr.*\\)$`, "m"),
+      );
+      assert.doesNotMatch(r.stderr, /failed to connect to all addresses|ipv4:|errno/);
+      assert.equal(r.stdout, "");
+    }
+  });
+
+  test("Ctrl-C while connecting ends lmgatectl at once, as SIGINT does", async () => {
+    // A TCP server that accepts and never speaks HTTP/2: lmgatectl is still connecting.
+    const sockets = [];
+    let onAccept;
+    const accepted = new Promise((resolve) => (onAccept = resolve));
+    const srv = net.createServer((sock) => {
+      sockets.push(sock);
+      onAccept();
+    });
+    await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+    try {
+      const c = startCtl(["--addr", `127.0.0.1:${srv.address().port}`, "models"]);
+      await withTimeout(accepted, "lmgatectl connects");
+      c.child.kill("SIGINT");
+      const r = await c.done;
+      assert.equal(r.signal, "SIGINT", `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
+      assert.equal(r.stdout, "");
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      srv.close();
+    }
+  });
+
+  test("a gateway that goes away mid-call is reported as unreachable, not as a raw gRPC status", async () => {
+    const gw = await startGateway();
+    let stopped = false;
+    try {
+      const w = startCtl(["--addr", gw.addr, "watch"]);
+      await w.waitForLine(/ SNAPSHOT /);
+      await gw.stop();
+      stopped = true;
+      const r = await w.done;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^lmgatectl: lost the connection to lmgate at ${gw.addr}`, "m"));
+    } finally {
+      if (!stopped) await gw.stop();
+    }
+  });
+
+  const usage = [
+    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch\); see --help$/m],
+    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch\); see --help$/m],
+    [["load"], /^lmgatectl: load needs a MODEL; see --help$/m],
+    [["unload"], /^lmgatectl: unload needs a MODEL; see --help$/m],
+    [["load", "a", "b"], /^lmgatectl: load needs a MODEL; see --help$/m],
+    [["chat"], /^lmgatectl: chat needs TEXT; see --help$/m],
+    [["embed"], /^lmgatectl: embed needs TEXT; see --help$/m],
+    [["models", "extra"], /^lmgatectl: models takes no arguments; see --help$/m],
+    [["--driver=bogus", "load", "m"], /^lmgatectl: unknown --driver "bogus" \(auto, sdk, rest, openai, cli\)$/m],
+    [["--cert=c.pem", "models"], /^lmgatectl: --cert and --cert_key go together \(mTLS\)$/m],
+  ];
+  for (const [args, message] of usage) {
+    test(`bad usage exits 2 before connecting: lmgatectl ${args.join(" ")}`, async () => {
+      // A closed port: a usage error must be reported without trying to connect.
+      const addr = `127.0.0.1:${await closedPort()}`;
+      const r = await ctl(["--addr", addr, ...args], { timeoutMs: 20_000 });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /cannot reach/);
+      assert.equal(r.stdout, "");
+    });
+  }
+
+  test("--help describes every command and the TLS flags", async () => {
+    const r = await ctl(["--help"]);
+    // absl exits 1 after --help.
+    assert.equal(r.code, 1, r.stderr);
+    const text = r.stdout + r.stderr;
+    for (const cmd of ["models", "load MODEL", "unload MODEL", "chat TEXT...", "embed TEXT...", "watch"]) {
+      assert.ok(text.includes(cmd), `--help mentions ${cmd}`);
+    }
+    for (const flag of ["--addr", "--key", "--tls", "--ca", "--cert", "--cert_key", "--driver"]) {
+      assert.ok(text.includes(`${flag} (`), `--help documents ${flag}`);
+    }
+    assert.match(text, /Ctrl-C cancels/);
+  });
+});
+
+// The lmgatectl lines of the README's "## lmgatectl" block, as argument lists ("..." quoting only).
+function readmeCommands() {
+  const readme = fs.readFileSync(runfile("LMGATE_README"), "utf8");
+  const section = readme.slice(readme.indexOf("\n## lmgatectl\n"));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)[1];
+  return block
+    .split("\n")
+    .filter((l) => l.startsWith("lmgatectl "))
+    .map((l) => {
+      const args = [...l.replace(/\s+#.*$/, "").matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+      return { line: l, args: args.slice(1) };
+    });
+}
+
+describe("the README's lmgatectl commands", () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("run as written (against the test's lmgate), in README order", async () => {
+    const cmds = readmeCommands();
+    const verbs = cmds.map((c) => c.args.find((a) => !a.startsWith("--")));
+    // watch streams until Ctrl-C, --key and --ca need another lmgate: covered by the tests above.
+    assert.deepEqual(verbs, ["models", "load", "chat", "embed", "watch", "unload", "models", "models"]);
+    const expected = {
+      load: /^loaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)$/m,
+      chat: /\S/,
+      embed: /^\[1\] dim 768:/m,
+      unload: /^unloaded qwen\/qwen3-4b$/m,
+      models: /^qwen\/qwen3-4b /m,
+    };
+    for (const { line, args } of cmds) {
+      if (args.includes("watch") || args.some((a) => /^--(key|ca)=/.test(a))) continue;
+      const r = await ctl([...args.filter((a) => !a.startsWith("--addr=")), `--addr=${gw.addr}`]);
+      assert.equal(r.code, 0, `${line}\n${r.stderr}`);
+      const verb = args.find((a) => !a.startsWith("--"));
+      assert.match(r.stdout, expected[verb], line);
+    }
+  });
+
+  test("the README's --driver values are the ones lmgatectl accepts", async () => {
+    const readme = fs.readFileSync(runfile("LMGATE_README"), "utf8");
+    const listed = /`--driver` is one of ([a-z, ]+)\./.exec(readme)?.[1];
+    assert.equal(listed, "auto, sdk, rest, openai, cli");
+    // sdk_ws: the SDK driver under its lmgate config name.
+    for (const d of [...listed.split(", "), "sdk_ws"]) {
+      // Every command checks --driver before it calls lmgate; `models` does not use it.
+      const r = await ctl(["--addr", gw.addr, `--driver=${d}`, "models"]);
+      assert.equal(r.code, 0, `--driver=${d}: ${r.stderr}`);
+    }
+  });
+});
