@@ -61,7 +61,12 @@ for dir in tests/conformance tests/clients clients/node; do
     want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
       echo "setup: npm ci in $dir"
-      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      # Up to three tries: a registry hiccup should not fail a CI run.
+      (cd "$dir" && for try in 1 2 3; do
+        npm ci --no-audit --no-fund --loglevel=error && exit 0
+        echo "setup: npm ci in $dir failed (try $try of 3)" >&2
+        sleep $((try * 5))
+      done; exit 1)
       echo "$want" > "$stamp"
     fi
   fi
