@@ -6,7 +6,7 @@
 #   bash tests/run_tests.sh --fuzz          # ... then every libFuzzer target for a few seconds
 #   bash tests/run_tests.sh --config=tsan   # other arguments go to every `bazel test`
 #
-# CI (.ci/run) runs `--asan --fuzz --config=ci`. Installs what is missing first (deploy/setup.sh).
+# CI (.ci/run) runs `--fuzz --config=ci`. Installs what is missing first (deploy/setup.sh).
 # Each phase prints its own "phase: N passed, N failed" line; the last line is the total.
 # Exit status: 0 when every phase passed, non-zero otherwise.
 set -u
