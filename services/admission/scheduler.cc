@@ -36,14 +36,6 @@ struct FairScheduler::ModelQueue {
   std::map<std::string, TenantQueue> tenants;
 };
 
-namespace {
-
-template <typename ItemT>
-void Finish(ItemT& item) {
-  item.cancel.Complete(/*from_callback=*/item.cancelled_inline);
-}
-
-}  // namespace
 
 Slot::~Slot() {
   if (scheduler_ != nullptr && !alive_.expired()) scheduler_->Release(model_);
@@ -215,7 +207,7 @@ void FairScheduler::Release(const std::string& model) {
     admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
-    Finish(*item);
+    item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
     item->admit(std::move(slot));
   }
 }
@@ -229,7 +221,7 @@ void FairScheduler::SetConcurrency(const std::string& model, int slots) {
     admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
-    Finish(*item);
+    item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
     item->admit(std::move(slot));
   }
 }
@@ -244,7 +236,7 @@ void FairScheduler::Remove(const std::shared_ptr<Item>& item, absl::Status why) 
     items.erase(std::remove(items.begin(), items.end(), item), items.end());
     --q.queued;
   }
-  Finish(*item);
+  item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
   item->admit(std::move(why));
 }
 
