@@ -117,13 +117,17 @@ function allThreadsBlock(pid, sig) {
   return { threads: tasks.length, unblocked };
 }
 
-// A TCP port nothing listens on (bound, then closed).
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
+// A port where no gateway answers: a TCP server that drops every connection before a byte of
+// HTTP/2. It stays bound for the whole file (a port closed again could be taken by another test's
+// server: tests run in parallel), so `--addr` there can never reach anything.
+let deadPortServer;
+async function deadPort() {
+  if (!deadPortServer) {
+    deadPortServer = net.createServer((sock) => sock.destroy());
+    await new Promise((resolve) => deadPortServer.listen(0, "127.0.0.1", resolve));
+    deadPortServer.unref();
+  }
+  return deadPortServer.address().port;
 }
 
 describe("lmgatectl against lmgate", () => {
@@ -429,7 +433,7 @@ describe("lmgatectl over TLS", () => {
 
 describe("lmgatectl errors without a gateway", () => {
   test("an unreachable gateway: exit 1, says where it looked and what to do", async () => {
-    const addr = `127.0.0.1:${await closedPort()}`;
+    const addr = `127.0.0.1:${await deadPort()}`;
     for (const cmd of [["models"], ["chat", "hi"], ["watch"]]) {
       const r = await ctl(["--addr", addr, ...cmd], { timeoutMs: 20_000 });
       assert.equal(r.code, 1, `${cmd}: ${r.stderr}`);
@@ -495,8 +499,8 @@ describe("lmgatectl errors without a gateway", () => {
   ];
   for (const [args, message] of usage) {
     test(`bad usage exits 2 before connecting: lmgatectl ${args.join(" ")}`, async () => {
-      // A closed port: a usage error must be reported without trying to connect.
-      const addr = `127.0.0.1:${await closedPort()}`;
+      // Nothing answers there: a usage error must be reported without trying to connect.
+      const addr = `127.0.0.1:${await deadPort()}`;
       const r = await ctl(["--addr", addr, ...args], { timeoutMs: 20_000 });
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, message);
