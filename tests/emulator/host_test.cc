@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "tests/emulator/test_client.h"
+#include "tests/util/time_scale.h"
 
 namespace lmgate::emulator {
 namespace {
@@ -98,11 +99,13 @@ TEST(Host, LoadProgressAndInstanceIdentifiers) {
 
 TEST(Host, IdleTtlExpiresAndBusyModelsAreNotIdle) {
   Host h(Catalogue::BuiltIn(), Fast(), Faults());
-  ASSERT_TRUE(Load(h, "google/gemma-3-1b", std::nullopt, 40).ok());
+  // 40 ms at full speed; the gap between Load returning and Predict starting must stay below it.
+  const int64_t ttl_ms = absl::ToInt64Milliseconds(testutil::Scaled(absl::Milliseconds(40)));
+  ASSERT_TRUE(Load(h, "google/gemma-3-1b", std::nullopt, ttl_ms).ok());
   EXPECT_TRUE(WaitFor([&] { return h.ListLoaded("").empty(); }));
   EXPECT_EQ(h.Stats()["ttl_unloads"], 1);
 
-  auto inst = Load(h, "google/gemma-3-1b", std::nullopt, 40);
+  auto inst = Load(h, "google/gemma-3-1b", std::nullopt, ttl_ms);
   ASSERT_TRUE(inst.ok());
   ASSERT_TRUE(h.ApplyFaults({{"stall", {{"after_fragments", 1}, {"ms", -1}}}}).ok());
   auto job = h.NewJob();

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "tests/util/time_scale.h"
 
 namespace lmgate::emulator::testing {
 
@@ -181,7 +182,7 @@ void WsClient::Send(const json& frame) {
 std::optional<json> WsClient::Next(absl::Duration timeout) {
   absl::MutexLock l(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !frames_.empty() || closed_; };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  mu_.AwaitWithTimeout(absl::Condition(&ready), testutil::Scaled(timeout));
   if (frames_.empty()) return std::nullopt;
   json f = std::move(frames_.front());
   frames_.pop_front();
@@ -191,7 +192,7 @@ std::optional<json> WsClient::Next(absl::Duration timeout) {
 bool WsClient::WaitClosed(absl::Duration timeout) {
   absl::MutexLock l(&mu_);
   auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_; };
-  return mu_.AwaitWithTimeout(absl::Condition(&closed), timeout);
+  return mu_.AwaitWithTimeout(absl::Condition(&closed), testutil::Scaled(timeout));
 }
 
 void WsClient::Drop() {
@@ -234,7 +235,7 @@ std::vector<json> WsClient::Channel(const std::string& endpoint, int64_t channel
 }
 
 bool WaitFor(const std::function<bool()>& predicate, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = absl::Now() + testutil::Scaled(timeout);
   while (!predicate()) {
     if (absl::Now() >= deadline) return predicate();
     absl::SleepFor(absl::Milliseconds(2));  // polling interval, not a synchronisation sleep

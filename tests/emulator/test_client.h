@@ -65,7 +65,8 @@ class WsClient {
   ~WsClient();
 
   void Send(const nlohmann::json& frame);
-  // Next frame, or nullopt on timeout / closed socket.
+  // Next frame, or nullopt on timeout / closed socket. Timeouts here and below are stretched by
+  // LMGATE_TEST_TIME_SCALE (tests/util/time_scale.h).
   std::optional<nlohmann::json> Next(absl::Duration timeout = absl::Seconds(10));
   // True once the server closed the socket (after all frames were read with Next()).
   bool WaitClosed(absl::Duration timeout = absl::Seconds(10));
@@ -99,7 +100,7 @@ class WsClient {
 };
 
 // Polls `predicate` until it holds or `timeout` passes (for state with no notification hook, such
-// as idle-TTL expiry). Returns the last value.
+// as idle-TTL expiry). Returns the last value. `timeout` is stretched by LMGATE_TEST_TIME_SCALE.
 bool WaitFor(const std::function<bool()>& predicate, absl::Duration timeout = absl::Seconds(10));
 
 }  // namespace lmgate::emulator::testing

@@ -6,6 +6,7 @@
 #include "backends/builtin.h"
 #include "backends/registry.h"
 #include "backends/selector.h"
+#include "tests/util/time_scale.h"
 
 namespace lmgate::reliability {
 
@@ -90,7 +91,7 @@ ChatOutcome LmgateFixture::Chat(const v1::ChatRequest& req, absl::Duration deadl
 }
 
 bool LmgateFixture::Quiescent(absl::Duration timeout) {
-  const absl::Time until = absl::Now() + timeout;
+  const absl::Time until = absl::Now() + testutil::Scaled(timeout);
   while (Stat("predictions_active") != 0) {
     if (absl::Now() > until) return false;
     absl::SleepFor(absl::Milliseconds(2));
@@ -100,10 +101,10 @@ bool LmgateFixture::Quiescent(absl::Duration timeout) {
 
 void LmgateFixture::ExpectEveryDriverServes(absl::Duration within) {
   for (v1::Driver d : kDrivers) {
-    const absl::Time until = absl::Now() + within;
+    const absl::Time until = absl::Now() + testutil::Scaled(within);
     ChatOutcome o;
     do {
-      o = Chat(ChatRequest(d), absl::Seconds(5));
+      o = Chat(ChatRequest(d), testutil::Scaled(absl::Seconds(5)));
       if (o.status.ok()) break;
       absl::SleepFor(absl::Milliseconds(50));
     } while (absl::Now() < until);
