@@ -9,18 +9,14 @@
 #include <gtest/gtest.h>
 
 #include "absl/time/clock.h"
-#include "backends/builtin.h"
-#include "backends/registry.h"
-#include "backends/selector.h"
 #include "lmgate/v1/inference.grpc.pb.h"
 #include "lmgate/v1/model_manager.grpc.pb.h"
-#include "services/server.h"
-#include "tests/emulator/emulator.h"
+#include "tests/util/gateway_fixture.h"
 
 namespace lmgate {
 namespace {
 
-constexpr char kModel[] = "qwen/qwen3-4b";
+using testutil::kModel;
 
 // Polls `pred` (an out-of-band counter of the emulator has no notification) until true or
 // `timeout`; returns the time it took, or nullopt.
@@ -34,87 +30,25 @@ std::optional<absl::Duration> WaitUntil(Pred pred, absl::Duration timeout = absl
   return std::nullopt;
 }
 
-class GatewayEmulatorTest : public ::testing::Test {
+class GatewayEmulatorTest : public testutil::GatewayFixture {
  protected:
-  void SetUp() override {
-    emulator::Options eo;
-    eo.settings.ttft_ms = 1;
-    eo.settings.tokens_per_second = 0;
-    auto emu = emulator::Emulator::Create(eo);
-    ASSERT_TRUE(emu.ok()) << emu.status();
-    emu_ = *std::move(emu);
-
-    backends::BackendRegistry registry;
-    ASSERT_TRUE(backends::RegisterBuiltinBackends(registry).ok());
-    backends::HostConfig host;
-    host.base_url = emu_->http_url();
-    std::vector<std::unique_ptr<backends::Driver>> drivers;
-    for (const char* name : {"sdk_ws", "rest", "openai"}) {
-      auto d = registry.Create(name, host);
-      ASSERT_TRUE(d.ok()) << d.status();
-      drivers.push_back(*std::move(d));
-    }
-    services::ServerOptions so;
-    so.listen = "127.0.0.1:0";
-    so.drivers = std::make_shared<backends::DriverSet>(std::move(drivers));
-    so.gateway.default_model = kModel;
-    so.gateway.default_embedding_model = "text-embedding-nomic-embed-text-v1.5";
-    so.gateway.lifecycle.refresh_interval = absl::ZeroDuration();
-    so.worker_threads = 8;
-    auto server = services::LmgateServer::Create(std::move(so));
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                   grpc::InsecureChannelCredentials());
-    inference_ = v1::Inference::NewStub(channel_);
-    models_ = v1::ModelManager::NewStub(channel_);
-  }
-  void TearDown() override {
-    server_->Shutdown(absl::Seconds(2));
-    emu_->Shutdown();
+  // The seeded 12-token chat of every test.
+  static v1::ChatRequest Request(v1::Driver driver = v1::DRIVER_AUTO) {
+    return ChatRequest(driver, /*max_tokens=*/12);
   }
 
-  int Stat(const char* name) { return emu_->Stats()[name].get<int>(); }
-
-  static v1::ChatRequest Chat(v1::Driver driver = v1::DRIVER_AUTO) {
-    v1::ChatRequest req;
-    req.set_model(kModel);
-    req.set_driver(driver);
-    auto* m = req.add_messages();
-    m->set_role("user");
-    m->set_content("Tell me about gateways.");
-    req.mutable_sampling()->set_seed(7);
-    req.mutable_sampling()->set_max_tokens(12);
-    return req;
-  }
-
-  // Runs a chat to the end; returns the final result (or fails the test).
+  // Runs a chat to the end; returns the final result. Without `status`, the call must succeed
+  // and the streamed deltas must add up to the result's content.
   v1::InferenceResult RunChat(const v1::ChatRequest& req, grpc::Status* status = nullptr) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    auto reader = inference_->Chat(&ctx, req);
-    v1::ChatResponse r;
-    v1::InferenceResult result;
-    std::string joined;
-    while (reader->Read(&r)) {
-      joined += r.content_delta();
-      if (r.has_result()) result = r.result();
-    }
-    grpc::Status st = reader->Finish();
+    testutil::ChatOutcome o = Chat(req, absl::Seconds(20));
     if (status != nullptr) {
-      *status = st;
+      *status = o.status;
     } else {
-      EXPECT_TRUE(st.ok()) << st.error_message();
-      EXPECT_EQ(joined, result.content());
+      EXPECT_TRUE(o.status.ok()) << o.status.error_message();
+      EXPECT_EQ(o.joined, o.result.content());
     }
-    return result;
+    return o.result;
   }
-
-  std::unique_ptr<emulator::Emulator> emu_;
-  std::unique_ptr<services::LmgateServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Inference::Stub> inference_;
-  std::unique_ptr<v1::ModelManager::Stub> models_;
 };
 
 TEST_F(GatewayEmulatorTest, FiftyConcurrentChatsForAnUnloadedModelMakeOneUpstreamLoad) {
@@ -124,7 +58,7 @@ TEST_F(GatewayEmulatorTest, FiftyConcurrentChatsForAnUnloadedModelMakeOneUpstrea
   for (int i = 0; i < kChats; ++i) {
     threads.emplace_back([&] {
       grpc::Status st;
-      v1::InferenceResult r = RunChat(Chat(), &st);
+      v1::InferenceResult r = RunChat(Request(), &st);
       if (st.ok() && !r.content().empty()) ++ok;
     });
   }
@@ -135,10 +69,10 @@ TEST_F(GatewayEmulatorTest, FiftyConcurrentChatsForAnUnloadedModelMakeOneUpstrea
 }
 
 TEST_F(GatewayEmulatorTest, SameChatThroughEveryDriverGivesTheSameText) {
-  const std::string sdk = RunChat(Chat(v1::DRIVER_SDK)).content();
+  const std::string sdk = RunChat(Request(v1::DRIVER_SDK)).content();
   EXPECT_FALSE(sdk.empty());
   for (v1::Driver d : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
-    v1::InferenceResult r = RunChat(Chat(d));
+    v1::InferenceResult r = RunChat(Request(d));
     EXPECT_EQ(r.content(), sdk) << v1::Driver_Name(d);
     EXPECT_EQ(r.stats().driver(), d);
     EXPECT_EQ(r.stats().stop_reason(), v1::STOP_REASON_MAX_TOKENS) << v1::Driver_Name(d);
@@ -154,7 +88,7 @@ TEST_F(GatewayEmulatorTest, ClientCancelStopsTheUpstreamPredictionOnEveryDriver)
   emu_->SetSettings(s);
   for (v1::Driver d : {v1::DRIVER_SDK, v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
     grpc::ClientContext ctx;
-    v1::ChatRequest req = Chat(d);
+    v1::ChatRequest req = Request(d);
     req.mutable_sampling()->clear_max_tokens();
     auto reader = inference_->Chat(&ctx, req);
     v1::ChatResponse r;
@@ -183,7 +117,7 @@ TEST_F(GatewayEmulatorTest, LoadChatUnloadReloadTenTimesOverOneConnection) {
     while (loader->Read(&lr)) {
     }
     ASSERT_TRUE(loader->Finish().ok()) << i;
-    RunChat(Chat(v1::DRIVER_SDK));
+    RunChat(Request(v1::DRIVER_SDK));
     grpc::ClientContext uctx;
     v1::UnloadModelRequest ureq;
     ureq.set_model(kModel);
@@ -225,17 +159,17 @@ TEST_F(GatewayEmulatorTest, EmbedThroughEachDriverAndTokenize) {
 }
 
 TEST_F(GatewayEmulatorTest, WebSocketDroppedMidStreamIsUnavailableThenRecovers) {
-  RunChat(Chat(v1::DRIVER_SDK));  // loaded, connected
+  RunChat(Request(v1::DRIVER_SDK));  // loaded, connected
   emu_->DropAfterFragments(2);
   grpc::Status st;
-  RunChat(Chat(v1::DRIVER_SDK), &st);
+  RunChat(Request(v1::DRIVER_SDK), &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-  v1::InferenceResult again = RunChat(Chat(v1::DRIVER_SDK));
+  v1::InferenceResult again = RunChat(Request(v1::DRIVER_SDK));
   EXPECT_FALSE(again.content().empty());
 }
 
 TEST_F(GatewayEmulatorTest, UnknownModelIsNotFoundWithSuggestions) {
-  v1::ChatRequest req = Chat();
+  v1::ChatRequest req = Request();
   req.set_model("qwen/qwen3-4");
   grpc::Status st;
   RunChat(req, &st);
@@ -245,7 +179,7 @@ TEST_F(GatewayEmulatorTest, UnknownModelIsNotFoundWithSuggestions) {
 }
 
 TEST_F(GatewayEmulatorTest, ListModelsShowsTheHostCatalogueAndStates) {
-  RunChat(Chat());
+  RunChat(Request());
   grpc::ClientContext ctx;
   v1::ListModelsRequest req;
   req.set_refresh(true);

@@ -1,64 +1,30 @@
-// LmgateFixture: lmgate in-process (real sdk_ws/rest/openai drivers, lifecycle, admission) over
-// the LM Studio emulator, with a gRPC client. Every client call has a deadline, so a hung stream
-// fails the test instead of hanging it.
+// LmgateFixture: the shared gateway fixture (tests/util/gateway_fixture.h) set up for fault and
+// bad-input runs: every stream of a test runs upstream at once (64 parallel slots on the host and
+// in lmgate's admission), a short connect timeout and a fast health probe so that recovery after
+// a fault is seen quickly.
 #ifndef LMGATE_TESTS_RELIABILITY_FIXTURE_H_
 #define LMGATE_TESTS_RELIABILITY_FIXTURE_H_
 
-#include <functional>
-#include <memory>
-#include <optional>
-#include <string>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-
 #include "absl/time/time.h"
-#include "lmgate/v1/inference.grpc.pb.h"
-#include "lmgate/v1/model_manager.grpc.pb.h"
-#include "services/server.h"
-#include "tests/emulator/emulator.h"
+#include "tests/util/gateway_fixture.h"
 
 namespace lmgate::reliability {
 
-inline constexpr char kModel[] = "qwen/qwen3-4b";
-inline constexpr v1::Driver kDrivers[] = {v1::DRIVER_SDK, v1::DRIVER_REST, v1::DRIVER_OPENAI};
+using testutil::ChatOutcome;
+using testutil::IsClearFailure;
+using testutil::kDrivers;
+using testutil::kModel;
 
-struct ChatOutcome {
-  grpc::Status status;
-  v1::InferenceResult result;
-  std::string joined;  // content deltas
-  bool got_result = false;
-  absl::Duration took;
-};
-
-class LmgateFixture : public ::testing::Test {
+class LmgateFixture : public testutil::GatewayFixture {
  protected:
-  void SetUp() override;
-  void TearDown() override;
-
-  static v1::ChatRequest ChatRequest(v1::Driver driver, std::optional<int> max_tokens = 12);
-  // Runs a chat to its end under `deadline`; `on_first_delta` runs (on this thread) when the
-  // first content delta arrives.
-  ChatOutcome Chat(const v1::ChatRequest& req, absl::Duration deadline,
-                   const std::function<void()>& on_first_delta = nullptr);
-
-  int Stat(const char* name) { return emu_->Stats()[name].get<int>(); }
-  // predictions_active back to 0 within `timeout`.
-  bool Quiescent(absl::Duration timeout = absl::Seconds(5));
-  // Every driver serves a full chat again within `within` (attempts retried).
-  void ExpectEveryDriverServes(absl::Duration within = absl::Seconds(10));
-  void SetTokens(double tokens_per_second, int response_tokens);
-
-  std::unique_ptr<emulator::Emulator> emu_;
-  std::unique_ptr<services::LmgateServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Inference::Stub> inference_;
-  std::unique_ptr<v1::ModelManager::Stub> models_;
+  void Configure(emulator::Options& emulator, backends::HostConfig& host,
+                 services::ServerOptions& server) override {
+    emulator.settings.default_parallel = 64;
+    host.connect_timeout = absl::Seconds(1);
+    server.gateway.admission.default_concurrency = 64;
+    server.health_interval = absl::Milliseconds(200);
+  }
 };
-
-// A status a caller can act on: a documented code with a message (never UNKNOWN, never
-// INTERNAL, never OK without a result).
-::testing::AssertionResult IsClearFailure(const grpc::Status& st);
 
 }  // namespace lmgate::reliability
 

@@ -1,4 +1,4 @@
-#include "tests/reliability/fixture.h"
+#include "tests/util/gateway_fixture.h"
 
 #include <vector>
 
@@ -8,37 +8,34 @@
 #include "backends/selector.h"
 #include "tests/util/time_scale.h"
 
-namespace lmgate::reliability {
+namespace lmgate::testutil {
 
-void LmgateFixture::SetUp() {
+void GatewayFixture::SetUp() {
   emulator::Options eo;
   eo.settings.ttft_ms = 1;
   eo.settings.tokens_per_second = 0;
-  eo.settings.default_parallel = 64;  // every stream of a test runs upstream at once
+  backends::HostConfig host;
+  services::ServerOptions so;
+  so.listen = "127.0.0.1:0";
+  so.gateway.default_model = kModel;
+  so.gateway.default_embedding_model = "text-embedding-nomic-embed-text-v1.5";
+  so.gateway.lifecycle.refresh_interval = absl::ZeroDuration();
+  so.worker_threads = 8;
+  Configure(eo, host, so);
+
   auto emu = emulator::Emulator::Create(eo);
   ASSERT_TRUE(emu.ok()) << emu.status();
   emu_ = *std::move(emu);
-
   backends::BackendRegistry registry;
   ASSERT_TRUE(backends::RegisterBuiltinBackends(registry).ok());
-  backends::HostConfig host;
   host.base_url = emu_->http_url();
-  host.connect_timeout = absl::Seconds(1);
   std::vector<std::unique_ptr<backends::Driver>> drivers;
   for (const char* name : {"sdk_ws", "rest", "openai"}) {
     auto d = registry.Create(name, host);
     ASSERT_TRUE(d.ok()) << d.status();
     drivers.push_back(*std::move(d));
   }
-  services::ServerOptions so;
-  so.listen = "127.0.0.1:0";
   so.drivers = std::make_shared<backends::DriverSet>(std::move(drivers));
-  so.gateway.default_model = kModel;
-  so.gateway.default_embedding_model = "text-embedding-nomic-embed-text-v1.5";
-  so.gateway.lifecycle.refresh_interval = absl::ZeroDuration();
-  so.gateway.admission.default_concurrency = 64;
-  so.worker_threads = 8;
-  so.health_interval = absl::Milliseconds(200);
   auto server = services::LmgateServer::Create(std::move(so));
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
@@ -48,12 +45,12 @@ void LmgateFixture::SetUp() {
   models_ = v1::ModelManager::NewStub(channel_);
 }
 
-void LmgateFixture::TearDown() {
+void GatewayFixture::TearDown() {
   if (server_) server_->Shutdown(absl::Seconds(2));
   if (emu_) emu_->Shutdown();
 }
 
-v1::ChatRequest LmgateFixture::ChatRequest(v1::Driver driver, std::optional<int> max_tokens) {
+v1::ChatRequest GatewayFixture::ChatRequest(v1::Driver driver, std::optional<int> max_tokens) {
   v1::ChatRequest req;
   req.set_model(kModel);
   req.set_driver(driver);
@@ -65,7 +62,7 @@ v1::ChatRequest LmgateFixture::ChatRequest(v1::Driver driver, std::optional<int>
   return req;
 }
 
-ChatOutcome LmgateFixture::Chat(const v1::ChatRequest& req, absl::Duration deadline,
+ChatOutcome GatewayFixture::Chat(const v1::ChatRequest& req, absl::Duration deadline,
                                 const std::function<void()>& on_first_delta) {
   ChatOutcome out;
   const absl::Time start = absl::Now();
@@ -90,7 +87,7 @@ ChatOutcome LmgateFixture::Chat(const v1::ChatRequest& req, absl::Duration deadl
   return out;
 }
 
-bool LmgateFixture::Quiescent(absl::Duration timeout) {
+bool GatewayFixture::Quiescent(absl::Duration timeout) {
   const absl::Time until = absl::Now() + testutil::Scaled(timeout);
   while (Stat("predictions_active") != 0) {
     if (absl::Now() > until) return false;
@@ -99,7 +96,7 @@ bool LmgateFixture::Quiescent(absl::Duration timeout) {
   return true;
 }
 
-void LmgateFixture::ExpectEveryDriverServes(absl::Duration within) {
+void GatewayFixture::ExpectEveryDriverServes(absl::Duration within) {
   for (v1::Driver d : kDrivers) {
     const absl::Time until = absl::Now() + testutil::Scaled(within);
     ChatOutcome o;
@@ -115,7 +112,7 @@ void LmgateFixture::ExpectEveryDriverServes(absl::Duration within) {
   }
 }
 
-void LmgateFixture::SetTokens(double tokens_per_second, int response_tokens) {
+void GatewayFixture::SetTokens(double tokens_per_second, int response_tokens) {
   emulator::Settings s = emu_->settings();
   s.tokens_per_second = tokens_per_second;
   s.min_response_tokens = s.max_response_tokens = response_tokens;
@@ -138,4 +135,4 @@ void LmgateFixture::SetTokens(double tokens_per_second, int response_tokens) {
   }
 }
 
-}  // namespace lmgate::reliability
+}  // namespace lmgate::testutil
