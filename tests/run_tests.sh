@@ -3,21 +3,24 @@
 #
 #   bash tests/run_tests.sh                 # bazel test //... (what the README's second command runs)
 #   bash tests/run_tests.sh --asan          # ... then the whole suite again under ASan + UBSan
+#   bash tests/run_tests.sh --tsan          # ... then the whole suite again under TSan
 #   bash tests/run_tests.sh --fuzz          # ... then every libFuzzer target for a few seconds
-#   bash tests/run_tests.sh --config=tsan   # other arguments go to every `bazel test`
+#   bash tests/run_tests.sh -c opt          # other arguments go to every `bazel test`
 #
-# CI (.ci/run) runs `--fuzz --config=ci`. Installs what is missing first (deploy/setup.sh).
+# CI (.ci/run) runs `--asan --fuzz --config=ci`. Installs what is missing first (deploy/setup.sh).
 # Each phase prints its own "phase: N passed, N failed" line; the last line is the total.
 # Exit status: 0 when every phase passed, non-zero otherwise.
 set -u
 cd "$(dirname "$0")/.."
 asan=0
+tsan=0
 fuzz=0
 fuzz_seconds="${LMGATE_FUZZ_SECONDS:-5}"
 bazel_args=()
 for a in "$@"; do
   case "$a" in
     --asan) asan=1 ;;
+    --tsan) tsan=1 ;;
     --fuzz) fuzz=1 ;;
     *) bazel_args+=("$a") ;;
   esac
@@ -62,6 +65,9 @@ bazel_phase() {
 bazel_phase tests ${bazel_args[@]+"${bazel_args[@]}"}
 if [ "$asan" -eq 1 ]; then
   bazel_phase asan --config=asan ${bazel_args[@]+"${bazel_args[@]}"}
+fi
+if [ "$tsan" -eq 1 ]; then
+  bazel_phase tsan --config=tsan ${bazel_args[@]+"${bazel_args[@]}"}
 fi
 if [ "$fuzz" -eq 1 ]; then
   echo "== fuzz: tests/fuzz/run_fuzzers.sh $fuzz_seconds"
