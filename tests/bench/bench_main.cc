@@ -204,12 +204,38 @@ struct Bench {
   Headline head;
   std::vector<std::string> drivers;
   emulator::Emulator* emu = nullptr;
+  std::vector<std::string> lmgate_argv;
   Subprocess* lmgate = nullptr;
   std::map<std::string, std::unique_ptr<ChatTarget>> direct, via;
   int answer_tokens = 8;
 
   void Emu(int64_t ttft_ms, double tps, int tokens) { SetEmu(*emu, ttft_ms, tps, tokens); }
 };
+
+// A running lmgate subprocess and gRPC channels to it.
+struct Lmgate {
+  std::unique_ptr<Subprocess> proc;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+};
+
+absl::StatusOr<Lmgate> StartLmgate(const std::vector<std::string>& argv) {
+  auto proc = Subprocess::Start(argv);
+  if (!proc.ok()) return proc.status();
+  auto line = (*proc)->WaitForLine("lmgate listening on", absl::Seconds(60));
+  if (!line.ok()) {
+    return absl::Status(line.status().code(),
+                        absl::StrCat("lmgate: ", line.status().message(), "\n", (*proc)->Tail()));
+  }
+  Lmgate l;
+  l.channels = MakeChannels(absl::StrCat("127.0.0.1:", ParseListenPort(*line)),
+                            absl::GetFlag(FLAGS_channels));
+  l.proc = *std::move(proc);
+  return l;
+}
+
+v1::Driver ProtoDriver(const std::string& d) {
+  return d == "openai" ? v1::DRIVER_OPENAI : d == "rest" ? v1::DRIVER_REST : v1::DRIVER_SDK;
+}
 
 std::string ErrorsCell(const RunResult& r) {
   std::string s = absl::StrCat(r.errors + r.skipped);
@@ -284,6 +310,10 @@ void UnarySection(Bench& b) {
   b.out.Line("| driver | req/s | p50 | p99 | p99.9 |");
   b.out.Line("|---|---|---|---|---|");
   for (const auto& r : added_rows) b.out.Line(r);
+  b.out.Line("");
+  // What the rates above left behind: calls that queued while the box was saturated.
+  b.out.Line("lmgate RSS after this section: ",
+             Num(ReadProcUsage(b.lmgate->pid()).value_or(ProcUsage{}).rss_mb, 1), " MB.");
   b.out.Line("");
 }
 
@@ -389,29 +419,51 @@ void StreamsSection(Bench& b) {
   b.Emu(3600 * 1000, 0, b.answer_tokens);  // every prediction waits in "prompt processing"
   const std::string& d = b.drivers.front();
   b.out.Line("## 6. Open streams through lmgate (driver ", d,
-             "; each waits upstream for its first token)");
+             "; each waits upstream for its first token; a fresh lmgate per row)");
   b.out.Line("");
-  b.out.Line("| streams | open upstream | time to open s | lmgate RSS MB | RSS per stream KB | "
-             "CPU to open s | CPU while held % | threads | fds | RSS after cancel MB | cancel all "
-             "→ 0 upstream s | other errors |");
-  b.out.Line("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  b.out.Line("| streams | open upstream | time to open s | lmgate RSS before MB | lmgate RSS MB | "
+             "RSS per stream KB | CPU to open s | CPU while held % | threads | fds | RSS after "
+             "cancel MB | cancel all → 0 upstream s | other errors |");
+  b.out.Line("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (int n : b.plan.streams) {
-    StreamsResult s = RunOpenStreams(*b.emu, *b.via[d], b.lmgate->pid(), n,
+    // A fresh process, so that its memory is the streams' and not what earlier sections left.
+    auto fresh = StartLmgate(b.lmgate_argv);
+    if (!fresh.ok()) {
+      b.out.Line("| ", n, " | lmgate did not start: ", fresh.status().ToString(), " |");
+      continue;
+    }
+    auto target = MakeGrpcTarget(fresh->channels, ProtoDriver(d), kModel);
+    ChatSpec warm;
+    warm.stream = false;
+    warm.timeout = absl::Seconds(60);
+    b.Emu(0, 0, b.answer_tokens);
+    RunResult w = RunAlternating({target.get()}, warm, 20).front();
+    b.Emu(3600 * 1000, 0, b.answer_tokens);
+    if (w.ok == 0) {
+      b.out.Line("| ", n, " | warm-up failed: ", w.first_error, " |");
+      fresh->proc->Stop(absl::Seconds(30));
+      continue;
+    }
+    StreamsResult s = RunOpenStreams(*b.emu, *target, fresh->proc->pid(), n,
                                      b.plan.full ? 2000 : 1000, b.plan.hold);
     const double per_stream_kb = (s.open.rss_mb - s.before.rss_mb) * 1024 / std::max(1, n);
     const double held_pct = 100 * (s.after_hold.cpu_seconds - s.open.cpu_seconds) /
                             absl::ToDoubleSeconds(b.plan.hold);
     b.out.Line("| ", n, " | ", s.opened, " | ", Num(s.open_seconds, 2), " | ",
-               Num(s.open.rss_mb, 1), " | ", Num(per_stream_kb, 1), " | ",
-               Num(s.open.cpu_seconds - s.before.cpu_seconds, 2), " | ", Num(held_pct, 1), " | ",
-               s.open.threads, " | ", s.open.fds, " | ", Num(s.after_cancel.rss_mb, 1), " | ",
-               Num(s.cancel_seconds, 2), " | ", s.errors_other_than_cancelled,
+               Num(s.before.rss_mb, 1), " | ", Num(s.open.rss_mb, 1), " | ",
+               Num(per_stream_kb, 1), " | ", Num(s.open.cpu_seconds - s.before.cpu_seconds, 2),
+               " | ", Num(held_pct, 1), " | ", s.open.threads, " | ", s.open.fds, " | ",
+               Num(s.after_cancel.rss_mb, 1), " | ", Num(s.cancel_seconds, 2), " | ",
+               s.errors_other_than_cancelled,
                s.first_error.empty() ? "" : absl::StrCat(" (", s.first_error.substr(0, 60), ")"),
                " |");
     if (n >= b.head.rss_streams) {
       b.head.rss_streams = n;
       b.head.rss_10k_mb = s.open.rss_mb;
     }
+    target.reset();
+    const int code = fresh->proc->Stop(absl::Seconds(30));
+    if (code != 0) std::fprintf(stderr, "lmgate (streams %d) exited with %d\n", n, code);
   }
   b.out.Line("");
   b.Emu(0, 0, b.answer_tokens);
@@ -517,24 +569,16 @@ int Run() {
     }
   }
 
-  auto lmgate_or = Subprocess::Start(argv);
+  auto lmgate_or = StartLmgate(argv);
   if (!lmgate_or.ok()) {
     std::fprintf(stderr, "%s\n", lmgate_or.status().ToString().c_str());
     return 1;
   }
-  b.lmgate = lmgate_or->get();
-  auto line = b.lmgate->WaitForLine("lmgate listening on", absl::Seconds(60));
-  if (!line.ok()) {
-    std::fprintf(stderr, "lmgate: %s\n%s\n", line.status().ToString().c_str(),
-                 b.lmgate->Tail().c_str());
-    return 1;
-  }
-  auto channels = MakeChannels(absl::StrCat("127.0.0.1:", ParseListenPort(*line)),
-                               absl::GetFlag(FLAGS_channels));
+  b.lmgate_argv = argv;
+  b.lmgate = lmgate_or->proc.get();
+  const auto& channels = lmgate_or->channels;
   for (const std::string& d : b.drivers) {
-    v1::Driver pd = d == "openai" ? v1::DRIVER_OPENAI : d == "rest" ? v1::DRIVER_REST
-                                                                     : v1::DRIVER_SDK;
-    b.via[d] = MakeGrpcTarget(channels, pd, kModel);
+    b.via[d] = MakeGrpcTarget(channels, ProtoDriver(d), kModel);
     auto t = MakeDirectTarget(d, b.emu->http_url(), kModel);
     if (!t.ok()) {
       std::fprintf(stderr, "direct %s: %s\n", d.c_str(), t.status().ToString().c_str());
