@@ -11,12 +11,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
+#include "services/heap.h"
 #include "services/inference_service.h"
 #include "services/model_manager_service.h"
 #include "services/parse_errors.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
+namespace {
+
+// Free heap the process may keep for reuse; above it, the housekeeping loop trims.
+constexpr size_t kKeepFreeHeapBytes = size_t{32} << 20;
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsOptions& tls) {
@@ -106,6 +113,7 @@ void LmgateServer::OnModelEvent() {
 
 void LmgateServer::HealthLoop(absl::Duration interval) {
   auto* health = server_->GetHealthCheckService();
+  HeapReleaser heap(kKeepFreeHeapBytes);
   for (;;) {
     absl::Status host = gateway_->HostStatus();
     if (!host.ok()) {
@@ -115,6 +123,8 @@ void LmgateServer::HealthLoop(absl::Duration interval) {
     }
     health->SetServingStatus("lmgate.v1.Inference", host.ok());
     health->SetServingStatus("lmgate.v1.ModelManager", host.ok());
+    // After a burst, give the freed memory back instead of keeping the peak RSS forever.
+    heap.MaybeRelease();
     absl::MutexLock lock(&health_mu_);
     if (health_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
   }

@@ -38,7 +38,8 @@ struct ServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // host:port of the Prometheus /metrics endpoint; empty = no endpoint (metrics still collected).
   std::string metrics_listen;
-  // How often readiness (host reachable) is re-evaluated for the health service.
+  // How often readiness (host reachable) is re-evaluated for the health service; the same loop
+  // returns freed heap to the kernel after a burst (services/heap.h).
   absl::Duration health_interval = absl::Seconds(2);
 };
 

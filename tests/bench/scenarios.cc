@@ -328,7 +328,9 @@ StreamsResult RunOpenStreams(emulator::Emulator& emu, ChatTarget& lmgate, pid_t 
     res.first_error = tally->r.first_error;
   }
   calls.clear();
-  absl::SleepFor(absl::Milliseconds(500));  // let lmgate free what the calls held
+  // Not a synchronisation: lmgate returns freed heap every health interval (2 s); the figure is
+  // what it keeps after that.
+  absl::SleepFor(absl::Seconds(3));
   res.after_cancel = ReadProcUsage(lmgate_pid).value_or(ProcUsage{});
   return res;
 }
