@@ -132,7 +132,9 @@ int Subprocess::Stop(absl::Duration grace) {
 
 Subprocess::~Subprocess() { Stop(absl::Seconds(10)); }
 
-absl::StatusOr<ProcUsage> ReadProcUsage(pid_t pid) {
+namespace {
+
+absl::StatusOr<ProcUsage> ReadProcUsageOnce(pid_t pid) {
   ProcUsage u;
   const std::string dir = absl::StrCat("/proc/", pid);
   std::ifstream status(dir + "/status");
@@ -145,6 +147,7 @@ absl::StatusOr<ProcUsage> ReadProcUsage(pid_t pid) {
     int threads = 0;
     if (sscanf(line.c_str(), "Threads: %d", &threads) == 1) u.threads = threads;
   }
+  if (u.rss_mb <= 0) return absl::InternalError(absl::StrCat("no VmRSS in ", dir, "/status"));
   std::ifstream stat(dir + "/stat");
   std::stringstream ss;
   ss << stat.rdbuf();
@@ -159,6 +162,19 @@ absl::StatusOr<ProcUsage> ReadProcUsage(pid_t pid) {
   if (DIR* d = opendir((dir + "/fd").c_str())) {
     while (struct dirent* e = readdir(d)) u.fds += e->d_name[0] != '.';
     closedir(d);
+  }
+  return u;
+}
+
+}  // namespace
+
+absl::StatusOr<ProcUsage> ReadProcUsage(pid_t pid) {
+  // A read under heavy load came back without VmRSS once (a figure of 0 MB and a negative CPU
+  // delta in the report): retry a few times before giving up.
+  absl::StatusOr<ProcUsage> u;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    u = ReadProcUsageOnce(pid);
+    if (u.ok() || absl::IsNotFound(u.status())) return u;
   }
   return u;
 }
