@@ -152,7 +152,9 @@ TEST_F(FaultsTest, SlowLoadPastTheDeadlineThenTheModelServes) {
 TEST_F(FaultsTest, FailedLoadIsAClearStatusAndTheNextCallLoads) {
   emu_->FailNextLoads(1);
   ChatOutcome o = Chat(ChatRequest(v1::DRIVER_AUTO), Scaled(absl::Seconds(10)));
-  if (!o.status.ok()) EXPECT_TRUE(IsClearFailure(o.status)) << o.status.error_message();
+  if (!o.status.ok()) {
+    EXPECT_TRUE(IsClearFailure(o.status)) << o.status.error_message();
+  }
   ExpectEveryDriverServes();
 }
 
