@@ -14,7 +14,9 @@ struct HeapUsage {
   size_t free_bytes = 0;  // held free in the arenas (pages given back by a trim still count)
   size_t used_bytes = 0;  // allocated (arena chunks in use + mmapped blocks)
 };
-// From glibc's mallinfo2(); zeros when malloc is not glibc's (e.g. a sanitizer's allocator).
+// From glibc's mallinfo2(), which walks each arena's free lists under that arena's lock (the
+// cost of the check, every health interval). Not meaningful when malloc is not glibc's (a
+// sanitizer's allocator): glibc's arenas are then empty and nothing is trimmed.
 HeapUsage ReadHeapUsage();
 // Resident set size of this process, from /proc/self/statm; 0 if unreadable.
 size_t ResidentBytes();
@@ -25,9 +27,9 @@ class HeapReleaser {
   explicit HeapReleaser(size_t threshold_bytes) : threshold_(threshold_bytes) {}
   // Trims (malloc_trim) when more than the threshold is held free AND the resident memory not
   // accounted for by allocations (RSS − heap in use) grew by more than the threshold since the
-  // last trim — so a heap that was already given back is not walked again every interval, and a
+  // last trim — so a heap that was already given back is not trimmed again every interval, and a
   // trim in the middle of a burst does not hide the memory the burst frees later. Returns
-  // whether it trimmed. The trim locks each arena briefly.
+  // whether it trimmed. The trim, like the check, locks each arena while it works on it.
   bool MaybeRelease();
 
  private:

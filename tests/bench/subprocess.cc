@@ -169,8 +169,8 @@ absl::StatusOr<ProcUsage> ReadProcUsageOnce(pid_t pid) {
 }  // namespace
 
 absl::StatusOr<ProcUsage> ReadProcUsage(pid_t pid) {
-  // A read under heavy load came back without VmRSS once (a figure of 0 MB and a negative CPU
-  // delta in the report): retry a few times before giving up.
+  // Under heavy load one read failed (the report showed 0 MB and a negative CPU delta, the
+  // zeros of a failed read): a failed or incomplete read is retried a few times.
   absl::StatusOr<ProcUsage> u;
   for (int attempt = 0; attempt < 5; ++attempt) {
     u = ReadProcUsageOnce(pid);
