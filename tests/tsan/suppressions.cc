@@ -30,6 +30,9 @@ extern "C" const char* __tsan_default_suppressions() {
       "race_top:grpc::ByteBuffer::Swap\n"
       "race_top:grpc::internal::CallOpServerSendStatus::FinishOp\n"
       "race_top:grpc::internal::CallbackWithSuccessTag::Run\n"
+      // The same tag's entry point: Set() fills it on the thread that starts the op (e.g. a
+      // reactor's Finish), gRPC core's completion queue runs it on another.
+      "race_top:grpc::internal::CallbackWithSuccessTag::StaticRun\n"
       // The callback tags torn down by gRPC once the call is done (CallOnDone on gRPC's
       // executor, after MaybeDone's uninstrumented reference count reached zero); the
       // std::function it clears holds gRPC's own lambda.
