@@ -12,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -23,6 +22,7 @@
 #include "backends/builtin.h"
 #include "backends/registry.h"
 #include "backends/selector.h"
+#include "common/cli_flags.h"
 #include "services/config.h"
 #include "services/server.h"
 
@@ -67,19 +67,6 @@ namespace {
 std::set<std::string>& SpecifiedFlags() {
   static auto* names = new std::set<std::string>();
   return *names;
-}
-
-void RecordSpecifiedFlags(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (a == "--") break;
-    if (!absl::ConsumePrefix(&a, "--")) {
-      if (!absl::ConsumePrefix(&a, "-")) continue;
-    }
-    a = a.substr(0, a.find('='));
-    if (absl::ConsumePrefix(&a, "no")) SpecifiedFlags().insert(std::string(a));
-    SpecifiedFlags().insert(std::string(a));
-  }
 }
 
 bool Specified(const char* name) { return SpecifiedFlags().count(name) > 0; }
@@ -217,14 +204,32 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "lmgate: a gRPC gateway in front of one LM Studio host.\n"
       "  lmgate --lmstudio_url=http://127.0.0.1:1234 --listen=127.0.0.1:50051\n"
-      "Services: lmgate.v1.ModelManager, lmgate.v1.Inference, grpc.health.v1.Health, server "
-      "reflection. Flags:");
+      "Services: lmgate.v1.ModelManager, lmgate.v1.Inference, grpc.health.v1.Health, server\n"
+      "reflection. Most flags are also config file keys (deploy/CONFIG.md); a flag given here\n"
+      "overrides the file. Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it\n"
+      "cannot start, 2 for a bad configuration or bad usage.");
   // Debian's Abseil is built without NDEBUG, so by default every absl::Mutex::Lock also records
   // lock order in a process-wide graph (deadlock detection) under a global lock: ~8% of lmgate's
   // CPU per call in the benchmark's profile, and a point of contention between threads. Tests
   // keep it on; the server does not need it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  lmgate::RecordSpecifiedFlags(argc, argv);
-  absl::ParseCommandLine(argc, argv);
+  lmgate::cli::ParsedCommandLine cl = lmgate::cli::ParseCommandLine(argc, argv);
+  switch (cl.outcome) {
+    case lmgate::cli::ParsedCommandLine::Outcome::kHelp:
+      std::cout << absl::ProgramUsageMessage() << "\n\n"
+                << lmgate::cli::FlagsHelp({"services/main.cc"});
+      return 0;
+    case lmgate::cli::ParsedCommandLine::Outcome::kUsageError:
+      std::cerr << "lmgate: " << cl.error << "\n";
+      return 2;
+    case lmgate::cli::ParsedCommandLine::Outcome::kOk:
+      break;
+  }
+  if (!cl.positional.empty()) {
+    std::cerr << "lmgate: unexpected argument \"" << cl.positional[0] << "\" (lmgate takes only "
+              << "flags; see --help)\n";
+    return 2;
+  }
+  lmgate::SpecifiedFlags() = std::move(cl.specified);
   return lmgate::Run();
 }

@@ -1,5 +1,6 @@
 #include "clients/cpp/client.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -51,7 +52,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const Options& options) 
   }
   std::unique_ptr<Client> c(new Client());
   c->options_ = options;
-  c->channel_ = grpc::CreateChannel(options.address, creds);
+  grpc::ChannelArguments args;
+  const int backoff_ms = static_cast<int>(options.max_reconnect_backoff.count());
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(backoff_ms, 200));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(backoff_ms, 200));
+  c->channel_ = grpc::CreateCustomChannel(options.address, creds, args);
   if (!c->channel_->WaitForConnected(std::chrono::system_clock::now() + options.connect_timeout)) {
     const bool tls = options.tls || !options.ca_file.empty() || !options.cert_file.empty();
     return absl::UnavailableError(absl::StrCat(

@@ -32,6 +32,9 @@ struct Options {
   std::string key_file;
   // Connect timeout used by Connect() to check the gateway is reachable.
   std::chrono::milliseconds connect_timeout{3000};
+  // Longest wait between reconnection attempts once a connection is lost (gRPC's default is
+  // 120 s; a command-line client that waits for lmgate to come back should notice within this).
+  std::chrono::milliseconds max_reconnect_backoff{2000};
 };
 
 class Client {

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -14,16 +15,17 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "clients/cpp/client.h"
+#include "common/cli_flags.h"
 #include "google/protobuf/util/time_util.h"
 
-ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "lmgate address (host:port).");
+ABSL_FLAG(std::string, addr, "127.0.0.1:50051",
+          "lmgate address (host:port); when not given, $LMGATE_ADDR if set.");
 ABSL_FLAG(std::string, key, "", "lmgate API key (default: $LMGATE_API_KEY).");
 ABSL_FLAG(bool, tls, false, "Use TLS.");
 ABSL_FLAG(std::string, ca, "", "CA certificate (PEM) to verify lmgate with; implies --tls.");
@@ -90,6 +92,45 @@ const char* StateName(v1::ModelState s) {
 }
 
 double Seconds(const google::protobuf::Duration& d) { return d.seconds() + d.nanos() / 1e9; }
+
+// Progress on stderr. On a terminal, one line redrawn in place (`\r`); otherwise (a log file, a
+// pipe) one plain line per 10% step, so logs hold no carriage returns and no flood of lines.
+class Progress {
+ public:
+  explicit Progress(std::string label, bool bar)
+      : label_(std::move(label)), bar_(bar), tty_(isatty(STDERR_FILENO) == 1) {}
+  void Update(double fraction) {
+    fraction = std::clamp(fraction, 0.0, 1.0);
+    if (tty_) {
+      std::string line = absl::StrFormat("\r%s %3.0f%%", label_, fraction * 100);
+      if (bar_) {
+        const int width = 40;
+        const int done = static_cast<int>(fraction * width);
+        line = absl::StrFormat("\r%s [%s%s] %3.0f%%", label_, std::string(done, '#'),
+                               std::string(width - done, '.'), fraction * 100);
+      }
+      std::fputs(line.c_str(), stderr);
+      drawn_ = true;
+      return;
+    }
+    const int step = static_cast<int>(fraction * 10);
+    if (step <= last_step_) return;
+    last_step_ = step;
+    std::fprintf(stderr, "%s %d%%\n", label_.c_str(), step * 10);
+  }
+  // Ends a line drawn in place (before other output follows).
+  void End() {
+    if (drawn_) std::fputs("\n", stderr);
+    drawn_ = false;
+  }
+
+ private:
+  std::string label_;
+  bool bar_;
+  bool tty_;
+  bool drawn_ = false;
+  int last_step_ = -1;
+};
 
 // Ctrl-C. SIGINT is blocked in every thread (main() blocks it before gRPC starts any) and taken
 // by one thread with sigwait: while a streaming call is registered (CancelOnInterrupt), the first
@@ -196,15 +237,12 @@ int Load(Client& c, const std::string& model) {
   CancelOnInterrupt interrupt(&ctx);
   auto reader = c.models().LoadModel(&ctx, req);
   v1::LoadModelResponse r;
+  Progress progress("loading " + model, /*bar=*/true);
   while (reader->Read(&r)) {
     if (r.has_progress()) {
-      const int width = 40;
-      const int done = static_cast<int>(r.progress().fraction() * width);
-      std::fprintf(stderr, "\rloading %s [%s%s] %3.0f%%", model.c_str(),
-                   std::string(done, '#').c_str(), std::string(width - done, '.').c_str(),
-                   r.progress().fraction() * 100);
+      progress.Update(r.progress().fraction());
     } else if (r.has_instance()) {
-      std::fprintf(stderr, "\n");
+      progress.End();
       std::printf("loaded %s as %s (context %d)\n", r.instance().model_key().c_str(),
                   r.instance().identifier().c_str(), r.instance().context_length());
     }
@@ -212,7 +250,7 @@ int Load(Client& c, const std::string& model) {
   grpc::Status st = reader->Finish();
   if (st.error_code() == grpc::StatusCode::CANCELLED && Interrupted()) return Cancelled();
   if (!st.ok()) {
-    std::fprintf(stderr, "\n");
+    progress.End();
     return Fail(st, c);
   }
   return 0;
@@ -246,12 +284,11 @@ int Generate(Client& c, const Request& req, Call call) {
   CancelOnInterrupt interrupt(&ctx);
   auto reader = call(&ctx, req);
   v1::ChatResponse r;
-  bool loading = false;
+  Progress loading("loading model", /*bar=*/false);
   while (reader->Read(&r)) {
     switch (r.event_case()) {
       case v1::ChatResponse::kContentDelta:
-        if (loading) std::fprintf(stderr, "\n");
-        loading = false;
+        loading.End();
         std::fwrite(r.content_delta().data(), 1, r.content_delta().size(), stdout);
         std::fflush(stdout);
         break;
@@ -259,8 +296,7 @@ int Generate(Client& c, const Request& req, Call call) {
         std::fprintf(stderr, "%s", r.reasoning_delta().c_str());
         break;
       case v1::ChatResponse::kModelLoading:
-        loading = true;
-        std::fprintf(stderr, "\rloading model %3.0f%%", r.model_loading().fraction() * 100);
+        loading.Update(r.model_loading().fraction());
         break;
       case v1::ChatResponse::kToolCallDelta:
         std::fprintf(stderr, "[tool call %s %s%s]", r.tool_call_delta().id().c_str(),
@@ -338,28 +374,65 @@ int Embed(Client& c, const std::vector<std::string>& inputs) {
   return 0;
 }
 
+void PrintEvent(const v1::ModelEvent& e) {
+  std::string detail = e.reason();
+  if (e.kind() == v1::ModelEvent::KIND_LOAD_PROGRESS) {
+    detail = absl::StrFormat("%.0f%%", e.progress() * 100);
+  }
+  if (e.events_dropped() > 0) {
+    absl::StrAppend(&detail, detail.empty() ? "" : "; ", e.events_dropped(),
+                    " earlier events dropped (read too slowly)");
+  }
+  std::printf("%s %-20s %-28s %-12s %s%s\n",
+              google::protobuf::util::TimeUtil::ToString(e.time()).c_str(),
+              v1::ModelEvent::Kind_Name(e.kind()).c_str() + 5, e.model_key().c_str(),
+              StateName(e.state()), e.instance().c_str(),
+              detail.empty() ? "" : (" — " + detail).c_str());
+  std::fflush(stdout);
+}
+
+// Streams events until Ctrl-C. When lmgate goes away (a restart ends the stream OK, a crash
+// UNAVAILABLE) after the watch was established, it waits for lmgate to come back and watches
+// again (with a fresh snapshot); any other failure ends it with exit 1.
 int Watch(Client& c) {
-  grpc::ClientContext ctx;
-  c.Prepare(&ctx);
   v1::WatchModelsRequest req;
   req.set_model(absl::GetFlag(FLAGS_model));
   req.set_include_snapshot(true);
-  CancelOnInterrupt interrupt(&ctx);
-  auto reader = c.models().WatchModels(&ctx, req);
-  v1::ModelEvent e;
-  while (reader->Read(&e)) {
-    std::printf("%s %-20s %-28s %-12s %s%s\n",
-                google::protobuf::util::TimeUtil::ToString(e.time()).c_str(),
-                v1::ModelEvent::Kind_Name(e.kind()).c_str() + 5, e.model_key().c_str(),
-                StateName(e.state()), e.instance().c_str(),
-                e.reason().empty() ? "" : (" — " + e.reason()).c_str());
-    std::fflush(stdout);
+  bool reconnecting = false;
+  for (;;) {
+    grpc::ClientContext ctx;
+    c.Prepare(&ctx);
+    // While reconnecting the call waits for the channel to connect again instead of failing.
+    if (reconnecting) ctx.set_wait_for_ready(true);
+    CancelOnInterrupt interrupt(&ctx);
+    auto reader = c.models().WatchModels(&ctx, req);
+    v1::ModelEvent e;
+    bool got_event = false;
+    while (reader->Read(&e)) {
+      if (reconnecting && !got_event) {
+        std::fprintf(stderr, "lmgatectl: reconnected to lmgate at %s\n", c.options().address.c_str());
+      }
+      got_event = true;
+      PrintEvent(e);
+    }
+    grpc::Status st = reader->Finish();
+    // Ctrl-C is how a watch ends.
+    if (Interrupted()) return 0;
+    const bool established = got_event || !ctx.GetServerInitialMetadata().empty();
+    // OK: lmgate shut down; UNAVAILABLE: the connection broke; CANCELLED (not by us): lmgate
+    // cancelled the call at the end of its shutdown grace.
+    const bool gone = st.ok() || st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                      st.error_code() == grpc::StatusCode::CANCELLED;
+    if (!gone || (!established && !reconnecting)) return st.ok() ? 0 : Fail(st, c);
+    if (established) {
+      std::fprintf(stderr, "lmgatectl: lmgate at %s went away (%s); reconnecting (Ctrl-C ends)\n",
+                   c.options().address.c_str(), st.ok() ? "it shut down" : "connection lost");
+    } else {
+      // Connected but ended at once (lmgate draining): do not spin.
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    reconnecting = true;
   }
-  grpc::Status st = reader->Finish();
-  // Ctrl-C is how a watch ends.
-  if (st.error_code() == grpc::StatusCode::CANCELLED && Interrupted()) return 0;
-  if (!st.ok()) return Fail(st, c);
-  return 0;
 }
 
 int Usage(const std::string& message) {
@@ -367,7 +440,7 @@ int Usage(const std::string& message) {
   return 2;
 }
 
-int Run(const std::vector<std::string>& args) {
+int Run(const std::vector<std::string>& args, bool addr_given) {
   // Usage errors first: they exit 2 without trying to connect.
   if (args.empty()) return Usage(absl::StrCat("missing command (", kCommands, "); see --help"));
   const std::string& cmd = args[0];
@@ -392,6 +465,9 @@ int Run(const std::vector<std::string>& args) {
 
   client::Options o;
   o.address = absl::GetFlag(FLAGS_addr);
+  if (const char* env = std::getenv("LMGATE_ADDR"); !addr_given && env != nullptr && *env) {
+    o.address = env;
+  }
   o.api_key = absl::GetFlag(FLAGS_key);
   if (o.api_key.empty() && std::getenv("LMGATE_API_KEY")) o.api_key = std::getenv("LMGATE_API_KEY");
   o.ca_file = absl::GetFlag(FLAGS_ca);
@@ -417,19 +493,29 @@ int Run(const std::vector<std::string>& args) {
 }  // namespace lmgate
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "command-line client for lmgate.\n"
+  constexpr const char* kUsage =
+      "lmgatectl: command-line client for lmgate.\n"
       "  lmgatectl [--addr=127.0.0.1:50051] models | load MODEL | unload MODEL |\n"
       "            chat TEXT... | complete TEXT... | embed TEXT... | watch\n"
+      "--addr defaults to $LMGATE_ADDR, then 127.0.0.1:50051; --key to $LMGATE_API_KEY.\n"
       "Ctrl-C cancels a running chat or load (the upstream prediction or load stops too; exit\n"
-      "130) and ends watch. Exit status: 0 ok, 1 a failed call, 2 bad usage.");
+      "130) and ends watch. watch reconnects when lmgate restarts.\n"
+      "Exit status: 0 ok, 1 a failed call, 2 bad usage.\n\n";
   // Before any thread exists, so that every thread gRPC starts inherits the mask.
   sigset_t sigint;
   sigemptyset(&sigint);
   sigaddset(&sigint, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigint, nullptr);
   lmgate::StartInterruptThread(sigint);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  std::vector<std::string> args(positional.begin() + 1, positional.end());
-  return lmgate::Run(args);
+  lmgate::cli::ParsedCommandLine cl = lmgate::cli::ParseCommandLine(argc, argv);
+  switch (cl.outcome) {
+    case lmgate::cli::ParsedCommandLine::Outcome::kHelp:
+      std::cout << kUsage << lmgate::cli::FlagsHelp({"clients/cpp/lmgatectl.cc"});
+      return 0;
+    case lmgate::cli::ParsedCommandLine::Outcome::kUsageError:
+      return lmgate::Usage(cl.error);
+    case lmgate::cli::ParsedCommandLine::Outcome::kOk:
+      break;
+  }
+  return lmgate::Run(cl.positional, cl.specified.count("addr") > 0);
 }

@@ -162,17 +162,19 @@ describe("lmgatectl against lmgate", () => {
     assert.equal(m["text-embedding-nomic-embed-text-v1.5"].state, "not-loaded");
   });
 
-  test("load shows a live progress bar, then the loaded instance", async () => {
-    // ~1 s for a 2.5 GB model in 10 steps, so the bar moves through several frames.
+  test("load on a terminal shows a live progress bar, then the loaded instance", async () => {
+    // ~1 s for a 2.5 GB model in 10 steps, so the bar moves through several frames. `script`
+    // gives lmgatectl a terminal (stdout and stderr both go to it).
     await control(gw.emulator, "settings", { load_ms_per_gb: 400, load_progress_steps: 10 });
     try {
-      const r = await ctl(["--addr", gw.addr, "load", "qwen/qwen3-4b", "--context_length=8192"]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, "loaded qwen/qwen3-4b as qwen/qwen3-4b (context 8192)\n");
-      const frames = [...r.stderr.matchAll(/\rloading qwen\/qwen3-4b \[([#.]{40})\] +(\d+)%/g)];
+      const cmd = [CTL, "--addr", gw.addr, "load", "qwen/qwen3-4b", "--context_length=8192"];
+      const r = await run("script", ["-qefc", cmd.join(" "), "/dev/null"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /\r?\nloaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)\r?\n$/);
+      const frames = [...r.stdout.matchAll(/\rloading qwen\/qwen3-4b \[([#.]{40})\] +(\d+)%/g)];
       const percents = frames.map((f) => Number(f[2]));
-      assert.ok(new Set(percents).size >= 3, `a moving bar, got frames at ${percents}%:\n${r.stderr}`);
-      for (let i = 1; i < percents.length; i++) assert.ok(percents[i] >= percents[i - 1], r.stderr);
+      assert.ok(new Set(percents).size >= 3, `a moving bar, got frames at ${percents}%:\n${r.stdout}`);
+      for (let i = 1; i < percents.length; i++) assert.ok(percents[i] >= percents[i - 1], r.stdout);
       for (const [, bar, pct] of frames) {
         assert.match(bar, /^#*\.*$/);
         const filled = bar.replace(/\./g, "").length;
@@ -182,6 +184,40 @@ describe("lmgatectl against lmgate", () => {
     } finally {
       await control(gw.emulator, "settings", DEFAULT_SETTINGS);
     }
+    const u = await ctl(["--addr", gw.addr, "unload", "qwen/qwen3-4b"]);
+    assert.equal(u.code, 0, u.stderr);
+  });
+
+  test("load into a log (stderr not a terminal): one plain line per 10% step, no carriage returns", async () => {
+    await control(gw.emulator, "settings", { load_ms_per_gb: 400, load_progress_steps: 10 });
+    try {
+      const r = await ctl(["--addr", gw.addr, "load", "qwen/qwen3-4b", "--context_length=8192"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "loaded qwen/qwen3-4b as qwen/qwen3-4b (context 8192)\n");
+      assert.ok(!r.stderr.includes("\r"), JSON.stringify(r.stderr));
+      const lines = r.stderr.trimEnd().split("\n");
+      const percents = lines.map((l) => {
+        const m = /^loading qwen\/qwen3-4b (\d+)%$/.exec(l);
+        assert.ok(m, `a progress line: ${JSON.stringify(l)}`);
+        return Number(m[1]);
+      });
+      assert.ok(percents.length >= 3 && percents.length <= 11, `${percents}`);
+      for (const p of percents) assert.equal(p % 10, 0, `${percents}`);
+      for (let i = 1; i < percents.length; i++) assert.ok(percents[i] > percents[i - 1], `${percents}`);
+      assert.equal(percents.at(-1), 100);
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
+  });
+
+  test("$LMGATE_ADDR is the default address; --addr wins over it", async () => {
+    const r = await ctl(["models"], { env: { LMGATE_ADDR: gw.addr } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(modelsTable(r.stdout)["qwen/qwen3-4b"]);
+    const dead = `127.0.0.1:${await deadPort()}`;
+    const d = await ctl(["--addr", dead, "models"], { env: { LMGATE_ADDR: gw.addr } });
+    assert.equal(d.code, 1, d.stderr);
+    assert.match(d.stderr, new RegExp(`cannot reach lmgate at ${dead}`));
   });
 
   test("models then shows the model ready with its instance", async () => {
@@ -289,7 +325,7 @@ describe("lmgatectl against lmgate", () => {
     await control(gw.emulator, "settings", { load_ms_per_gb: 50_000, load_progress_steps: 100 });
     try {
       const l = startCtl(["--addr", gw.addr, "load", "google/gemma-3-1b"]);
-      await l.waitForLine(/loading google\/gemma-3-1b \[#*\.+\] +\d+%/, "stderr");
+      await l.waitForLine(/^loading google\/gemma-3-1b \d+%$/m, "stderr");
       l.child.kill("SIGINT");
       const r = await l.done;
       assert.equal(r.code, 130, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
@@ -329,6 +365,7 @@ describe("lmgatectl against lmgate", () => {
       const load = await ctl(["--addr", gw.addr, "load", "google/gemma-3-1b"]);
       assert.equal(load.code, 0, load.stderr);
       await w.waitForLine(/^\S+ LOAD_STARTED\s+google\/gemma-3-1b\s+loading/m);
+      await w.waitForLine(/^\S+ LOAD_PROGRESS\s+google\/gemma-3-1b\s+loading\s.*— \d+%$/m);
       await w.waitForLine(/^\S+ LOADED\s+google\/gemma-3-1b\s+ready\s+google\/gemma-3-1b/m);
     } finally {
       w.child.kill("SIGINT");
@@ -336,6 +373,37 @@ describe("lmgatectl against lmgate", () => {
     const r = await w.done;
     assert.equal(r.code, 0, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
     assert.equal(r.stderr, "");
+  });
+
+  test("watch reconnects when lmgate restarts, then shows the new lmgate's events", async () => {
+    // A port of its own that both lmgates listen on, one after the other.
+    const probe = net.createServer();
+    await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = probe.address().port;
+    await new Promise((resolve) => probe.close(resolve));
+    const config = { listen: `127.0.0.1:${port}` };
+    let first = await startGateway({ config });
+    let second;
+    const w = startCtl(["--addr", first.addr, "watch"]);
+    try {
+      await w.waitForLine(/^\S+ SNAPSHOT\s+google\/gemma-3-1b\s+not-loaded/m);
+      await first.stop();
+      first = undefined;
+      await w.waitForLine(/^lmgatectl: lmgate at \S+ went away \(.*\); reconnecting/m, "stderr");
+      second = await startGateway({ config });
+      await w.waitForLine(/^lmgatectl: reconnected to lmgate at /m, "stderr");
+      // A fresh snapshot from the new lmgate, then its events.
+      await w.waitForLine(/SNAPSHOT\s+google\/gemma-3-1b[^\n]*\n[\s\S]*SNAPSHOT\s+google\/gemma-3-1b/);
+      const load = await ctl(["--addr", second.addr, "load", "google/gemma-3-1b"]);
+      assert.equal(load.code, 0, load.stderr);
+      await w.waitForLine(/^\S+ LOADED\s+google\/gemma-3-1b\s+ready/m);
+    } finally {
+      w.child.kill("SIGINT");
+      await first?.stop();
+      await second?.stop();
+    }
+    const r = await w.done;
+    assert.equal(r.code, 0, `exit ${r.code} signal ${r.signal}; stderr:\n${r.stderr}`);
   });
 
   test("--driver must be a known driver (exit 2, the valid values listed)", async () => {
@@ -473,8 +541,10 @@ describe("lmgatectl errors without a gateway", () => {
     const gw = await startGateway();
     let stopped = false;
     try {
-      const w = startCtl(["--addr", gw.addr, "watch"]);
-      await w.waitForLine(/ SNAPSHOT /);
+      // A chat slow enough to be cut by lmgate's shutdown (watch would reconnect instead).
+      await control(gw.emulator, "settings", { tokens_per_second: 2, min_response_tokens: 100, max_response_tokens: 100 });
+      const w = startCtl(["--addr", gw.addr, "chat", "hi"]);
+      await w.waitForLine(/\S/);
       await gw.stop();
       stopped = true;
       const r = await w.done;
@@ -496,6 +566,9 @@ describe("lmgatectl errors without a gateway", () => {
     [["models", "extra"], /^lmgatectl: models takes no arguments; see --help$/m],
     [["--driver=bogus", "load", "m"], /^lmgatectl: unknown --driver "bogus" \(auto, sdk, rest, openai, cli\)$/m],
     [["--cert=c.pem", "models"], /^lmgatectl: --cert and --cert_key go together \(mTLS\)$/m],
+    [["--bogus", "models"], /^lmgatectl: unknown flag --bogus; see --help$/m],
+    [["--temperature=abc", "chat", "hi"], /^lmgatectl: --temperature=abc: Illegal value 'abc'/m],
+    [["models", "--model"], /^lmgatectl: --model needs a value; see --help$/m],
   ];
   for (const [args, message] of usage) {
     test(`bad usage exits 2 before connecting: lmgatectl ${args.join(" ")}`, async () => {
@@ -511,8 +584,8 @@ describe("lmgatectl errors without a gateway", () => {
 
   test("--help describes every command and the TLS flags", async () => {
     const r = await ctl(["--help"]);
-    // absl exits 1 after --help.
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
     const text = r.stdout + r.stderr;
     for (const cmd of ["models", "load MODEL", "unload MODEL", "chat TEXT...", "embed TEXT...", "watch"]) {
       assert.ok(text.includes(cmd), `--help mentions ${cmd}`);
@@ -521,7 +594,33 @@ describe("lmgatectl errors without a gateway", () => {
       assert.ok(text.includes(`${flag} (`), `--help documents ${flag}`);
     }
     assert.match(text, /Ctrl-C cancels/);
+    assert.match(text, /--addr \(default "127.0.0.1:50051"\)\n\s+lmgate address/);
   });
+});
+
+describe("lmgate's command line", () => {
+  const LMGATE = runfile("LMGATE_BIN");
+  test("--help lists every flag with its default and exits 0", async () => {
+    const r = await run(LMGATE, ["--help"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /No flags matched/);
+    const names = [...r.stdout.matchAll(/^ {2}--(\w+) \(default /gm)].map((m) => m[1]);
+    for (const flag of ["config", "listen", "lmstudio_url", "drivers", "metrics_listen", "check_config", "insecure"]) {
+      assert.ok(names.includes(flag), `--help lists --${flag}: ${names}`);
+    }
+    assert.match(r.stdout, /--listen \(default "127.0.0.1:50051"\)/);
+  });
+  for (const [args, message] of [
+    [["--bogus"], /^lmgate: unknown flag --bogus; see --help$/m],
+    [["--worker_threads=abc"], /^lmgate: --worker_threads=abc: Illegal value/m],
+    [["extra"], /^lmgate: unexpected argument "extra"/m],
+  ]) {
+    test(`bad usage exits 2: lmgate ${args.join(" ")}`, async () => {
+      const r = await run(LMGATE, args, { timeoutMs: 20_000 });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+    });
+  }
 });
 
 // The lmgatectl lines of the README's "## lmgatectl" block, as argument lists ("..." quoting only).
