@@ -156,6 +156,9 @@ std::unique_ptr<GenerateHandle> StartGenerateStream(HttpClient& client, const Ca
   http.method = "POST";
   http.path = request.chat ? options.chat_path : options.completion_path;
   http.body = std::move(*body);
+  // A prediction changes nothing on the host, so a failed attempt is retried like Embed — and,
+  // as every retry here (retry.h), only while no byte of the answer reached the caller.
+  http.idempotent = true;
   auto state = std::make_shared<StreamState>(std::move(observer), options.use_upstream_stats,
                                              client.base_url(), http.path, ctx.request_id);
   StreamCallbacks callbacks;

@@ -327,23 +327,30 @@ TEST_F(OpenAiDriverTest, ConnectionDroppedMidStreamIsUnavailable) {
   EXPECT_EQ(obs->complete_calls(), 1);
 }
 
-TEST_F(OpenAiDriverTest, ServerErrorBurstsAreRetriedOnlyWhenIdempotent) {
+TEST_F(OpenAiDriverTest, ServerErrorBurstsBeforeAnyByteAreRetried) {
   emu_->FailNextHttpRequests(2, 503);
   auto models = driver_->ListModels({});  // GET: two retries absorb the burst
   EXPECT_TRUE(models.ok()) << models.status();
   emu_->FailNextHttpRequests(2, 503);
   EXPECT_TRUE(driver_->Embed({}, "text-embedding-nomic-embed-text-v1.5", {"x"}).ok());
 
-  emu_->FailNextHttpRequests(1, 503);  // a prediction is not idempotent: fails clearly
+  // A prediction refused with 503 before anything streamed is retried like Embed.
+  emu_->FailNextHttpRequests(2, 503);
   auto obs = std::make_shared<RecordingObserver>();
   driver_->Generate({}, Chat("google/gemma-3-1b", "hi"), obs);
   ASSERT_TRUE(obs->Wait());
-  EXPECT_EQ(obs->result().status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(obs->result().status().message(), HasSubstr("HTTP 503"));
-  EXPECT_EQ(emu_->Stats()["predictions_started"].get<int>(), 0);
+  EXPECT_TRUE(obs->result().ok()) << obs->result().status();
+  EXPECT_EQ(emu_->Stats()["predictions_started"].get<int>(), 1);
 
   emu_->FailNextHttpRequests(3, 503);  // more than max_retries: a clear failure
   EXPECT_EQ(driver_->ListModels({}).status().code(), absl::StatusCode::kUnavailable);
+  emu_->FailNextHttpRequests(3, 503);
+  auto failed = std::make_shared<RecordingObserver>();
+  driver_->Generate({}, Chat("google/gemma-3-1b", "hi"), failed);
+  ASSERT_TRUE(failed->Wait());
+  EXPECT_EQ(failed->result().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(failed->result().status().message(), HasSubstr("HTTP 503"));
+  EXPECT_EQ(emu_->Stats()["predictions_started"].get<int>(), 1);
 }
 
 TEST_F(OpenAiDriverTest, RefusedConnectionsAreUnavailable) {

@@ -262,6 +262,13 @@ TEST_F(RestDriverTest, ServerErrorBursts) {
   absl::Status s = driver_->Load({}, p, nullptr).status();  // POST: not retried, reported
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
   EXPECT_THAT(s.message(), HasSubstr("HTTP 500"));
+
+  // A chat refused with 503 before anything streamed is retried (a prediction changes nothing).
+  emu_->FailNextHttpRequests(2, 503);
+  auto obs = std::make_shared<RecordingObserver>();
+  driver_->Generate({}, Chat("google/gemma-3-1b", "hi"), obs);
+  ASSERT_TRUE(obs->Wait());
+  EXPECT_TRUE(obs->result().ok()) << obs->result().status();
 }
 
 // LM Studio 0.3.x: REST v0 only; unknown paths answer 200 {"error":"Unexpected endpoint..."}.
