@@ -117,6 +117,7 @@ struct Capabilities {
   bool inference_stats = false;     // upstream TTFT / tokens/s / stop reason
   bool tool_calls = false;
   bool structured_output = false;
+  bool context_overflow_policy = false;  // GenerateRequest::overflow reaches the host
 };
 
 class Driver {

@@ -80,6 +80,7 @@ bool Supports(const Driver& driver, Operation op, const Requirements& req) {
   if (!base) return false;
   if (req.tool_calls && !c.tool_calls) return false;
   if (req.structured_output && !c.structured_output) return false;
+  if (req.context_overflow_policy && !c.context_overflow_policy) return false;
   return true;
 }
 
@@ -110,7 +111,8 @@ absl::StatusOr<std::vector<Driver*>> DriverSet::Candidates(DriverKind requested,
   };
   const std::string what =
       absl::StrCat(OperationName(op), req.tool_calls ? " with tools" : "",
-                   req.structured_output ? " with structured output" : "");
+                   req.structured_output ? " with structured output" : "",
+                   req.context_overflow_policy ? " with a context overflow policy" : "");
 
   if (requested != DriverKind::kAuto) {
     Driver* d = Get(requested);

@@ -39,6 +39,8 @@ absl::string_view OperationName(Operation op);
 struct Requirements {
   bool tool_calls = false;
   bool structured_output = false;
+  // A context overflow policy was asked for (only the SDK carries one).
+  bool context_overflow_policy = false;
 };
 
 // Thread-safe after construction (immutable).

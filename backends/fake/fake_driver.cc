@@ -36,6 +36,7 @@ Capabilities FakeDriver::AllCapabilities() {
   Capabilities c;
   c.list_models = c.load = c.load_progress = c.unload = c.chat = c.complete = c.embed =
       c.tokenize = c.inference_stats = c.tool_calls = c.structured_output = true;
+  c.context_overflow_policy = true;
   return c;
 }
 

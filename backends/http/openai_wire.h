@@ -21,8 +21,9 @@ namespace lmgate::backends::http {
 // The body of POST .../chat/completions (request.chat) or .../completions (!request.chat).
 // Maps every Sampling field (LM Studio's extras top_k, min_p, repeat_penalty included), tools
 // and tool_choice, `json_schema` as response_format {type:"json_schema"}; when `stream`, adds
-// stream_options.include_usage. GenerateRequest::overflow has no field on these APIs and is not
-// sent. INVALID_ARGUMENT for a missing model, tools on a text completion, or a tool schema /
+// stream_options.include_usage. GenerateRequest::overflow has no field on these APIs: the
+// selector never routes a request with one here (Capabilities::context_overflow_policy).
+// INVALID_ARGUMENT for a missing model, tools on a text completion, or a tool schema /
 // json_schema that is not a JSON object.
 absl::StatusOr<std::string> BuildGenerateBody(const GenerateRequest& request, bool stream);
 

@@ -220,7 +220,7 @@ Capabilities SdkWsDriver::capabilities() const {
   Capabilities c;
   c.list_models = c.load = c.load_progress = c.unload = true;
   c.chat = c.complete = c.embed = c.tokenize = true;
-  c.inference_stats = c.tool_calls = c.structured_output = true;
+  c.inference_stats = c.tool_calls = c.structured_output = c.context_overflow_policy = true;
   return c;
 }
 

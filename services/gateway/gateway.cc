@@ -410,6 +410,7 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
   backends::Requirements req;
   req.tool_calls = !call.request.tools.empty();
   req.structured_output = !call.request.json_schema.empty();
+  req.context_overflow_policy = call.request.overflow != backends::OverflowPolicy::kUnset;
   auto candidates = drivers_->Candidates(
       call.driver, call.request.chat ? Operation::kChat : Operation::kComplete, req);
   if (!candidates.ok()) {

@@ -200,5 +200,25 @@ TEST_F(GatewayEmulatorTest, ListModelsShowsTheHostCatalogueAndStates) {
   EXPECT_GE(resp.models_size(), 5);
 }
 
+// REST and OpenAI have no field for the overflow policy: AUTO serves such a chat through the SDK,
+// an explicit REST/OpenAI driver answers UNIMPLEMENTED (the policy was silently dropped).
+TEST_F(GatewayEmulatorTest, ContextOverflowPolicyIsCarriedOrRefused) {
+  v1::ChatRequest req = Request();
+  req.set_context_overflow_policy(v1::CONTEXT_OVERFLOW_POLICY_STOP_AT_LIMIT);
+  EXPECT_EQ(RunChat(req).stats().driver(), v1::DRIVER_SDK);
+  const int predictions = Stat("predictions_started");
+  for (v1::Driver d : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    req.set_driver(d);
+    grpc::Status st;
+    RunChat(req, &st);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED) << v1::Driver_Name(d);
+    EXPECT_NE(st.error_message().find("context overflow policy"), std::string::npos)
+        << st.error_message();
+    EXPECT_NE(st.error_message().find("drivers that can: sdk_ws"), std::string::npos)
+        << st.error_message();
+  }
+  EXPECT_EQ(Stat("predictions_started"), predictions);
+}
+
 }  // namespace
 }  // namespace lmgate
