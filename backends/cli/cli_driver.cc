@@ -114,6 +114,17 @@ absl::StatusOr<std::unique_ptr<CliDriver>> CliDriver::Create(Options options) {
     unsupported = absl::FailedPreconditionError(
         "`lms --host` rejects IPv6 literals; name the LM Studio host by a hostname or IPv4");
   }
+  // Say at start, not at the first load, that the enabled driver cannot work (the PATH stays in
+  // the server's log; callers only ever see FAILED_PRECONDITION with the hint).
+  const char* path_env = getenv("PATH");
+  if (absl::StatusOr<std::string> exe = ResolveExecutable(
+          options.host.lms_path, path_env != nullptr ? path_env : "/usr/bin:/bin");
+      !exe.ok()) {
+    Log().warn(
+        "the cli driver is enabled but `{}` cannot be run ({}): lifecycle calls through it will "
+        "fail. {}; or leave cli out of --drivers",
+        options.host.lms_path, std::string(exe.status().message()), kInstallHint);
+  }
   std::vector<std::string> host_args = {"--host", url->host, "--port", absl::StrCat(url->port)};
   return std::unique_ptr<CliDriver>(
       new CliDriver(std::move(options), std::move(host_args), std::move(unsupported)));

@@ -40,7 +40,7 @@ export function tempDir() {
 
 // Starts an emulator and lmgate in front of it. `config` (an object) is written to a file and
 // passed with --config (listen/metrics/lmstudio.url are filled in); `env` is added to lmgate's
-// environment. Resolves to { addr, pid, emulator, stderr(), stop() }.
+// environment. Resolves to { addr, pid, emulator, stdout(), stderr(), stop() }.
 export async function startGateway({ config, env = {} } = {}) {
   const emulator = await startEmulator();
   const args = ["--log_level", "warn", "--shutdown_grace_seconds", "2"];
@@ -76,8 +76,10 @@ export async function startGateway({ config, env = {} } = {}) {
   child.stderr.on("data", (d) => (stderr += d));
   const exited = once(child, "exit").then(([code, signal]) => ({ code, signal }));
   const lines = createInterface({ input: child.stdout });
+  let stdout = "";
   const listening = new Promise((resolve, reject) => {
     lines.on("line", (l) => {
+      stdout += `${l}\n`;
       const m = /^lmgate listening on ([0-9.]+):(\d+) /.exec(l);
       if (m) resolve(`${m[1]}:${m[2]}`);
     });
@@ -101,6 +103,8 @@ export async function startGateway({ config, env = {} } = {}) {
     pid: child.pid,
     emulator,
     stderr: () => stderr,
+    // lmgate's log lines (spdlog writes to stdout) and its start-up lines.
+    stdout: () => stdout,
     // SIGTERM both; throws unless both exit 0 (a crash or sanitizer report fails the suite).
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");

@@ -600,6 +600,14 @@ describe("lmgatectl errors without a gateway", () => {
 
 describe("lmgate's command line", () => {
   const LMGATE = runfile("LMGATE_BIN");
+  test("an enabled cli driver without `lms` is a warning at start, with the install hint", async () => {
+    const gw = await startGateway({ config: { lmstudio: { lms_path: "/nonexistent/lms" } } });
+    try {
+      assert.match(gw.stdout(), /the cli driver is enabled but `\/nonexistent\/lms` cannot be run .*npx lmstudio install-cli/);
+    } finally {
+      await gw.stop();
+    }
+  });
   test("--help lists every flag with its default and exits 0", async () => {
     const r = await run(LMGATE, ["--help"]);
     assert.equal(r.code, 0, r.stderr);

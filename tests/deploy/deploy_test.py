@@ -20,6 +20,7 @@ python3-yaml. What each class proves:
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -342,6 +343,26 @@ class SystemdUnitTest(unittest.TestCase):
         r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("lmgate.service", r.stderr)  # no warnings about our unit
+        # With the cli drop-in (lmgate.service.d/cli.conf) too.
+        os.makedirs(os.path.join(tmp, "lmgate.service.d"))
+        shutil.copy("deploy/systemd/lmgate-cli.conf",
+                    os.path.join(tmp, "lmgate.service.d", "cli.conf"))
+        r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("cli.conf", r.stderr)
+
+    def test_the_cli_driver_is_enabled_only_where_the_sandbox_can_run_lms(self):
+        # `lms` is a Node program: it needs a JIT and a writable HOME.
+        unit = read("deploy/systemd/lmgate.service")
+        self.assertIn("MemoryDenyWriteExecute=yes", unit)
+        self.assertIn("DynamicUser=yes", unit)
+        config = json.loads(strip_json_comments(read("deploy/systemd/lmgate.json")))
+        self.assertNotIn("cli", config.get("drivers", ["sdk_ws", "rest", "openai", "cli"]))
+        dropin = read("deploy/systemd/lmgate-cli.conf")
+        self.assertIn("MemoryDenyWriteExecute=no", dropin)
+        self.assertRegex(dropin, r"(?m)^Environment=HOME=/var/lib/lmgate$")
+        self.assertRegex(dropin, r"(?m)^StateDirectory=lmgate$")
+        self.assertRegex(dropin, r"(?m)^ProtectHome=read-only$")
 
 
 if __name__ == "__main__":
