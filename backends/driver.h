@@ -74,6 +74,9 @@ struct CallContext {
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<CancelToken> cancel;  // may be null: not cancellable
   std::string request_id;               // for logs
+  // The caller's W3C trace context (`traceparent` header, validated), forwarded on the HTTP
+  // drivers' requests to LM Studio; empty = none.
+  std::string traceparent;
 
   bool cancelled() const { return cancel && cancel->cancelled(); }
   // DEADLINE_EXCEEDED / CANCELLED if the call should stop now, else OK.

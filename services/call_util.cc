@@ -33,6 +33,44 @@ std::string RequestIdFor(const grpc::CallbackServerContext* ctx) {
   return absl::StrFormat("%016x", rng());
 }
 
+namespace {
+
+bool IsLowerHex(absl::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string TraceparentFor(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("traceparent");
+  if (it == md.end()) return "";
+  absl::string_view v(it->second.data(), it->second.size());
+  // 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>: 55 characters.
+  constexpr size_t kLength = 55;
+  if (v.size() < kLength || v.size() > 512) return "";
+  if (v[2] != '-' || v[35] != '-' || v[52] != '-') return "";
+  absl::string_view version = v.substr(0, 2), trace = v.substr(3, 32), parent = v.substr(36, 16),
+                    flags = v.substr(53, 2);
+  if (!IsLowerHex(version) || !IsLowerHex(trace) || !IsLowerHex(parent) || !IsLowerHex(flags)) {
+    return "";
+  }
+  if (version == "ff" || trace == std::string(32, '0') || parent == std::string(16, '0')) return "";
+  // Version 00 has exactly these fields; a later one may add "-..." (forwarded as received).
+  if (v.size() > kLength && (version == "00" || v[kLength] != '-')) return "";
+  for (char c : v) {
+    if (c <= 0x20 || c >= 0x7f) return "";
+  }
+  return std::string(v);
+}
+
+std::string TraceIdOf(const std::string& traceparent) {
+  return traceparent.size() >= 35 ? traceparent.substr(3, 32) : "";
+}
+
 backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
                                       const std::string& request_id) {
   backends::CallContext c;
@@ -42,6 +80,7 @@ backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
   }
   c.cancel = std::make_shared<backends::CancelToken>();
   c.request_id = request_id;
+  c.traceparent = TraceparentFor(ctx);
   return c;
 }
 

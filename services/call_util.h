@@ -21,7 +21,13 @@ inline constexpr char kDriverHeader[] = "x-lmgate-driver";
 // The caller's x-request-id if it sent a sane one, else a new random id.
 std::string RequestIdFor(const grpc::CallbackServerContext* ctx);
 
-// deadline + a fresh cancel token + request id.
+// The caller's W3C `traceparent` if it is well-formed (version-traceid-parentid-flags, lower-case
+// hex, ids not all zero, version not ff; a later version may append fields), else "".
+std::string TraceparentFor(const grpc::CallbackServerContext* ctx);
+// The trace id (32 hex digits) of a traceparent TraceparentFor() accepted; "" for "".
+std::string TraceIdOf(const std::string& traceparent);
+
+// deadline + a fresh cancel token + request id + the caller's trace context.
 backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
                                       const std::string& request_id);
 

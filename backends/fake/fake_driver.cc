@@ -198,6 +198,7 @@ std::unique_ptr<GenerateHandle> FakeDriver::Generate(const CallContext& ctx,
   {
     absl::MutexLock lock(&mu_);
     last_request_ = request;
+    last_traceparent_ = ctx.traceparent;
     failure = TakeInjectedFailure();
     if (failure.ok()) {
       ++predictions_started_;
@@ -360,6 +361,11 @@ bool FakeDriver::WaitForHeldLoads(int n, absl::Duration timeout) const {
 GenerateRequest FakeDriver::last_request() const {
   absl::MutexLock lock(&mu_);
   return last_request_;
+}
+
+std::string FakeDriver::last_traceparent() const {
+  absl::MutexLock lock(&mu_);
+  return last_traceparent_;
 }
 
 }  // namespace lmgate::backends

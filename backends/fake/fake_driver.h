@@ -82,6 +82,8 @@ class FakeDriver : public DriverBase {
   bool WaitForHeldLoads(int n, absl::Duration timeout) const;
   // The last GenerateRequest seen (for tests of request conversion).
   GenerateRequest last_request() const;
+  // CallContext::traceparent of the last Generate() call.
+  std::string last_traceparent() const;
 
  private:
   struct Prediction;
@@ -105,6 +107,7 @@ class FakeDriver : public DriverBase {
   int predictions_active_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   GenerateRequest last_request_ ABSL_GUARDED_BY(mu_);
+  std::string last_traceparent_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
 

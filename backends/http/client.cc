@@ -30,7 +30,7 @@ struct TransferControl {
 // One call (all its attempts). Created on the caller's thread, then owned by the loop thread.
 struct Transfer {
   std::shared_ptr<TransferControl> control;
-  std::string method, path, url, body, request_id;
+  std::string method, path, url, body, request_id, traceparent;
   bool idempotent = false;
   bool stream = false;
   std::string stream_content_type;
@@ -247,6 +247,9 @@ void HttpClient::Core::Add(std::unique_ptr<Transfer> owned) {
   if (!options.api_token.empty()) {
     ok = ok && t->headers.Append(absl::StrCat("Authorization: Bearer ", options.api_token));
   }
+  if (!t->traceparent.empty()) {
+    ok = ok && t->headers.Append(absl::StrCat("traceparent: ", t->traceparent));
+  }
   if (!ok) {
     Finish(t, absl::ResourceExhaustedError("libcurl could not allocate a request"));
     return;
@@ -434,6 +437,7 @@ std::shared_ptr<StreamHandle> HttpClient::StartStream(const CallContext& ctx,
   t->url = absl::StrCat(base_url_, request.path);
   t->body = request.body;
   t->request_id = ctx.request_id;
+  t->traceparent = ctx.traceparent;
   t->idempotent = request.idempotent;
   t->stream = !stream_content_type.empty();
   t->stream_content_type = std::string(stream_content_type);

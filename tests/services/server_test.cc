@@ -160,6 +160,29 @@ TEST_F(ServerTest, ChatConvertsSamplingAndHonoursMaxTokens) {
   EXPECT_EQ(seen.sampling.stop, std::vector<std::string>{"\n\n"});
 }
 
+// W3C trace context: a well-formed traceparent travels with the call to the driver (the HTTP
+// drivers send it to LM Studio: client_test); anything else is dropped, not forwarded.
+TEST_F(ServerTest, TraceparentReachesTheDriverWhenWellFormed) {
+  const std::string good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  for (const auto& [sent, want] : std::vector<std::pair<std::string, std::string>>{
+           {good, good},
+           {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", ""},  // upper case
+           {"00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},  // zero trace id
+           {"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""},  // invalid version
+           {good + "-extra", ""},                                            // 00 has no more
+           {"01" + good.substr(2) + "-extra", "01" + good.substr(2) + "-extra"},
+           {"garbage", ""}}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("traceparent", sent);
+    auto reader = inference_->Chat(&ctx, HelloChat());
+    v1::ChatResponse r;
+    while (reader->Read(&r)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(fake_->last_traceparent(), want) << sent;
+  }
+}
+
 TEST_F(ServerTest, CompleteStreams) {
   grpc::ClientContext ctx;
   v1::CompleteRequest req;

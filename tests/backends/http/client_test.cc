@@ -60,6 +60,19 @@ TEST(HttpClientTest, NoAuthorizationHeaderWithoutToken) {
   EXPECT_EQ(server.received()[0].headers.count("authorization"), 0u);
 }
 
+TEST(HttpClientTest, ForwardsTheCallersTraceContext) {
+  TestServer server(Json(200, "{}"));
+  auto client = MakeClient(server.base_url());
+  CallContext ctx;
+  ctx.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  ASSERT_TRUE(client->Do(ctx, HttpRequest{"GET", "/v1/models"}).ok());
+  ASSERT_TRUE(client->Do(CallContext{}, HttpRequest{"GET", "/v1/models"}).ok());
+  std::vector<TestRequest> seen = server.received();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].headers["traceparent"], ctx.traceparent);
+  EXPECT_EQ(seen[1].headers.count("traceparent"), 0u);
+}
+
 TEST(HttpClientTest, KeepAliveReusesOneConnection) {
   TestServer server(Json(200, "{}"));
   auto client = MakeClient(server.base_url());
