@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "backends/http/url.h"
+#include "backends/json.h"
 #include "nlohmann/json.hpp"
 
 namespace lmgate::services {
@@ -162,8 +163,10 @@ absl::Status ParseModelPolicy(const json& m, const std::string& where,
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
-  if (doc.is_discarded()) return absl::InvalidArgumentError("config: not valid JSON");
+  absl::StatusOr<json> parsed = backends::ParseBoundedJson(
+      text, "config", {backends::kMaxJsonDepth, /*allow_comments=*/true});
+  if (!parsed.ok()) return parsed.status();
+  json doc = *std::move(parsed);
   Config c;
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
                                     "default_model", "default_embedding_model", "worker_threads",
@@ -171,7 +174,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
                                     "refresh_interval_seconds", "admission", "keys",
-                                    "allow_cidrs", "insecure", "metrics_listen", "tls"});
+                                    "allow_cidrs", "insecure", "metrics_listen", "tls",
+                                    "max_json_depth"});
       !st.ok())
     return st;
   absl::Status st;
@@ -264,6 +268,14 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
     return st;
   if (doc.contains("insecure") && !(st = Read(doc["insecure"], "insecure", &c.insecure)).ok())
     return st;
+  if (doc.contains("max_json_depth")) {
+    int& depth = c.gateway.max_json_depth;
+    if (!(st = Read(doc["max_json_depth"], "max_json_depth", &depth)).ok()) return st;
+    // Above the bound of JSON from the host, a tool call's arguments could not come back.
+    if (depth < 1 || depth > backends::kMaxJsonDepth / 2) {
+      return Bad("max_json_depth", absl::StrCat("must be 1..", backends::kMaxJsonDepth / 2));
+    }
+  }
   if (doc.contains("tls")) {
     const json& t = doc["tls"];
     if (!(st = CheckKeys(t, "tls", {"cert_file", "key_file", "client_ca_file",

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "backends/json.h"
 #include "google/protobuf/util/time_util.h"
 #include "nlohmann/json.hpp"
 
@@ -36,8 +37,50 @@ absl::Status ValidateDriver(v1::Driver driver) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateJson(absl::string_view field, const std::string& text) {
+// Depth first, without recursion: what a driver later copies and dumps recursively is bounded
+// before nlohmann looks at it (accept() itself is iterative and builds nothing).
+absl::Status ValidateJson(absl::string_view field, const std::string& text,
+                          const ValidationLimits& limits) {
+  if (backends::JsonDepth(text, limits.max_json_depth) > limits.max_json_depth) {
+    return Invalid(field, absl::StrCat("is nested deeper than ", limits.max_json_depth,
+                                       " levels (config max_json_depth)"));
+  }
   if (!nlohmann::json::accept(text)) return Invalid(field, "is not valid JSON");
+  return absl::OkStatus();
+}
+
+// A google.protobuf.Duration that is well-formed (nanos within a second, the same sign as
+// seconds) and within [lo, hi].
+absl::Status ValidateDuration(absl::string_view field, const google::protobuf::Duration& d,
+                              absl::Duration lo, absl::Duration hi) {
+  const bool nanos_ok = d.nanos() > -1000000000 && d.nanos() < 1000000000 &&
+                        !(d.seconds() > 0 && d.nanos() < 0) && !(d.seconds() < 0 && d.nanos() > 0);
+  if (!nanos_ok) {
+    return Invalid(field, absl::StrCat("nanos ", d.nanos(),
+                                       " is not a fraction of a second with the sign of seconds"));
+  }
+  const absl::Duration v = ToAbslDuration(d);
+  if (v < lo || v > hi) {
+    return Invalid(field, absl::StrCat("must be ", absl::FormatDuration(lo), "..",
+                                       absl::FormatDuration(hi), ", got ", d.seconds(), "s"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTtl(absl::string_view field, const google::protobuf::Duration& d) {
+  return ValidateDuration(field, d, absl::Seconds(1), kMaxTtl);
+}
+
+absl::Status ValidatePriority(v1::Priority priority) {
+  if (!v1::Priority_IsValid(priority)) {
+    return Invalid("priority", absl::StrCat("unknown value ", static_cast<int>(priority),
+                                            "; use PRIORITY_LOW, PRIORITY_NORMAL or PRIORITY_HIGH"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IntRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi) return Invalid(field, absl::StrCat("must be ", lo, "..", hi, ", got ", v));
   return absl::OkStatus();
 }
 
@@ -61,7 +104,7 @@ absl::StatusOr<backends::Sampling> ToSampling(const v1::SamplingParams& s) {
     out.top_p = s.top_p();
   }
   if (s.has_top_k()) {
-    if (s.top_k() < 0) return Invalid("sampling.top_k", "must be >= 0");
+    if (auto st = IntRange("sampling.top_k", s.top_k(), 0, kMaxTopK); !st.ok()) return st;
     out.top_k = s.top_k();
   }
   if (s.has_min_p()) {
@@ -69,7 +112,8 @@ absl::StatusOr<backends::Sampling> ToSampling(const v1::SamplingParams& s) {
     out.min_p = s.min_p();
   }
   if (s.has_max_tokens()) {
-    if (s.max_tokens() < 1) return Invalid("sampling.max_tokens", "must be >= 1");
+    if (auto st = IntRange("sampling.max_tokens", s.max_tokens(), 1, kMaxContextLength); !st.ok())
+      return st;
     out.max_tokens = s.max_tokens();
   }
   if (s.stop_size() > kMaxStopStrings) {
@@ -125,15 +169,16 @@ backends::OverflowPolicy ToOverflow(v1::ContextOverflowPolicy p) {
 
 // Fields common to Chat and Complete.
 template <typename Req>
-absl::Status FillCommon(const Req& req, gateway::GenerateCall* call) {
+absl::Status FillCommon(const Req& req, const ValidationLimits& limits,
+                        gateway::GenerateCall* call) {
   if (auto st = ValidateModelName(req.model(), true); !st.ok()) return st;
   if (auto st = ValidateDriver(req.driver()); !st.ok()) return st;
   if (!v1::ContextOverflowPolicy_IsValid(req.context_overflow_policy())) {
     return Invalid("context_overflow_policy", "unknown value");
   }
-  if (!v1::Priority_IsValid(req.priority())) return Invalid("priority", "unknown value");
-  if (req.has_ttl_hint() && ToAbslDuration(req.ttl_hint()) < absl::Seconds(1)) {
-    return Invalid("ttl_hint", "must be at least 1s");
+  if (auto st = ValidatePriority(req.priority()); !st.ok()) return st;
+  if (req.has_ttl_hint()) {
+    if (auto st = ValidateTtl("ttl_hint", req.ttl_hint()); !st.ok()) return st;
   }
   call->model = req.model();
   call->driver = FromProto(req.driver());
@@ -154,7 +199,8 @@ absl::Status FillCommon(const Req& req, gateway::GenerateCall* call) {
   if (req.has_structured_output()) {
     const auto& so = req.structured_output();
     if (so.json_schema().empty()) return Invalid("structured_output.json_schema", "is empty");
-    if (auto st = ValidateJson("structured_output.json_schema", so.json_schema()); !st.ok())
+    if (auto st = ValidateJson("structured_output.json_schema", so.json_schema(), limits);
+        !st.ok())
       return st;
     call->request.json_schema = so.json_schema();
     call->request.schema_name = so.name().empty() ? "response" : so.name();
@@ -195,10 +241,11 @@ absl::Status ValidateModelName(const std::string& model, bool allow_empty) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req) {
+absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req,
+                                                     const ValidationLimits& limits) {
   gateway::GenerateCall call;
   call.request.chat = true;
-  if (auto st = FillCommon(req, &call); !st.ok()) return st;
+  if (auto st = FillCommon(req, limits, &call); !st.ok()) return st;
   if (req.messages_size() == 0) return Invalid("messages", "must not be empty");
   if (req.messages_size() > kMaxMessages) {
     return Invalid("messages", absl::StrCat("at most ", kMaxMessages, " messages"));
@@ -219,9 +266,12 @@ absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req)
       return Invalid(field + ".content", "must not be empty");
     }
     backends::Message msg{m.role(), m.content(), {}, m.tool_call_id(), m.name()};
-    for (const auto& tc : m.tool_calls()) {
+    for (int j = 0; j < m.tool_calls_size(); ++j) {
+      const auto& tc = m.tool_calls(j);
       if (!tc.arguments().empty()) {
-        if (auto st = ValidateJson(field + ".tool_calls.arguments", tc.arguments()); !st.ok())
+        if (auto st = ValidateJson(absl::StrCat(field, ".tool_calls[", j, "].arguments"),
+                                   tc.arguments(), limits);
+            !st.ok())
           return st;
       }
       msg.tool_calls.push_back({tc.id(), tc.name(), tc.arguments()});
@@ -233,7 +283,8 @@ absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req)
     const std::string field = absl::StrCat("tools[", i, "]");
     if (t.name().empty()) return Invalid(field + ".name", "must not be empty");
     if (!t.parameters_json_schema().empty()) {
-      if (auto st = ValidateJson(field + ".parameters_json_schema", t.parameters_json_schema());
+      if (auto st = ValidateJson(field + ".parameters_json_schema", t.parameters_json_schema(),
+                                 limits);
           !st.ok())
         return st;
     }
@@ -259,10 +310,11 @@ absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req)
   return call;
 }
 
-absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& req) {
+absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& req,
+                                                     const ValidationLimits& limits) {
   gateway::GenerateCall call;
   call.request.chat = false;
-  if (auto st = FillCommon(req, &call); !st.ok()) return st;
+  if (auto st = FillCommon(req, limits, &call); !st.ok()) return st;
   if (req.prompt().empty()) return Invalid("prompt", "must not be empty");
   if (auto st = ValidateText("prompt", req.prompt()); !st.ok()) return st;
   call.request.prompt = req.prompt();
@@ -272,6 +324,10 @@ absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& 
 absl::Status ValidateEmbed(const v1::EmbedRequest& req) {
   if (auto st = ValidateModelName(req.model(), true); !st.ok()) return st;
   if (auto st = ValidateDriver(req.driver()); !st.ok()) return st;
+  if (auto st = ValidatePriority(req.priority()); !st.ok()) return st;
+  if (req.has_ttl_hint()) {
+    if (auto st = ValidateTtl("ttl_hint", req.ttl_hint()); !st.ok()) return st;
+  }
   if (req.inputs_size() == 0) return Invalid("inputs", "must not be empty");
   if (req.inputs_size() > kMaxEmbedInputs) {
     return Invalid("inputs", absl::StrCat("at most ", kMaxEmbedInputs, " inputs per call"));
@@ -301,7 +357,9 @@ absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& re
     return Invalid("config.identifier", st.message());
   }
   if (c.has_context_length()) {
-    if (c.context_length() < 1) return Invalid("config.context_length", "must be >= 1");
+    if (auto st = IntRange("config.context_length", c.context_length(), 1, kMaxContextLength);
+        !st.ok())
+      return st;
     p.context_length = c.context_length();
   }
   if (c.has_gpu_offload_ratio()) {
@@ -315,12 +373,17 @@ absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& re
     p.cpu_threads = c.cpu_threads();
   }
   if (c.has_rope_frequency_base()) {
-    if (!(c.rope_frequency_base() > 0)) return Invalid("config.rope_frequency_base", "must be > 0");
+    if (auto st = RangeCheck("config.rope_frequency_base", c.rope_frequency_base(), 0,
+                             kMaxRopeFrequencyBase, /*lo_open=*/true);
+        !st.ok())
+      return st;
     p.rope_frequency_base = c.rope_frequency_base();
   }
   if (c.has_rope_frequency_scale()) {
-    if (!(c.rope_frequency_scale() > 0))
-      return Invalid("config.rope_frequency_scale", "must be > 0");
+    if (auto st = RangeCheck("config.rope_frequency_scale", c.rope_frequency_scale(), 0,
+                             kMaxRopeFrequencyScale, /*lo_open=*/true);
+        !st.ok())
+      return st;
     p.rope_frequency_scale = c.rope_frequency_scale();
   }
   if (c.has_flash_attention()) p.flash_attention = c.flash_attention();
@@ -330,15 +393,43 @@ absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& re
     p.parallel_slots = c.parallel_slots();
   }
   if (c.has_eval_batch_size()) {
-    if (c.eval_batch_size() < 1) return Invalid("config.eval_batch_size", "must be >= 1");
+    if (auto st = IntRange("config.eval_batch_size", c.eval_batch_size(), 1, kMaxEvalBatchSize);
+        !st.ok())
+      return st;
     p.eval_batch_size = c.eval_batch_size();
   }
   if (c.has_ttl()) {
-    absl::Duration ttl = ToAbslDuration(c.ttl());
-    if (ttl < absl::Seconds(1)) return Invalid("config.ttl", "must be at least 1s");
-    p.ttl = ttl;
+    if (auto st = ValidateTtl("config.ttl", c.ttl()); !st.ok()) return st;
+    p.ttl = ToAbslDuration(c.ttl());
   }
   return p;
+}
+
+absl::Status ValidateLoadForModel(const backends::LoadParams& params,
+                                  const backends::ModelInfo& model) {
+  if (params.context_length && model.max_context_length > 0 &&
+      *params.context_length > model.max_context_length) {
+    return Invalid("config.context_length",
+                   absl::StrCat(*params.context_length, " is above the maximum of ", model.key,
+                                ", ", model.max_context_length, " tokens (its max_context_length)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUnload(const v1::UnloadModelRequest& req) {
+  if (auto st = ValidateModelName(req.model(), false); !st.ok()) return st;
+  return ValidateDriver(req.driver());
+}
+
+absl::Status ValidateListModels(const v1::ListModelsRequest& req) {
+  if (!v1::ModelType_IsValid(req.type())) {
+    return Invalid("type", absl::StrCat("unknown value ", static_cast<int>(req.type())));
+  }
+  return ValidateDriver(req.driver());
+}
+
+absl::Status ValidateWatch(const v1::WatchModelsRequest& req) {
+  return ValidateModelName(req.model(), true);
 }
 
 v1::StopReason ToProto(backends::StopReason reason) {

@@ -137,6 +137,12 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
   return reactor;
 }
 
+ValidationLimits InferenceService::Limits() const {
+  ValidationLimits limits;
+  limits.max_json_depth = gateway_->options().max_json_depth;
+  return limits;
+}
+
 std::string InferenceService::EffectiveModel(const std::string& model, bool embedding) const {
   if (!model.empty()) return model;
   return embedding ? gateway_->options().default_embedding_model
@@ -145,13 +151,13 @@ std::string InferenceService::EffectiveModel(const std::string& model, bool embe
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Chat(
     grpc::CallbackServerContext* ctx, const v1::ChatRequest* req) {
-  return StartGenerate(ctx, "Chat", ToGenerateCall(*req), req->no_deltas(),
+  return StartGenerate(ctx, "Chat", ToGenerateCall(*req, Limits()), req->no_deltas(),
                        req->no_deltas() && req->quiet());
 }
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Complete(
     grpc::CallbackServerContext* ctx, const v1::CompleteRequest* req) {
-  return StartGenerate(ctx, "Complete", ToGenerateCall(*req), req->no_deltas(),
+  return StartGenerate(ctx, "Complete", ToGenerateCall(*req, Limits()), req->no_deltas(),
                        req->no_deltas() && req->quiet());
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lmgate/v1/inference.grpc.pb.h"
+#include "services/convert.h"
 #include "services/gateway/gateway.h"
 #include "services/observe.h"
 #include "services/worker_pool.h"
@@ -46,6 +47,8 @@ class InferenceService final : public v1::Inference::CallbackService {
       std::function<void(const std::vector<int>&, v1::Driver)> fill);
   // The model a request names, or the default it will get (what permissions are checked on).
   std::string EffectiveModel(const std::string& model, bool embedding) const;
+  // Validation limits from the config.
+  ValidationLimits Limits() const;
 
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;

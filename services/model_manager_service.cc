@@ -68,9 +68,7 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
                                                           v1::ListModelsResponse* resp) {
   return RunUnary(ctx, pool_, observer_, "ListModels",
                   [=](const backends::CallContext& call, CallInfo* info) {
-    if (!v1::Driver_IsValid(req->driver()) || !v1::ModelType_IsValid(req->type())) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver or type: unknown value");
-    }
+    if (auto st = ValidateListModels(*req); !st.ok()) return ToGrpcStatus(st);
     auto tenant = Authorize(identity_, ctx, Role::kInference, "");
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
@@ -123,6 +121,18 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
   const bool new_instance = req->new_instance();
   pool_->Schedule([this, channel, call, driver, keep_loaded, new_instance,
                    params = *std::move(params)]() mutable {
+    // The model's limits are known once its name resolves (re-reading the host if need be):
+    // check them before anything is sent. A name that does not resolve is the load's to report.
+    const std::string& name = params.model_key.empty() ? gateway_->options().default_model
+                                                       : params.model_key;
+    if (params.context_length && !name.empty()) {
+      if (auto model = gateway_->GetModel(call, name); model.ok()) {
+        if (auto st = ValidateLoadForModel(params, model->info); !st.ok()) {
+          channel->Finish(ToGrpcStatus(st));
+          return;
+        }
+      }
+    }
     backends::DriverKind used = driver;
     auto progress = [&channel, &used](double p) {
       v1::LoadModelResponse r;
@@ -150,11 +160,8 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
                                                            v1::UnloadModelResponse* resp) {
   return RunUnary(ctx, pool_, observer_, "UnloadModel",
                   [=](const backends::CallContext& call, CallInfo* info) {
-    if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
+    if (auto st = ValidateUnload(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    if (!v1::Driver_IsValid(req->driver())) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "driver: unknown value");
-    }
     auto tenant = Authorize(identity_, ctx, Role::kAdmin, req->model());
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
@@ -169,6 +176,10 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
     grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) {
   auto* reactor = new WatchReactor(ctx, gateway_->events());
   reactor->channel()->AddInitialMetadata(kRequestIdHeader, RequestIdFor(ctx));
+  if (auto st = ValidateWatch(*req); !st.ok()) {
+    reactor->channel()->Finish(ToGrpcStatus(st));
+    return reactor;
+  }
   if (auto tenant = Authorize(identity_, ctx, Role::kInference, req->model()); !tenant.ok()) {
     reactor->channel()->Finish(ToGrpcStatus(tenant.status()));
     return reactor;

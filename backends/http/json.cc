@@ -4,14 +4,15 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "backends/json.h"
 
 namespace lmgate::backends::http {
 
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what) {
-  Json parsed = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
+  absl::StatusOr<Json> parsed = ParseBoundedJson(text, what);
+  if (!parsed.ok()) {
     return absl::InternalError(
-        absl::StrCat(what, " is not valid JSON: \"", Snippet(text), "\""));
+        absl::StrCat(parsed.status().message(), ": \"", Snippet(text), "\""));
   }
   return parsed;
 }

@@ -18,8 +18,8 @@ namespace lmgate::backends::http {
 
 using Json = nlohmann::json;
 
-// Parses `text`. INTERNAL naming `what` ("the /v1/models answer") and a snippet of the text
-// when it is not JSON.
+// Parses `text` (backends/json.h: nested at most kMaxJsonDepth levels). INTERNAL naming `what`
+// ("the /v1/models answer") and a snippet of the text when it is not JSON or nested deeper.
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what);
 
 // The member `key` of an object, or nullptr when `obj` is no object or the member is absent or

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backends/http/json.h"
+#include "backends/json.h"
 #include "backends/http/status.h"
 
 namespace lmgate::backends::http {
@@ -13,8 +14,9 @@ namespace {
 // A JSON object given as text by the caller (tool parameters, json_schema).
 absl::StatusOr<Json> ParseSchema(const std::string& text, absl::string_view what) {
   if (text.empty()) return Json{{"type", "object"}, {"properties", Json::object()}};
-  Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
+  absl::StatusOr<Json> parsed = ParseBoundedJson(text, what);
+  if (!parsed.ok()) return parsed.status();
+  if (!parsed->is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " is not a JSON object: \"", Snippet(text), "\""));
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "backends/json.h"
 
 namespace lmgate::backends::sdk_ws {
 namespace {
@@ -89,11 +90,7 @@ absl::string_view NamespaceName(Namespace ns) {
 }
 
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what) {
-  Json value = Json::parse(text.begin(), text.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON"));
-  }
-  return value;
+  return ParseBoundedJson(text, what);
 }
 
 std::string DumpJson(const Json& value) {

@@ -27,7 +27,8 @@ absl::string_view NamespaceName(Namespace ns);
 
 // --- JSON helpers (never throw) --------------------------------------------------------------
 
-// Parses `text`; INVALID_ARGUMENT naming `what` if it is not JSON.
+// Parses `text` (backends/json.h: nested at most kMaxJsonDepth levels); INVALID_ARGUMENT naming
+// `what` if it is not JSON or nested deeper.
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what);
 // Serialises compactly; invalid UTF-8 in strings is replaced (U+FFFD) rather than thrown on.
 std::string DumpJson(const Json& value);

@@ -31,6 +31,8 @@ namespace lmgate::gateway {
 using backends::CallContext;
 using backends::DriverKind;
 
+inline constexpr int kDefaultMaxJsonDepth = 64;
+
 struct GatewayOptions {
   // Model used when a chat/complete/tokenize request names none. Empty: such requests fail with
   // INVALID_ARGUMENT asking for a model.
@@ -41,6 +43,10 @@ struct GatewayOptions {
   lifecycle::RegistryOptions lifecycle;
   // Per-model concurrency and fair queueing between tenants.
   admission::SchedulerOptions admission;
+  // Deepest nesting accepted in a request's JSON fields (tool parameter schemas, the
+  // structured-output schema, tool-call arguments); request validation (services/convert.cc)
+  // refuses deeper ones with INVALID_ARGUMENT. Config key max_json_depth.
+  int max_json_depth = kDefaultMaxJsonDepth;
 };
 
 // A Chat or Complete request after conversion from the API.

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "backends/json.h"
 
 namespace lmgate::emulator {
 
@@ -102,11 +103,13 @@ HttpHandleResult HttpApi::Route(const HttpRequest& req, std::shared_ptr<HttpResp
     return {};
   }
   if (absl::StartsWith(path, "/__emulator/")) {
-    json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) {
-      RespondJson(*r, 400, {{"error", "invalid JSON"}});
+    absl::StatusOr<json> parsed = req.body.empty() ? json::object()
+                                                   : backends::ParseBoundedJson(req.body, "body");
+    if (!parsed.ok()) {
+      RespondJson(*r, 400, {{"error", std::string(parsed.status().message())}});
       return {};
     }
+    json body = *std::move(parsed);
     if (path == "/__emulator/stats" && method == "GET") {
       RespondJson(*r, 200, host_->Stats());
     } else if (path == "/__emulator/reset" && method == "POST") {
@@ -166,12 +169,17 @@ HttpHandleResult HttpApi::Route(const HttpRequest& req, std::shared_ptr<HttpResp
   }
   json body = json::object();
   if (method == "POST" && (openai || v0 || v1)) {
-    body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      absl::Status s = absl::InvalidArgumentError("Request body is not a valid JSON object");
+    // Bounded like any JSON parse: nlohmann copies and dumps recursively.
+    absl::StatusOr<json> parsed =
+        backends::ParseBoundedJson(req.body.empty() ? "{}" : req.body, "Request body");
+    if (!parsed.ok() || !parsed->is_object()) {
+      absl::Status s = parsed.ok()
+                           ? absl::InvalidArgumentError("Request body is not a valid JSON object")
+                           : parsed.status();
       RespondJson(*r, 400, v1 ? V1ErrorBody(s) : OpenAiErrorBody(s));
       return {};
     }
+    body = *std::move(parsed);
   }
   auto injected = [&]() -> bool {
     std::optional<int> status = host_->TakeHttpErrorFault();

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "backends/json.h"
 #include "tests/emulator/http_api.h"
 #include "tests/emulator/http_internal.h"
 
@@ -75,10 +76,12 @@ absl::StatusOr<PredictionRequest> ParseOpenAi(const json& body, bool completions
       for (const json& c : m.value("tool_calls", json::array())) {
         const json f = c.value("function", json::object());
         const json raw_args = f.value("arguments", json("{}"));
-        json args = raw_args.is_string() ? json::parse(raw_args.get<std::string>(), nullptr, false)
-                                         : raw_args;
-        if (args.is_discarded() || !args.is_object()) args = json::object();
-        msg.tool_calls.push_back({c.value("id", ""), f.value("name", ""), args});
+        absl::StatusOr<json> args =
+            raw_args.is_string()
+                ? backends::ParseBoundedJson(raw_args.get<std::string>(), "arguments")
+                : raw_args;
+        if (!args.ok() || !args->is_object()) args = json::object();
+        msg.tool_calls.push_back({c.value("id", ""), f.value("name", ""), *std::move(args)});
       }
       req.prompt.messages.push_back(std::move(msg));
     }

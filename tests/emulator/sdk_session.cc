@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "backends/json.h"
 #include "spdlog/spdlog.h"
 
 namespace lmgate::emulator {
@@ -275,7 +276,18 @@ void SdkSession::OnClose() {
 }
 
 void SdkSession::OnMessage(const std::string& text) {
-  json m = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // Bounded like any JSON parse: nlohmann copies and dumps recursively, and Dispatch copies.
+  absl::StatusOr<json> parsed = backends::ParseBoundedJson(text, "the message");
+  if (!parsed.ok() && authenticated_) {
+    if (warnings_sent_ < 5) {
+      ++warnings_sent_;
+      Send({{"type", "communicationWarning"},
+            {"warning", absl::StrCat("Received invalid message from client (",
+                                     parsed.status().message(), "): ", text.substr(0, 200))}});
+    }
+    return;
+  }
+  json m = parsed.ok() ? *std::move(parsed) : json(json::value_t::discarded);
   if (!authenticated_) {
     // The reference server ignores anything that is not a valid auth packet.
     if (auth_failed_ || !IsAuthPacket(m)) return;

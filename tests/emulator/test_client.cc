@@ -49,6 +49,10 @@ HttpResult HttpClient::Post(const std::string& path, const json& body, const std
   return Perform("POST", path, body.dump(), bearer, nullptr);
 }
 
+HttpResult HttpClient::PostText(const std::string& path, const std::string& body) {
+  return Perform("POST", path, body, "", nullptr);
+}
+
 HttpResult HttpClient::PostStream(const std::string& path, const json& body,
                                   const std::function<bool(const std::string&)>& on_data) {
   return Perform("POST", path, body.dump(), "", &on_data);
@@ -168,9 +172,10 @@ void WsClient::ReadNext() {
   });
 }
 
-void WsClient::Send(const json& frame) {
+void WsClient::Send(const json& frame) { SendText(frame.dump()); }
+
+void WsClient::SendText(const std::string& text) {
   absl::MutexLock l(&send_mu_);  // one write at a time on the stream
-  const std::string text = frame.dump();
   absl::Notification done;
   net::post(impl_->ioc, [&] {
     // async: Beast orders it with the pong / close frames the pending read may be writing.

@@ -42,6 +42,8 @@ class HttpClient {
   HttpResult Get(const std::string& path, const std::string& bearer = "");
   HttpResult Post(const std::string& path, const nlohmann::json& body,
                   const std::string& bearer = "");
+  // POSTs `body` as it is (bodies that are no JSON, or that nlohmann should not dump).
+  HttpResult PostText(const std::string& path, const std::string& body);
   // Streams the response; `on_data` gets every received piece and returns false to abort the
   // transfer (the connection is closed, like a client going away).
   HttpResult PostStream(const std::string& path, const nlohmann::json& body,
@@ -65,6 +67,8 @@ class WsClient {
   ~WsClient();
 
   void Send(const nlohmann::json& frame);
+  // Sends `text` as one text frame, as it is.
+  void SendText(const std::string& text);
   // Next frame, or nullopt on timeout / closed socket. Timeouts here and below are stretched by
   // LMGATE_TEST_TIME_SCALE (tests/util/time_scale.h).
   std::optional<nlohmann::json> Next(absl::Duration timeout = absl::Seconds(10));

@@ -6,6 +6,7 @@
 
 #include <grpcpp/generic/generic_stub.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "tests/reliability/fixture.h"
@@ -215,6 +216,189 @@ TEST_F(BadInputTest, EmptyRequestsAreInvalidArgument) {
   }
   // Not here by design (see the protos): an empty LoadModelRequest loads the default model, and
   // an empty TokenizeRequest counts the tokens of "" with it.
+}
+
+// {"a":{"a":...1...}} nested `levels` deep, as text (building it with nlohmann would recurse).
+std::string DeepJson(int levels) {
+  std::string s;
+  s.reserve(levels * 6 + 1);
+  for (int i = 0; i < levels; ++i) s += R"({"a":)";
+  s += "1";
+  s.append(levels, '}');
+  return s;
+}
+
+// Item 1 of issue 13: 20,000 levels overflowed the sdk_ws io thread's stack in nlohmann's
+// recursive copies, 100,000 the HTTP drivers'; now refused at validation, before any copy.
+TEST_F(BadInputTest, DeeplyNestedJsonIsRefusedPerFieldOnEveryDriver) {
+  const std::string deep = DeepJson(100000);
+  struct Field {
+    const char* name;
+    void (*set)(v1::ChatRequest*, const std::string&);
+  };
+  const Field fields[] = {
+      {"tools[0].parameters_json_schema",
+       [](v1::ChatRequest* r, const std::string& j) {
+         auto* t = r->add_tools();
+         t->set_name("f");
+         t->set_parameters_json_schema(j);
+       }},
+      {"structured_output.json_schema",
+       [](v1::ChatRequest* r, const std::string& j) {
+         r->mutable_structured_output()->set_json_schema(j);
+       }},
+      {"messages[1].tool_calls[0].arguments",
+       [](v1::ChatRequest* r, const std::string& j) {
+         auto* m = r->add_messages();
+         m->set_role("assistant");
+         auto* tc = m->add_tool_calls();
+         tc->set_id("c1");
+         tc->set_name("f");
+         tc->set_arguments(j);
+         auto* answer = r->add_messages();
+         answer->set_role("tool");
+         answer->set_tool_call_id("c1");
+         answer->set_content("{}");
+       }},
+  };
+  for (v1::Driver d : kDrivers) {
+    for (const Field& f : fields) {
+      v1::ChatRequest req = ChatRequest(d);
+      f.set(&req, deep);
+      const std::string what = absl::StrCat(v1::Driver_Name(d), " ", f.name);
+      const grpc::Status st = ChatStatus(req);
+      ExpectInvalid(st, f.name, what);
+      ExpectInvalid(st, "nested deeper than 64 levels", what);
+    }
+    v1::CompleteRequest complete;
+    complete.set_model(kModel);
+    complete.set_driver(d);
+    complete.set_prompt("Say hi.");
+    complete.mutable_structured_output()->set_json_schema(deep);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    auto reader = inference_->Complete(&ctx, complete);
+    v1::ChatResponse r;
+    while (reader->Read(&r)) {
+    }
+    ExpectInvalid(reader->Finish(), "structured_output.json_schema",
+                  absl::StrCat(v1::Driver_Name(d), " Complete"));
+  }
+  // Just over the limit is refused the same way.
+  v1::ChatRequest req = ChatRequest(v1::DRIVER_SDK);
+  req.mutable_structured_output()->set_json_schema(DeepJson(65));
+  ExpectInvalid(ChatStatus(req), "nested deeper than 64 levels", "65 levels");
+}
+
+grpc::Status LoadStatus(v1::ModelManager::Stub* stub, const v1::LoadModelRequest& req) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto reader = stub->LoadModel(&ctx, req);
+  v1::LoadModelResponse r;
+  while (reader->Read(&r)) {
+  }
+  return reader->Finish();
+}
+
+// Item 15 of issue 13: numeric fields that reached the host.
+TEST_F(BadInputTest, OutOfRangeLoadSettingsNameTheFieldAndTheRange) {
+  struct Case {
+    const char* field;
+    const char* mentions;
+    void (*set)(v1::LoadConfig*);
+  };
+  const Case cases[] = {
+      {"context_length", "16777216", [](v1::LoadConfig* c) { c->set_context_length(2147483647); }},
+      {"rope_frequency_base", "1e+09", [](v1::LoadConfig* c) { c->set_rope_frequency_base(NAN); }},
+      {"rope_frequency_base", "1e+09",
+       [](v1::LoadConfig* c) { c->set_rope_frequency_base(INFINITY); }},
+      {"rope_frequency_base", "1e+09", [](v1::LoadConfig* c) { c->set_rope_frequency_base(1e300); }},
+      {"rope_frequency_scale", "1000",
+       [](v1::LoadConfig* c) { c->set_rope_frequency_scale(INFINITY); }},
+      {"rope_frequency_scale", "1000", [](v1::LoadConfig* c) { c->set_rope_frequency_scale(-2); }},
+      {"eval_batch_size", "65536", [](v1::LoadConfig* c) { c->set_eval_batch_size(2147483647); }},
+      {"ttl", "8760h", [](v1::LoadConfig* c) { c->mutable_ttl()->set_seconds(1000000000000); }},
+      {"ttl", "nanos", [](v1::LoadConfig* c) {
+         c->mutable_ttl()->set_seconds(5);
+         c->mutable_ttl()->set_nanos(2000000000);
+       }},
+  };
+  for (const Case& c : cases) {
+    v1::LoadModelRequest load;
+    load.set_model(kModel);
+    c.set(load.mutable_config());
+    const grpc::Status st = LoadStatus(models_.get(), load);
+    ExpectInvalid(st, absl::StrCat("config.", c.field), c.field);
+    ExpectInvalid(st, c.mentions, c.field);
+  }
+  // Above the model's own maximum, which lmgate knows from the host's listing (32768 here).
+  v1::LoadModelRequest load;
+  load.set_model("google/gemma-3-1b");
+  load.mutable_config()->set_context_length(40000);
+  const grpc::Status st = LoadStatus(models_.get(), load);
+  ExpectInvalid(st, "config.context_length", "40000 for a 32768 model");
+  ExpectInvalid(st, "32768", "40000 for a 32768 model");
+}
+
+TEST_F(BadInputTest, OutOfRangeRequestNumbersNameTheField) {
+  struct Case {
+    const char* field;
+    void (*set)(v1::ChatRequest*);
+  };
+  const Case cases[] = {
+      {"sampling.top_k", [](v1::ChatRequest* r) { r->mutable_sampling()->set_top_k(2147483647); }},
+      {"sampling.max_tokens",
+       [](v1::ChatRequest* r) { r->mutable_sampling()->set_max_tokens(2147483647); }},
+      {"sampling.temperature",
+       [](v1::ChatRequest* r) { r->mutable_sampling()->set_temperature(INFINITY); }},
+      {"sampling.frequency_penalty",
+       [](v1::ChatRequest* r) { r->mutable_sampling()->set_frequency_penalty(NAN); }},
+      {"ttl_hint", [](v1::ChatRequest* r) { r->mutable_ttl_hint()->set_seconds(1000000000000); }},
+      {"ttl_hint", [](v1::ChatRequest* r) {
+         r->mutable_ttl_hint()->set_seconds(10);
+         r->mutable_ttl_hint()->set_nanos(2000000000);
+       }},
+  };
+  for (const Case& c : cases) {
+    v1::ChatRequest req = ChatRequest(v1::DRIVER_SDK);
+    c.set(&req);
+    ExpectInvalid(ChatStatus(req), c.field, c.field);
+  }
+  {
+    v1::EmbedRequest embed;
+    embed.add_inputs("one");
+    embed.set_priority(static_cast<v1::Priority>(77));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::EmbedResponse er;
+    ExpectInvalid(inference_->Embed(&ctx, embed, &er), "priority", "embed priority 77");
+  }
+  {
+    v1::EmbedRequest embed;
+    embed.add_inputs("one");
+    embed.mutable_ttl_hint()->set_nanos(2000000000);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::EmbedResponse er;
+    ExpectInvalid(inference_->Embed(&ctx, embed, &er), "ttl_hint", "embed ttl_hint nanos 2e9");
+  }
+  {
+    v1::UnloadModelRequest unload;
+    unload.set_model(kModel);
+    unload.set_driver(static_cast<v1::Driver>(99));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::UnloadModelResponse r;
+    ExpectInvalid(models_->UnloadModel(&ctx, unload, &r), "driver", "unload driver 99");
+  }
+  {
+    v1::ListModelsRequest list;
+    list.set_type(static_cast<v1::ModelType>(9));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::ListModelsResponse r;
+    ExpectInvalid(models_->ListModels(&ctx, list, &r), "type", "list type 9");
+  }
 }
 
 }  // namespace

@@ -133,5 +133,24 @@ TEST(ConfigTest, ValidationNamesTheProblem) {
   EXPECT_FALSE(ValidateConfig(c, kKnown).ok());
 }
 
+TEST(ConfigTest, MaxJsonDepthIsBoundedAndDeepFilesAreRefused) {
+  auto c = ParseConfig(R"({"max_json_depth": 32})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->gateway.max_json_depth, 32);
+  EXPECT_EQ(ParseConfig("{}")->gateway.max_json_depth, 64);
+  for (const char* bad : {R"({"max_json_depth": 0})", R"({"max_json_depth": 129})",
+                          R"({"max_json_depth": "64"})"}) {
+    auto b = ParseConfig(bad);
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_NE(b.status().message().find("max_json_depth"), std::string::npos) << b.status();
+  }
+  const std::string deep = R"({"models": )" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}";
+  auto d = ParseConfig(deep);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("nested deeper than 256 levels"), std::string::npos)
+      << d.status();
+}
+
 }  // namespace
 }  // namespace lmgate::services
