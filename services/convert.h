@@ -31,7 +31,8 @@ absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& 
 absl::Status ValidateEmbed(const v1::EmbedRequest& req);
 absl::Status ValidateTokenize(const v1::TokenizeRequest& req);
 absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& req);
-// Validates a model name field ("" allowed when `allow_empty`).
+// Validates a model name or instance identifier: at most kMaxModelNameBytes, no control
+// characters, no leading '-' ("" allowed when `allow_empty`).
 absl::Status ValidateModelName(const std::string& model, bool allow_empty);
 
 v1::StopReason ToProto(backends::StopReason reason);

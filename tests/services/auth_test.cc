@@ -228,6 +228,20 @@ TEST_F(AuthTest, LoadModelIdentifierIsAuthorizedToo) {
   EXPECT_EQ(fake_->loads_started(), 1);
 }
 
+// Issue 13 item 13: a name or identifier starting with '-' is INVALID_ARGUMENT at the API (the
+// cli driver passes them to `lms`, which reads `-v` anywhere as --version).
+TEST_F(AuthTest, NamesThatLookLikeOptionsAreInvalid) {
+  ASSERT_TRUE(Start());
+  grpc::Status st = Load(kOpsKey, "fake/llm-small", "-v");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("config.identifier"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("'-'"), std::string::npos) << st.error_message();
+  EXPECT_EQ(Unload(kOpsKey, "-v").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Chat(kOpsKey, "--version").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(fake_->loads_started(), 0);
+  EXPECT_EQ(fake_->unloads(), 0);
+}
+
 // Issue 13 item 12: WatchModels streams a restricted tenant only its models' events.
 TEST_F(AuthTest, WatchModelsShowsOnlyTheTenantsModels) {
   ASSERT_TRUE(Start());
