@@ -1,8 +1,8 @@
 #include "backends/cli/cli_driver.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <thread>
 #include <utility>

@@ -404,9 +404,8 @@ absl::StatusOr<lifecycle::ModelSnapshot> Gateway::GetModel(const CallContext& ct
     if (registry_->Refresh(ctx).ok()) m = registry_->Get(model);
   }
   if (!m.ok()) return ForTenant(tenant, m.status(), model);
+  // The name may only have become known with the refresh: check the model it names now.
   if (tenant != nullptr) {
-    // The name may only have become known with the refresh: check what it names now.
-    if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
     if (auto st = tenant->CheckModel(m->info.key, model); !st.ok()) return st;
   }
   return m;
