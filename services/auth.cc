@@ -25,7 +25,7 @@ std::string PresentedKey(const grpc::CallbackServerContext* ctx) {
 
 absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
                                                    const grpc::CallbackServerContext* ctx,
-                                                   Role role, const std::string& model) {
+                                                   Role role) {
   static const admission::Tenant* anonymous = [] {
     auto* t = new admission::Tenant();
     t->name = "anonymous";
@@ -54,10 +54,6 @@ absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* id
   if (role == Role::kInference && !t->inference) {
     return absl::PermissionDeniedError(
         absl::StrCat("tenant ", t->name, " lacks the inference role"));
-  }
-  if (!model.empty() && !t->AllowsModel(model)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("tenant ", t->name, " may not use model ", model));
   }
   return t;
 }

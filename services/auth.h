@@ -1,5 +1,5 @@
 // Who is calling: API key from request metadata → tenant, checked against the method's role,
-// the model, and the client-address allowlist. Denials never reach the host.
+// and the client-address allowlist (the gateway checks the model). Denials never reach the host.
 #ifndef LMGATE_SERVICES_AUTH_H_
 #define LMGATE_SERVICES_AUTH_H_
 
@@ -14,12 +14,14 @@ namespace lmgate::services {
 
 enum class Role { kInference, kAdmin };
 
-// Reads `authorization: Bearer <key>` or `x-api-key: <key>`; checks the peer allowlist, the key,
-// the role and (when not empty) the model. UNAUTHENTICATED / PERMISSION_DENIED with a message a
-// person can act on. `identity` may be null (no keys, no allowlist: the anonymous tenant).
+// Reads `authorization: Bearer <key>` or `x-api-key: <key>`; checks the peer allowlist, the key
+// and the role. UNAUTHENTICATED / PERMISSION_DENIED with a message a person can act on.
+// `identity` may be null (no keys, no allowlist: the anonymous tenant). Models are checked by the
+// gateway (Gateway::CheckTenantModel), against the model key a name resolves to: an instance
+// identifier as sent says nothing about the model behind it.
 absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
                                                    const grpc::CallbackServerContext* ctx,
-                                                   Role role, const std::string& model);
+                                                   Role role);
 
 }  // namespace lmgate::services
 

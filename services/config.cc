@@ -1,5 +1,8 @@
 #include "services/config.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -161,6 +164,23 @@ absl::Status ParseModelPolicy(const json& m, const std::string& where,
 }
 
 }  // namespace
+
+bool IsLoopbackListen(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
+  unsigned char a[16];
+  if (inet_pton(AF_INET, host.c_str(), a) == 1) return a[0] == 127;  // 127.0.0.0/8
+  if (inet_pton(AF_INET6, host.c_str(), a) == 1) {
+    static const unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::equal(a, a + 16, kLoopback) ||
+           (std::equal(a, a + 12, kMapped) && a[12] == 127);
+  }
+  return false;  // a name ("127.evil.example") may resolve anywhere
+}
 
 absl::StatusOr<Config> ParseConfig(const std::string& text) {
   absl::StatusOr<json> parsed = backends::ParseBoundedJson(
@@ -453,9 +473,7 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   if (c.host.idle_timeout <= absl::ZeroDuration()) return Bad("lmstudio.idle_timeout_seconds", "must be > 0");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
-  const std::string host = c.listen.substr(0, c.listen.rfind(':'));
-  const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
-                        host == "::1" || absl::StartsWith(host, "127.");
+  const bool loopback = IsLoopbackListen(c.listen);
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     return Bad("tls", "set both cert_file and key_file");
   }

@@ -44,6 +44,11 @@ struct Config {
 absl::StatusOr<Config> ParseConfig(const std::string& json_text);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
+// Whether a `listen` host:port serves loopback only: a numeric address in 127.0.0.0/8, ::1
+// ([::1]), ::ffff:127.x.x.x, or `localhost`. Any other name counts as not loopback (it may resolve
+// anywhere), so it needs keys or `insecure`.
+bool IsLoopbackListen(const std::string& listen);
+
 // Semantic checks (listen address shape, URL, known drivers, positive durations).
 absl::Status ValidateConfig(const Config& config, const std::vector<std::string>& known_drivers);
 

@@ -238,6 +238,8 @@ absl::Status ValidateModelName(const std::string& model, bool allow_empty) {
   for (unsigned char c : model) {
     if (c < 0x20 || c == 0x7f) return Invalid("model", "contains control characters");
   }
+  // Names reach `lms` as arguments; one starting with '-' would be read as an option there.
+  if (model[0] == '-') return Invalid("model", "must not start with '-'");
   return absl::OkStatus();
 }
 

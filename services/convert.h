@@ -58,7 +58,8 @@ absl::Status ValidateLoadForModel(const backends::LoadParams& params,
 absl::Status ValidateUnload(const v1::UnloadModelRequest& req);
 absl::Status ValidateListModels(const v1::ListModelsRequest& req);
 absl::Status ValidateWatch(const v1::WatchModelsRequest& req);
-// Validates a model name field ("" allowed when `allow_empty`).
+// Validates a model name or instance identifier: at most kMaxModelNameBytes, no control
+// characters, no leading '-' ("" allowed when `allow_empty`).
 absl::Status ValidateModelName(const std::string& model, bool allow_empty);
 
 v1::StopReason ToProto(backends::StopReason reason);

@@ -38,16 +38,19 @@ class WatchReactor : public StreamReactor<v1::ModelEvent> {
   WatchReactor(grpc::CallbackServerContext* ctx, lifecycle::EventBus* bus)
       : StreamReactor<v1::ModelEvent>(ctx), bus_(bus) {}
   ~WatchReactor() override { bus_->Unsubscribe(id_); }
-  void Start(const std::string& filter) {
+  // `tenant` outlives the server (it belongs to the Identity); only events of models it may use
+  // are streamed.
+  void Start(const std::string& filter, const admission::Tenant* tenant) {
     std::weak_ptr<Channel> weak = channel();
     lifecycle::EventBus* bus = bus_;
     auto id = std::make_shared<lifecycle::EventBus::SubscriberId>(0);
     // The wake function drains on the publisher's thread; Push never blocks.
-    id_ = bus_->Subscribe(filter, [weak, bus, id] {
+    id_ = bus_->Subscribe(filter, [weak, bus, id, tenant] {
       auto ch = weak.lock();
       if (!ch || *id == 0) return;
       lifecycle::Event e;
       while (bus->Next(*id, &e)) {
+        if (!tenant->AllowsModel(e.model_key)) continue;
         v1::ModelEvent out;
         ToProto(e, &out);
         if (!ch->Push(std::move(out))) return;
@@ -69,7 +72,7 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
   return RunUnary(ctx, pool_, observer_, "ListModels",
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateListModels(*req); !st.ok()) return ToGrpcStatus(st);
-    auto tenant = Authorize(identity_, ctx, Role::kInference, "");
+    auto tenant = Authorize(identity_, ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto models = gateway_->ListModels(call, req->refresh());
@@ -88,9 +91,10 @@ grpc::ServerUnaryReactor* ModelManagerService::GetModel(grpc::CallbackServerCont
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    auto tenant = Authorize(identity_, ctx, Role::kInference, req->model());
+    auto tenant = Authorize(identity_, ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
-    auto model = gateway_->GetModel(call, req->model());
+    info->tenant = (*tenant)->name;
+    auto model = gateway_->GetModel(call, req->model(), *tenant);
     if (!model.ok()) return ToGrpcStatus(model.status());
     ToProto(*model, resp);
     return grpc::Status::OK;
@@ -108,8 +112,7 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
     channel->Finish(ToGrpcStatus(params.status()));
     return reactor;
   }
-  auto tenant = Authorize(identity_, ctx, Role::kAdmin,
-                          req->model().empty() ? gateway_->options().default_model : req->model());
+  auto tenant = Authorize(identity_, ctx, Role::kAdmin);  // the gateway checks model, identifier
   if (!tenant.ok()) {
     channel->Finish(ToGrpcStatus(tenant.status()));
     return reactor;
@@ -119,7 +122,7 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
   const backends::DriverKind driver = FromProto(req->driver());
   const bool keep_loaded = req->config().keep_loaded();
   const bool new_instance = req->new_instance();
-  pool_->Schedule([this, channel, call, driver, keep_loaded, new_instance,
+  pool_->Schedule([this, channel, call, driver, keep_loaded, new_instance, tenant = *tenant,
                    params = *std::move(params)]() mutable {
     // The model's limits are known once its name resolves (re-reading the host if need be):
     // check them before anything is sent. A name that does not resolve is the load's to report.
@@ -141,7 +144,7 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
       channel->Push(std::move(r));
     };
     auto inst = gateway_->Load(call, driver, std::move(params), keep_loaded, new_instance,
-                               progress, &used);
+                               progress, &used, tenant);
     if (!inst.ok()) {
       channel->Finish(ToGrpcStatus(inst.status()));
       return;
@@ -162,10 +165,11 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateUnload(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    auto tenant = Authorize(identity_, ctx, Role::kAdmin, req->model());
+    auto tenant = Authorize(identity_, ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
-                                req->all_instances(), req->force());
+                                req->all_instances(), req->force(), *tenant);
     if (!ids.ok()) return ToGrpcStatus(ids.status());
     for (const auto& i : *ids) resp->add_unloaded(i);
     return grpc::Status::OK;
@@ -180,18 +184,25 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
     reactor->channel()->Finish(ToGrpcStatus(st));
     return reactor;
   }
-  if (auto tenant = Authorize(identity_, ctx, Role::kInference, req->model()); !tenant.ok()) {
-    reactor->channel()->Finish(ToGrpcStatus(tenant.status()));
+  auto tenant = Authorize(identity_, ctx, Role::kInference);
+  absl::Status allowed = tenant.ok() ? gateway_->CheckTenantModel(*tenant, req->model())
+                                     : tenant.status();
+  if (!allowed.ok()) {
+    reactor->channel()->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
+  // Events are by model key: a filter naming an instance watches its model.
+  const std::string filter =
+      req->model().empty() ? "" : gateway_->ResolveModelKey(req->model()).value_or(req->model());
   // Subscribe first, then snapshot: an event racing the snapshot is seen twice, never lost.
-  reactor->Start(req->model());
+  reactor->Start(filter, *tenant);
   if (req->include_snapshot()) {
     backends::CallContext call = MakeCallContext(ctx, "watch");
     auto models = gateway_->ListModels(call, false);
     if (models.ok()) {
       for (const auto& m : *models) {
-        if (!req->model().empty() && m.info.key != req->model()) continue;
+        if (!filter.empty() && m.info.key != filter) continue;
+        if (!(*tenant)->AllowsModel(m.info.key)) continue;
         v1::ModelEvent e;
         e.set_kind(v1::ModelEvent::KIND_SNAPSHOT);
         *e.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();

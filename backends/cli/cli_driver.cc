@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -24,8 +25,14 @@ constexpr char kInstallHint[] =
     "LM Studio ships `lms` in ~/.lmstudio/bin; run `npx lmstudio install-cli`, or set "
     "lmstudio.lms_path (--lms_path) to its full path";
 
-// Why the child could not be started → what the caller can do about it.
-absl::Status StartFailure(const std::string& lms_path, const absl::Status& why) {
+// Why the child could not be started → what the caller can do about it. The server's PATH is
+// logged (debug), never sent to the caller.
+absl::Status StartFailure(const std::string& request_id, const std::string& lms_path,
+                          const absl::Status& why) {
+  if (absl::IsNotFound(why)) {
+    const char* path = getenv("PATH");
+    Log().debug("[{}] `{}` not found; PATH={}", request_id, lms_path, path ? path : "(unset)");
+  }
   switch (why.code()) {
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kPermissionDenied:
@@ -36,6 +43,16 @@ absl::Status StartFailure(const std::string& lms_path, const absl::Status& why) 
     default:
       return why;
   }
+}
+
+// The real `lms` reads some arguments wherever they are, even after `--` (`-v` anywhere prints
+// its version and exits 0), so no instance identifier given to it may look like an option.
+absl::Status CheckIdentifierArg(const std::string& identifier) {
+  if (!identifier.empty() && identifier[0] == '-') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "instance identifier \"", identifier, "\" starts with '-': `lms` would read it as an option"));
+  }
+  return absl::OkStatus();
 }
 
 std::string CommandLine(const std::vector<std::string>& args) {
@@ -88,7 +105,8 @@ absl::StatusOr<std::vector<std::string>> LoadArgs(const LoadParams& params,
     args.push_back("--ttl");
     args.push_back(absl::StrCat(static_cast<int64_t>(std::max(1.0, seconds))));
   }
-  // `--name=value`: a value starting with '-' cannot be taken for an option.
+  if (auto st = CheckIdentifierArg(params.identifier); !st.ok()) return st;
+  // `--name=value`: the value is never a separate argument.
   if (!params.identifier.empty()) args.push_back(absl::StrCat("--identifier=", params.identifier));
   args.push_back("--");
   args.push_back(path);
@@ -171,7 +189,7 @@ absl::StatusOr<ProcessResult> CliDriver::Run(const CallContext& ctx,
     if (s.code() == absl::StatusCode::kCancelled) {
       return absl::CancelledError(absl::StrCat("`", command, "`: ", s.message()));
     }
-    return StartFailure(options_.host.lms_path, s);
+    return StartFailure(ctx.request_id, options_.host.lms_path, s);
   }
   Log().debug("[{}] {} exited {} (signal {})", ctx.request_id, command, result->exit_code,
               result->term_signal);
@@ -310,8 +328,27 @@ absl::Status CliDriver::Unload(const CallContext& ctx, const std::string& identi
   if (!unsupported_.ok()) return unsupported_;
   // `lms unload` without an identifier unloads whatever single model is loaded.
   if (identifier.empty()) return absl::InvalidArgumentError("no instance identifier to unload");
+  if (auto st = CheckIdentifierArg(identifier); !st.ok()) return st;
   Log().info("[{}] unloading {} through `lms unload`", ctx.request_id, identifier);
-  return RunChecked(ctx, {"unload", "--", identifier}, UnaryDeadline(ctx)).status();
+  absl::StatusOr<ProcessResult> run =
+      RunChecked(ctx, {"unload", "--", identifier}, UnaryDeadline(ctx));
+  if (!run.ok()) return run.status();
+  // `lms unload` can exit 0 without unloading (it printed its version, say): success only once
+  // `lms ps` no longer lists the instance.
+  absl::StatusOr<std::vector<InstanceInfo>> loaded = Ps(ctx);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat("`lms unload` of ", identifier,
+                                     " exited 0, but checking with `lms ps` failed: ",
+                                     loaded.status().message()));
+  }
+  for (const InstanceInfo& i : *loaded) {
+    if (i.identifier == identifier) {
+      return absl::AbortedError(absl::StrCat("`lms unload` exited 0, but `lms ps` still lists ",
+                                             identifier, "; it was not unloaded"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace lmgate::backends::cli

@@ -13,6 +13,7 @@
 //                 [--parallel N] [--ttl S] [--identifier=ID] -- PATH   path, never a fuzzy pick
 //               lms ps --json                                          the new instance
 //   Unload      lms unload -- ID                                       never without an ID
+//               lms ps --json                                          ID is gone, or ABORTED
 //
 // Why `ls` before `load`: `lms load KEY -y` fuzzy-matches KEY and takes the best-scored match, so
 // "qwen/qwen3-4b" may load "qwen/qwen3-4b-thinking-2507"; `--exact` matches the model's path.
@@ -23,7 +24,10 @@
 // unreachable → UNAVAILABLE; unknown model or instance → NOT_FOUND (the real CLI exits 0 after
 // "Model Not Found" on unload, so diagnostics are read from stderr, not only the exit code); a
 // load the host failed → ABORTED; output that is not the expected JSON → INTERNAL quoting it;
-// load options `lms load` has no flag for → UNIMPLEMENTED. Deadlines: the CallContext deadline,
+// load options `lms load` has no flag for → UNIMPLEMENTED; an identifier starting with '-' →
+// INVALID_ARGUMENT (the real CLI takes `-v` for --version wherever it is, even after `--`, and
+// exits 0); an unload `lms ps` still lists afterwards → ABORTED. A missing `lms` is reported
+// without the server's PATH (logged at debug). Deadlines: the CallContext deadline,
 // capped by HostConfig::request_timeout (load_timeout for the `load` step). Cancel or deadline
 // kill the child (SIGTERM, then SIGKILL after `kill_grace`) and reap it; its WebSocket closes,
 // which makes LM Studio abandon a load in progress.

@@ -258,7 +258,9 @@ absl::StatusOr<std::string> ResolveExecutable(const std::string& program,
     if (absl::IsPermissionDenied(s) && not_executable.ok()) not_executable = s;
   }
   if (!not_executable.ok()) return not_executable;
-  return absl::NotFoundError(absl::StrCat(program, " was not found on PATH (", search_path, ")"));
+  // The search path stays out of the message: it describes the server, and the message may reach
+  // a client. Callers log it if they need to.
+  return absl::NotFoundError(absl::StrCat("`", program, "` was not found on PATH"));
 }
 
 absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {

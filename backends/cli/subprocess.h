@@ -63,7 +63,7 @@ struct ProcessResult {
 
 // `program` resolved like execvp(): as is when it contains '/', else the first executable
 // regular file named `program` in the ':'-separated `search_path` (empty entries mean ".").
-// NOT_FOUND when there is none; PERMISSION_DENIED when it exists but is not executable.
+// NOT_FOUND when there is none (the message does not list `search_path`); PERMISSION_DENIED when it exists but is not executable.
 absl::StatusOr<std::string> ResolveExecutable(const std::string& program,
                                               const std::string& search_path);
 

@@ -29,6 +29,15 @@ bool Tenant::AllowsModel(absl::string_view model) const {
   return false;
 }
 
+absl::Status Tenant::CheckModel(absl::string_view model_key, absl::string_view requested) const {
+  if (AllowsModel(model_key)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "tenant ", name, " may not use model ", model_key,
+      requested.empty() || requested == model_key
+          ? ""
+          : absl::StrCat(" (\"", requested, "\" is an instance of it)")));
+}
+
 std::string Identity::Sha256Hex(absl::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
@@ -36,26 +45,105 @@ std::string Identity::Sha256Hex(absl::string_view data) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
+namespace {
+
+// IPv4 addresses live in the IPv4-mapped IPv6 range (::ffff:a.b.c.d), so that an allowlist entry
+// written either way matches a client connecting either way.
+constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+// Parses a numeric IPv4 or IPv6 address into its 16-byte IPv6 form; `bits` is 32 or 128 (the
+// width of the address as written).
+bool ParseAddress(const std::string& text, uint8_t out[16], int* bits) {
+  uint8_t v4[4];
+  if (inet_pton(AF_INET, text.c_str(), v4) == 1) {
+    std::copy(kMappedPrefix, kMappedPrefix + 12, out);
+    std::copy(v4, v4 + 4, out + 12);
+    *bits = 32;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), out) == 1) {
+    *bits = 128;
+    return true;
+  }
+  return false;
+}
+
+// gRPC peer strings are URIs: "ipv4:10.1.2.3:5000", "ipv6:%5B::1%5D:5000" (brackets and a zone's
+// '%' percent-encoded). Returns the address without port, brackets or zone ("" if malformed).
+std::string PeerHost(absl::string_view peer) {
+  auto hex = [](char c) {
+    return absl::ascii_isdigit(c) ? c - '0' : absl::ascii_tolower(c) - 'a' + 10;
+  };
+  std::string decoded;
+  for (size_t i = 0; i < peer.size(); ++i) {
+    if (peer[i] == '%' && i + 2 < peer.size() && absl::ascii_isxdigit(peer[i + 1]) &&
+        absl::ascii_isxdigit(peer[i + 2])) {
+      decoded.push_back(static_cast<char>(hex(peer[i + 1]) * 16 + hex(peer[i + 2])));
+      i += 2;
+    } else {
+      decoded.push_back(peer[i]);
+    }
+  }
+  absl::string_view d = decoded;
+  std::string host;
+  if (absl::ConsumePrefix(&d, "[")) {
+    const size_t close = d.find(']');
+    if (close == absl::string_view::npos) return "";
+    host = std::string(d.substr(0, close));
+  } else {
+    const size_t colon = d.rfind(':');
+    host = std::string(colon == absl::string_view::npos ? d : d.substr(0, colon));
+  }
+  return host.substr(0, host.find('%'));  // the zone ("fe80::1%eth0") names no address
+}
+
+}  // namespace
+
+std::string Identity::KeyWeakness(absl::string_view key) {
+  if (key.size() < kMinKeyLength) {
+    return absl::StrCat("is ", key.size(), " characters; keys must be at least ", kMinKeyLength);
+  }
+  // Shipped or documented placeholders, whatever the separators: "replace-me-app-key",
+  // "CHANGE_ME...", "your-api-key-here", "example-key-...".
+  std::string folded;
+  for (char c : key) {
+    if (absl::ascii_isalnum(c)) folded.push_back(absl::ascii_tolower(c));
+  }
+  for (const char* word : {"replaceme", "changeme", "example", "placeholder", "yourkey",
+                           "yourapikey", "insertkey", "dummy", "xxxxxxxx"}) {
+    if (absl::StrContains(folded, word)) {
+      return absl::StrCat("looks like a placeholder (contains \"", word, "\")");
+    }
+  }
+  bool seen[256] = {};
+  int distinct = 0;
+  for (unsigned char c : key) {
+    if (!seen[c]) ++distinct;
+    seen[c] = true;
+  }
+  if (distinct < kMinKeyDistinctChars) {
+    return absl::StrCat("has only ", distinct, " distinct characters (at least ",
+                        kMinKeyDistinctChars, " needed)");
+  }
+  return "";
+}
+
 absl::StatusOr<Identity::Cidr> Identity::ParseCidr(absl::string_view text) {
   Cidr c;
   absl::string_view addr = text;
   size_t slash = text.find('/');
   if (slash != absl::string_view::npos) addr = text.substr(0, slash);
-  std::string a(addr);
-  if (inet_pton(AF_INET, a.c_str(), c.addr) == 1) {
-    c.prefix = 32;
-  } else if (inet_pton(AF_INET6, a.c_str(), c.addr) == 1) {
-    c.v6 = true;
-    c.prefix = 128;
-  } else {
+  int bits = 0;
+  if (!ParseAddress(std::string(addr), c.addr, &bits)) {
     return absl::InvalidArgumentError(absl::StrCat("allow_cidrs: \"", text, "\" is not an address"));
   }
+  c.prefix = 128;
   if (slash != absl::string_view::npos) {
     int p;
-    if (!absl::SimpleAtoi(text.substr(slash + 1), &p) || p < 0 || p > (c.v6 ? 128 : 32)) {
+    if (!absl::SimpleAtoi(text.substr(slash + 1), &p) || p < 0 || p > bits) {
       return absl::InvalidArgumentError(absl::StrCat("allow_cidrs: bad prefix in \"", text, "\""));
     }
-    c.prefix = p;
+    c.prefix = p + (128 - bits);  // an IPv4 prefix counts within ::ffff:0:0/96
   }
   return c;
 }
@@ -103,8 +191,10 @@ absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(const IdentityOptions
         ss << in.rdbuf();
         key = std::string(absl::StripTrailingAsciiWhitespace(ss.str()));
       }
-      if (key.size() < 16) {
-        return absl::InvalidArgumentError(where + ": the key must be at least 16 characters");
+      if (std::string why = KeyWeakness(key); !why.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": the key from ", k.key_env.empty() ? k.key_file : k.key_env, " ", why,
+            "; generate one with `openssl rand -hex 24`"));
       }
       digest_hex = Sha256Hex(key);
     }
@@ -143,35 +233,22 @@ absl::StatusOr<const Tenant*> Identity::Authenticate(absl::string_view presented
 absl::Status Identity::CheckPeer(absl::string_view peer) const {
   if (allow_.empty()) return absl::OkStatus();
   std::string host;
-  bool v6 = false;
-  if (absl::ConsumePrefix(&peer, "ipv4:")) {
-    host = std::string(peer.substr(0, peer.rfind(':')));
-  } else if (absl::ConsumePrefix(&peer, "ipv6:")) {
-    v6 = true;
-    absl::string_view p = peer;
-    if (absl::ConsumePrefix(&p, "[")) p = p.substr(0, p.find(']'));
-    host = std::string(p);
-    host = host.substr(0, host.find('%'));
+  if (absl::ConsumePrefix(&peer, "ipv4:") || absl::ConsumePrefix(&peer, "ipv6:")) {
+    host = PeerHost(peer);
   } else {
     return absl::PermissionDeniedError(absl::StrCat("client address ", peer,
                                                     " is not in the allowlist"));
   }
   uint8_t addr[16] = {};
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), addr) != 1) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot parse client address ", host));
-  }
-  // An IPv4-mapped IPv6 peer (::ffff:a.b.c.d) is checked as IPv4.
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (v6 && std::equal(kMapped, kMapped + 12, addr)) {
-    v6 = false;
-    std::copy(addr + 12, addr + 16, addr);
+  int bits = 0;
+  if (!ParseAddress(host, addr, &bits)) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot parse client address ", peer));
   }
   for (const auto& c : allow_) {
-    if (c.v6 != v6) continue;
-    int bits = c.prefix;
+    int left = c.prefix;
     bool match = true;
-    for (int i = 0; bits > 0 && match; ++i, bits -= 8) {
-      uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - bits));
+    for (int i = 0; left > 0 && match; ++i, left -= 8) {
+      uint8_t mask = left >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - left));
       match = (addr[i] & mask) == (c.addr[i] & mask);
     }
     if (match) return absl::OkStatus();

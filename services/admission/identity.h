@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "services/admission/scheduler.h"
@@ -37,6 +38,9 @@ struct Tenant {
   Priority max_priority = Priority::kHigh;   // requests asking for more are capped to this
 
   bool AllowsModel(absl::string_view model) const;
+  // PERMISSION_DENIED naming the tenant and `model_key` unless AllowsModel(model_key);
+  // `requested` is the name the caller used (an instance identifier of that model, say).
+  absl::Status CheckModel(absl::string_view model_key, absl::string_view requested = "") const;
 };
 
 struct KeyConfig {
@@ -67,15 +71,23 @@ class Identity {
   absl::StatusOr<const Tenant*> Authenticate(absl::string_view presented_key) const;
   // The tenant of a verified client certificate's common name, or nullptr.
   const Tenant* FindByClientCn(absl::string_view cn) const;
-  // PERMISSION_DENIED when `peer` (gRPC peer string "ipv4:1.2.3.4:567", "ipv6:[::1]:5") is not in
-  // the allowlist.
+  // PERMISSION_DENIED when `peer` (gRPC peer string "ipv4:1.2.3.4:567", "ipv6:%5B::1%5D:5", the
+  // brackets percent-encoded as gRPC writes them) is not in the allowlist. IPv4 and IPv4-mapped
+  // IPv6 (::ffff:a.b.c.d) are one address: an entry written either way matches both.
   absl::Status CheckPeer(absl::string_view peer) const;
 
   static std::string Sha256Hex(absl::string_view data);
 
+  // Why `key` must not be used ("" = acceptable): shorter than kMinKeyLength, a placeholder
+  // ("replace-me", "changeme", "example", ...) or fewer than kMinKeyDistinctChars distinct
+  // characters. Create() refuses keys from key_env / key_file with this reason.
+  static std::string KeyWeakness(absl::string_view key);
+  static constexpr size_t kMinKeyLength = 16;
+  static constexpr int kMinKeyDistinctChars = 8;
+
  private:
+  // Always in IPv6 form: IPv4 entries as ::ffff:a.b.c.d with the prefix counted from bit 0.
   struct Cidr {
-    bool v6 = false;
     uint8_t addr[16] = {};
     int prefix = 0;
   };

@@ -25,6 +25,15 @@ auto WithFallback(const std::vector<Driver*>& candidates, Fn fn) -> decltype(fn(
   return last;
 }
 
+// The registry's NOT_FOUND lists the host's models ("did you mean ..."); a tenant limited to some
+// models hears only that the name is unknown.
+absl::Status ForTenant(const admission::Tenant* tenant, const absl::Status& st,
+                       const std::string& name) {
+  if (tenant == nullptr || tenant->models.empty() || !absl::IsNotFound(st)) return st;
+  return absl::NotFoundError(
+      absl::StrCat("model \"", name, "\" is not downloaded on the LM Studio host"));
+}
+
 // Request fields left unset take the model's configured defaults ("activate" defaults).
 void ApplyDefaults(const backends::Sampling& d, backends::Sampling* s) {
   if (!s->temperature) s->temperature = d.temperature;
@@ -55,6 +64,7 @@ class GenerateRun : public backends::GenerateObserver,
         sink_(std::move(sink)),
         registry_(registry),
         scheduler_(scheduler),
+        tenant_(call.tenant),
         start_(absl::Now()) {
     ticket_.model = model_;
     ticket_.tenant = call.tenant ? call.tenant->name : "anonymous";
@@ -176,6 +186,11 @@ class GenerateRun : public backends::GenerateObserver,
 
  private:
   void OnLease(absl::StatusOr<std::unique_ptr<Lease>> lease) {
+    // The name may have come to mean another model since the caller was authorized (a refresh).
+    if (lease.ok() && tenant_ != nullptr) {
+      if (auto st = tenant_->CheckModel((*lease)->model_key(), model_); !st.ok()) lease = st;
+    }
+    if (!lease.ok()) lease = ForTenant(tenant_, lease.status(), model_);
     if (!lease.ok()) {
       std::unique_ptr<admission::Slot> slot;
       {
@@ -260,6 +275,7 @@ class GenerateRun : public backends::GenerateObserver,
   const std::shared_ptr<GenerateSink> sink_;
   lifecycle::ModelRegistry* const registry_;
   admission::FairScheduler* const scheduler_;
+  const admission::Tenant* const tenant_;  // null = the anonymous tenant
   admission::Ticket ticket_;
   std::unique_ptr<admission::QuotaPermit> permit_;  // set once in Start()
   const absl::Time start_;
@@ -361,23 +377,69 @@ absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> Gateway::ListModels(
   return registry_->Snapshot();
 }
 
+absl::StatusOr<std::string> Gateway::ResolveModelKey(const std::string& name) const {
+  auto m = registry_->Get(name);
+  if (!m.ok()) return m.status();
+  if (m->info.key == name) return name;
+  // `name` is an instance identifier of m; a model key equal to it still wins (as in Acquire).
+  for (const auto& other : registry_->Snapshot()) {
+    if (other.info.key == name) return name;
+  }
+  return m->info.key;
+}
+
+absl::Status Gateway::CheckTenantModel(const admission::Tenant* tenant,
+                                       const std::string& name) const {
+  if (tenant == nullptr || name.empty()) return absl::OkStatus();
+  return tenant->CheckModel(ResolveModelKey(name).value_or(name), name);
+}
+
 absl::StatusOr<lifecycle::ModelSnapshot> Gateway::GetModel(const CallContext& ctx,
-                                                           const std::string& model) {
+                                                           const std::string& model,
+                                                           const admission::Tenant* tenant) {
+  if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   auto m = registry_->Get(model);
   if (absl::IsNotFound(m.status())) {
     // Maybe downloaded or loaded since the last sync.
     if (registry_->Refresh(ctx).ok()) m = registry_->Get(model);
   }
+  if (!m.ok()) return ForTenant(tenant, m.status(), model);
+  // The name may only have become known with the refresh: check the model it names now.
+  if (tenant != nullptr) {
+    if (auto st = tenant->CheckModel(m->info.key, model); !st.ok()) return st;
+  }
   return m;
+}
+
+absl::Status Gateway::CheckNewIdentifier(const admission::Tenant* tenant,
+                                         const std::string& model_key,
+                                         const std::string& identifier) const {
+  if (identifier.empty()) return absl::OkStatus();
+  if (tenant != nullptr && !tenant->AllowsModel(identifier)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "tenant ", tenant->name, " may not name an instance \"", identifier,
+        "\": config.identifier must itself be a name the tenant's models allowlist covers"));
+  }
+  auto owner = ResolveModelKey(identifier);
+  if (owner.ok() && *owner != model_key) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.identifier: \"", identifier, "\" already names model ", *owner,
+        "; an instance identifier must not be another model's key or instance"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
     const CallContext& ctx, DriverKind driver, backends::LoadParams params, bool keep_loaded,
-    bool new_instance, const std::function<void(double)>& progress, DriverKind* used) {
+    bool new_instance, const std::function<void(double)>& progress, DriverKind* used,
+    const admission::Tenant* tenant) {
   if (params.model_key.empty()) params.model_key = options_.default_model;
   if (params.model_key.empty()) {
     return absl::InvalidArgumentError("model is empty and no default model is configured");
   }
+  if (auto st = CheckTenantModel(tenant, params.model_key); !st.ok()) return st;
+  const std::string model_key = ResolveModelKey(params.model_key).value_or(params.model_key);
+  if (auto st = CheckNewIdentifier(tenant, model_key, params.identifier); !st.ok()) return st;
   if (driver != DriverKind::kAuto) {
     if (auto c = drivers_->Candidates(driver, Operation::kLoad); !c.ok()) return c.status();
   }
@@ -388,14 +450,18 @@ absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
 absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
                                                          DriverKind driver,
                                                          const std::string& model,
-                                                         bool all_instances, bool force) {
+                                                         bool all_instances, bool force,
+                                                         const admission::Tenant* tenant) {
   if (driver != DriverKind::kAuto) {
     if (auto c = drivers_->Candidates(driver, Operation::kUnload); !c.ok()) return c.status();
   }
+  if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   auto ids = registry_->Unload(ctx, driver, model, all_instances, force);
   if (absl::IsNotFound(ids.status()) && registry_->Refresh(ctx).ok()) {
+    if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
     ids = registry_->Unload(ctx, driver, model, all_instances, force);
   }
+  if (!ids.ok()) return ForTenant(tenant, ids.status(), model);
   return ids;
 }
 
@@ -405,6 +471,10 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
   if (model.empty()) {
     sink->OnComplete(absl::InvalidArgumentError(
         "model is empty and no default model is configured (set default_model in the config)"));
+    return std::make_unique<RunControl>(nullptr);
+  }
+  if (auto st = CheckTenantModel(call.tenant, model); !st.ok()) {
+    sink->OnComplete(st);
     return std::make_unique<RunControl>(nullptr);
   }
   backends::Requirements req;
@@ -441,6 +511,7 @@ absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
                                                    op == Operation::kEmbed ? "embedding " : "",
                                                    "model is configured"));
   }
+  if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   UnaryPrep prep;
   auto candidates = drivers_->Candidates(driver, op);
   if (!candidates.ok()) return candidates.status();
@@ -455,7 +526,11 @@ absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
   req.holder = ctx.request_id;
   req.ttl_hint = ttl_hint;
   auto lease = registry_->AcquireBlocking(ctx, std::move(req));
-  if (!lease.ok()) return lease.status();
+  if (!lease.ok()) return ForTenant(tenant, lease.status(), model);
+  // The name may have come to mean another model since the caller was authorized (a refresh).
+  if (tenant != nullptr) {
+    if (auto st = tenant->CheckModel((*lease)->model_key(), model); !st.ok()) return st;
+  }
   prep.lease = *std::move(lease);
   return prep;
 }

@@ -54,7 +54,9 @@ struct GenerateCall {
   std::string model;  // as the caller named it; "" = default
   DriverKind driver = DriverKind::kAuto;
   std::optional<absl::Duration> ttl_hint;
-  // Who is asking (limits, fairness); null = the anonymous tenant without limits.
+  // Who is asking (limits, fairness, allowed models); null = the anonymous tenant without limits.
+  // Generate/Embed/Tokenize answer PERMISSION_DENIED unless the tenant may use the model the
+  // name resolves to (ResolveModelKey), checked before admission and again on the lease.
   const admission::Tenant* tenant = nullptr;
   admission::Priority priority = admission::Priority::kNormal;
   backends::GenerateRequest request;  // request.model is filled in by the gateway
@@ -106,17 +108,34 @@ class Gateway {
   // Models as lmgate sees them; `refresh` re-reads the host first.
   absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> ListModels(const CallContext& ctx,
                                                                    bool refresh);
+  // The model key `name` names, resolved as a request for it is: a model key first, else the
+  // model of the instance with that identifier. NOT_FOUND when lmgate knows neither (no refresh).
+  // Allowlists are checked against this, never against the string a caller sent.
+  absl::StatusOr<std::string> ResolveModelKey(const std::string& name) const;
+  // PERMISSION_DENIED unless `tenant` (null = anyone) may use the model `name` resolves to (an
+  // unknown name is checked as a model key).
+  absl::Status CheckTenantModel(const admission::Tenant* tenant, const std::string& name) const;
   // NOT_FOUND (with close matches) when neither a model key nor an instance identifier matches.
+  // `tenant` (null = anyone): PERMISSION_DENIED unless it may use the model the name resolves
+  // to (before and after the refresh an unknown name causes).
   absl::StatusOr<lifecycle::ModelSnapshot> GetModel(const CallContext& ctx,
-                                                    const std::string& model);
+                                                    const std::string& model,
+                                                    const admission::Tenant* tenant = nullptr);
+  // `tenant` (null = anyone) must be allowed the model, and `params.identifier` (if set) must be
+  // a name its allowlist covers (PERMISSION_DENIED) that names no other model, by key or
+  // instance (INVALID_ARGUMENT): an identifier is how callers name the instance afterwards.
   absl::StatusOr<lifecycle::InstanceSnapshot> Load(const CallContext& ctx, DriverKind driver,
                                                    backends::LoadParams params, bool keep_loaded,
                                                    bool new_instance,
                                                    const std::function<void(double)>& progress,
-                                                   DriverKind* used);
+                                                   DriverKind* used,
+                                                   const admission::Tenant* tenant = nullptr);
+  // `tenant` (null = anyone) must be allowed the model `model` resolves to, also when the name
+  // is only known after the refresh an unknown name causes (PERMISSION_DENIED).
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
                                                   const std::string& model, bool all_instances,
-                                                  bool force);
+                                                  bool force,
+                                                  const admission::Tenant* tenant = nullptr);
 
   std::unique_ptr<GenerateControl> Generate(const CallContext& ctx, GenerateCall call,
                                             std::shared_ptr<GenerateSink> sink);
@@ -151,6 +170,8 @@ class Gateway {
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
   // Keeps each model's admission slots equal to its READY instances' parallel slots.
   void SlotsLoop();
+  absl::Status CheckNewIdentifier(const admission::Tenant* tenant, const std::string& model_key,
+                                  const std::string& identifier) const;
   // What a unary inference call needs before its driver runs: candidates, quota, a lease.
   struct UnaryPrep {
     std::vector<backends::Driver*> candidates;

@@ -6,12 +6,14 @@
 Runs from the Bazel runfiles root (paths like deploy/k8s/deployment.yaml). Uses Debian's
 python3-yaml. What each class proves:
   ManifestsTest     every YAML/JSON file in deploy/ parses; the Kubernetes sidecar example is wired
-                    up (probes, keys Secret, ConfigMap mount, ports, grace period, resources).
+                    up (probes, keys Secret, ConfigMap mount, ports, grace period, resources); no
+                    Secret is shipped, and the documented `kubectl create secret` makes every key.
   HelmChartTest     the chart, rendered by tests/deploy/helm_render (Helm's template engine: Go
                     text/template + sprig), yields the same lmgate config as the ConfigMap and the
-                    same lmgate container as the sidecar.
-  CheckConfigTest   `lmgate --check_config` accepts every config shipped in deploy/ (with the key
-                    variables their Secret/env file provide) and refuses them without the keys.
+                    same lmgate container as the sidecar; it ships no key (an existing Secret, or
+                    every key given in values, else it does not render).
+  CheckConfigTest   `lmgate --check_config` accepts every config shipped in deploy/ (with freshly
+                    generated keys) and refuses them without the keys, or with placeholder/weak ones.
   ConfigDocTest     deploy/CONFIG.md documents every key services/config.cc accepts, with a default.
   DockerfileTest    the runtime stage installs the package of every shared library lmgate needs;
                     the build stage installs the build packages of deploy/setup.sh.
@@ -20,6 +22,7 @@ python3-yaml. What each class proves:
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -78,10 +81,31 @@ def k8s_objects():
     return objs
 
 
-def helm_objects():
-    out = subprocess.run([HELM_RENDER, CHART_DIR, "lmgate"], check=True, capture_output=True,
-                         text=True).stdout
-    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+def render_chart(chart_dir=CHART_DIR):
+    return subprocess.run([HELM_RENDER, chart_dir, "lmgate"], capture_output=True, text=True)
+
+
+def helm_objects(chart_dir=CHART_DIR):
+    r = render_chart(chart_dir)
+    if r.returncode != 0:
+        raise AssertionError(f"helm_render {chart_dir}: {r.stderr}")
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(r.stdout) if d}
+
+
+def chart_with_values(**key_secret):
+    """A copy of the chart whose values.yaml has keySecret replaced by `key_secret`."""
+    tmp = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), "lmgate")
+    shutil.copytree(CHART_DIR, tmp)
+    values = yaml_docs(os.path.join(tmp, "values.yaml"))[0]
+    values["keySecret"] = key_secret
+    with open(os.path.join(tmp, "values.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(values, f)
+    return tmp
+
+
+# Keys lmgate refuses (placeholders, short, low variety); none of them may be shipped usable.
+WEAK_KEYS = ["replace-me-app-key", "changeme-changeme-1", "example-key-0123456789",
+             "aaaaaaaaaaaaaaaaaaaa", "short"]
 
 
 def config_of(configmap):
@@ -111,7 +135,7 @@ class ManifestsTest(unittest.TestCase):
                 elif name.endswith(".json"):
                     json.loads(strip_json_comments(read(path)))
                     seen += 1
-        self.assertGreaterEqual(seen, 8)
+        self.assertGreaterEqual(seen, 7)
 
     def test_kustomization_lists_every_manifest(self):
         k = yaml_docs(os.path.join(K8S_DIR, "kustomization.yaml"))[0]
@@ -122,7 +146,6 @@ class ManifestsTest(unittest.TestCase):
     def test_sidecar_is_wired_to_config_secret_and_probes(self):
         objs = k8s_objects()
         config = config_of(objs[("ConfigMap", "lmgate-config")])
-        secret = objs[("Secret", "lmgate-keys")]
         deployments = [o for (kind, _), o in objs.items() if kind == "Deployment"]
         self.assertEqual(len(deployments), 1)
         dep = deployments[0]
@@ -153,7 +176,6 @@ class ManifestsTest(unittest.TestCase):
         for var in key_envs(config):
             ref = env[var]["valueFrom"]["secretKeyRef"]
             self.assertEqual((ref["name"], ref["key"]), ("lmgate-keys", var))
-            self.assertGreaterEqual(len(secret["stringData"][var]), 16, var)
         # The app reaches lmgate on loopback with a key lmgate knows.
         app_env = {e["name"]: e for e in app["env"]}
         self.assertEqual(app_env["LMGATE_ADDR"]["value"], f"127.0.0.1:{port}")
@@ -165,6 +187,21 @@ class ManifestsTest(unittest.TestCase):
             self.assertTrue(c["resources"]["requests"], c["name"])
             self.assertTrue(c["resources"]["limits"], c["name"])
         self.assertTrue(gate["securityContext"]["runAsNonRoot"])
+
+
+    def test_no_key_secret_is_shipped_and_the_docs_create_every_key(self):
+        """`kubectl apply -k` after the documented `kubectl create secret` must not replace the
+        keys (a shipped Secret did, with the accepted placeholder replace-me-app-key)."""
+        kinds = [kind for (kind, _) in k8s_objects()]
+        self.assertNotIn("Secret", kinds)
+        config = config_of(k8s_objects()[("ConfigMap", "lmgate-config")])
+        for doc in ("deploy/README.md", os.path.join(K8S_DIR, "kustomization.yaml")):
+            text = read(doc).replace("\\\n", " ")
+            cmd = re.search(r"kubectl create secret generic lmgate-keys([^\n]*)", text)
+            self.assertIsNotNone(cmd, doc)
+            literals = dict(re.findall(r'--from-literal=(\w+)="?([^"\s]+)', cmd.group(1)))
+            for var in key_envs(config):
+                self.assertEqual(literals.get(var), "$(openssl", f"{doc}: {var}")
 
 
 class HelmChartTest(unittest.TestCase):
@@ -191,38 +228,48 @@ class HelmChartTest(unittest.TestCase):
     def test_rendered_objects_reference_each_other(self):
         pod = self.helm[("Deployment", "lmgate")]["spec"]["template"]["spec"]
         self.assertEqual(pod["volumes"][0]["configMap"]["name"], "lmgate-config")
-        secret = self.helm[("Secret", "lmgate-keys")]
+        # By default the chart uses the Secret the docs create, and makes no key itself.
+        self.assertNotIn("Secret", [kind for (kind, _) in self.helm])
         config = config_of(self.helm[("ConfigMap", "lmgate-config")])
+        env = {e["name"]: e for e in pod_containers(self.helm[("Deployment", "lmgate")])
+               ["lmgate"]["env"]}
         for var in key_envs(config):
-            self.assertIn(var, secret["stringData"])
+            self.assertEqual(env[var]["valueFrom"]["secretKeyRef"]["name"], "lmgate-keys")
         svc = self.helm[("Service", "lmgate")]
         labels = self.helm[("Deployment", "lmgate")]["spec"]["template"]["metadata"]["labels"]
         self.assertTrue(set(svc["spec"]["selector"].items()) <= set(labels.items()))
 
 
+    def test_chart_without_an_existing_secret_needs_every_key(self):
+        r = render_chart(chart_with_values(existingSecret="", values={}))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("keySecret.values.LMGATE_KEY_APP is not set", r.stderr)
+        keys = {"LMGATE_KEY_APP": secrets.token_hex(24), "LMGATE_KEY_OPS": secrets.token_hex(24)}
+        objs = helm_objects(chart_with_values(existingSecret="", values=keys))
+        self.assertEqual(objs[("Secret", "lmgate-keys")]["stringData"], keys)
+
+
 class CheckConfigTest(unittest.TestCase):
     def shipped_configs(self):
-        """(name, JSON text, environment with its keys) of every config in deploy/."""
+        """(name, JSON path, environment with freshly generated keys) of every config in deploy/.
+        No shipped file holds a usable key: the keys are made here as the docs say."""
         tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         k8s = k8s_objects()
-        k8s_env = dict(k8s[("Secret", "lmgate-keys")]["stringData"])
         helm = helm_objects()
-        helm_env = dict(helm[("Secret", "lmgate-keys")]["stringData"])
-        systemd_env = dict(re.findall(r"^(\w+)=(.*)$", read("deploy/systemd/lmgate.env.example"),
-                                      re.M))
-        configs = [
-            ("deploy/lmgate.json", "deploy/lmgate.json", {}),
-            ("deploy/systemd/lmgate.json", "deploy/systemd/lmgate.json", systemd_env),
-        ]
-        for name, cm, env in [("deploy/k8s/configmap.yaml", k8s[("ConfigMap", "lmgate-config")],
-                               k8s_env),
-                              ("helm template deploy/helm/lmgate",
-                               helm[("ConfigMap", "lmgate-config")], helm_env)]:
+        configs = [("deploy/lmgate.json", "deploy/lmgate.json")]
+        systemd = "deploy/systemd/lmgate.json"
+        configs.append((systemd, systemd))
+        for name, cm in [("deploy/k8s/configmap.yaml", k8s[("ConfigMap", "lmgate-config")]),
+                         ("helm template deploy/helm/lmgate", helm[("ConfigMap", "lmgate-config")])]:
             path = os.path.join(tmp, re.sub(r"\W+", "_", name) + ".json")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(cm["data"]["lmgate.json"])
-            configs.append((name, path, env))
-        return configs
+            configs.append((name, path))
+        out = []
+        for name, path in configs:
+            config = json.loads(strip_json_comments(read(path)))
+            out.append((name, path, {v: secrets.token_hex(24) for v in key_envs(config)}))
+        return out
 
     def check(self, path, env):
         clean = {k: v for k, v in os.environ.items() if not k.startswith("LMGATE_KEY")}
@@ -237,6 +284,21 @@ class CheckConfigTest(unittest.TestCase):
                 r = self.check(path, env)
                 self.assertEqual(r.returncode, 0, f"{name}: {r.stderr}")
                 self.assertIn("config OK", r.stdout)
+
+    def test_placeholder_and_weak_keys_are_refused(self):
+        systemd_env = dict(re.findall(r"^(\w+)=(.*)$", read("deploy/systemd/lmgate.env.example"),
+                                      re.M))
+        for name, path, env in self.shipped_configs():
+            if not env:
+                continue
+            for weak in WEAK_KEYS + [systemd_env.get(next(iter(env)))]:
+                with self.subTest(config=name, key=weak):
+                    bad = dict(env)
+                    bad[next(iter(env))] = weak
+                    r = self.check(path, bad)
+                    self.assertEqual(r.returncode, 2, f"{name} accepted {weak!r}")
+                    self.assertIn("openssl rand -hex 24", r.stderr)
+                    self.assertNotIn(weak, r.stderr)  # the key itself is never printed
 
     def test_configs_with_keys_fail_without_their_key_variables(self):
         for name, path, env in self.shipped_configs():

@@ -120,6 +120,27 @@ TEST(ConfigTest, KeysAndTheLoopbackGuard) {
   EXPECT_FALSE(ParseConfig(R"({"keys": [{"tenant": "x", "roles": ["root"]}]})").ok());
 }
 
+// Issue 13 item 13: only numeric loopback addresses and `localhost` count as loopback;
+// "127.evil.example" is a name that may resolve anywhere, so it needs keys.
+TEST(ConfigTest, LoopbackGuardParsesTheAddress) {
+  for (const char* listen : {"127.0.0.1:50051", "127.8.9.10:1", "localhost:1", "LOCALHOST:1",
+                             "[::1]:50051", "[::ffff:127.0.0.1]:1"}) {
+    EXPECT_TRUE(IsLoopbackListen(listen)) << listen;
+    Config c;
+    c.listen = listen;
+    EXPECT_TRUE(ValidateConfig(c, kKnown).ok()) << listen;
+  }
+  for (const char* listen : {"127.evil.example:50051", "127.0.0.1.nip.io:1", "localhost.evil:1",
+                             "0.0.0.0:50051", "[::]:1", "[::2]:1", "10.0.0.1:1", "127.1:1"}) {
+    EXPECT_FALSE(IsLoopbackListen(listen)) << listen;
+    Config c;
+    c.listen = listen;
+    absl::Status st = ValidateConfig(c, kKnown);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << listen;
+    EXPECT_NE(st.message().find("not a loopback address"), std::string::npos) << st;
+  }
+}
+
 TEST(ConfigTest, ValidationNamesTheProblem) {
   Config c;
   c.drivers = {"sdk_ws", "grpc"};

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <vector>
 
@@ -288,6 +289,52 @@ TEST_F(CliDriverTest, Unload) {
       << missing;
   // Never a bare `lms unload` (it would unload whatever single model is loaded).
   EXPECT_EQ(d->Unload({}, "").code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Issue 13 item 13: the real `lms` prints its version for `-v` anywhere (even after `--`) and
+// exits 0, so `lms unload -- -v` used to be reported as a successful unload. Identifiers that
+// look like options are refused before anything runs, and an unload is checked with `lms ps`.
+TEST_F(CliDriverTest, IdentifiersThatLookLikeOptionsAreRefused) {
+  ASSERT_TRUE(emulator_->Load("qwen/qwen3-4b", "my-qwen").ok());
+  auto d = Driver();
+  for (const char* id : {"-v", "--version", "-a"}) {
+    absl::Status s = d->Unload({}, id);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << id << ": " << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "starts with '-'")) << s;
+  }
+  LoadParams p;
+  p.model_key = "qwen/qwen3-4b";
+  p.identifier = "-v";
+  EXPECT_EQ(d->Load({}, p, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadArgs(p, "some/path.gguf").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Instances().size(), 1u);
+}
+
+TEST_F(CliDriverTest, UnloadThatDidNotHappenIsNotSuccess) {
+  // An `lms` that exits 0 on `unload` without unloading (as the real one does after printing
+  // its version); `ps` still lists the instance.
+  const std::string fake = lms::testing::ScratchDir() + "/lms";
+  lms::testing::WriteFile(fake, absl::StrCat(
+      "#!/bin/sh\n"
+      "if [ \"$1\" = unload ]; then echo 0.0.47; exit 0; fi\n"
+      "exec '", std::filesystem::absolute(g_lms).string(), "' \"$@\"\n"));
+  chmod(fake.c_str(), 0755);
+  ASSERT_TRUE(emulator_->Load("qwen/qwen3-4b", "my-qwen").ok());
+  auto d = Driver("", fake);
+  absl::Status s = d->Unload({}, "my-qwen");
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "still lists my-qwen")) << s;
+}
+
+TEST_F(CliDriverTest, MissingBinaryDoesNotTellTheServersPath) {
+  auto d = Driver("", "lmgate-test-no-such-lms");
+  absl::Status s = d->Probe({});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "was not found on PATH")) << s;
+  const char* path = getenv("PATH");
+  ASSERT_NE(path, nullptr);
+  EXPECT_FALSE(absl::StrContains(s.message(), path)) << s;
+  EXPECT_FALSE(absl::StrContains(s.message(), "/usr/bin")) << s;
 }
 
 TEST_F(CliDriverTest, TokenProtectedHostIsUnauthenticated) {

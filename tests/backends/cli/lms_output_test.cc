@@ -175,7 +175,7 @@ TEST(StripAnsi, RemovesEscapes) {
 TEST(LoadArgs, FlagsFromParams) {
   LoadParams p;
   p.model_key = "qwen/qwen3-4b";
-  p.identifier = "-odd";
+  p.identifier = "my-odd";
   p.context_length = 8192;
   p.gpu_offload_ratio = 0.5;
   p.parallel_slots = 2;
@@ -184,8 +184,11 @@ TEST(LoadArgs, FlagsFromParams) {
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(*args, (std::vector<std::string>{"load", "--exact", "-y", "--gpu", "0.5",
                                              "--context-length", "8192", "--parallel", "2",
-                                             "--ttl", "2", "--identifier=-odd", "--",
+                                             "--ttl", "2", "--identifier=my-odd", "--",
                                              "a/b.gguf"}));
+  // An identifier `lms` could read as an option (it takes `-v` anywhere) is refused.
+  p.identifier = "-odd";
+  EXPECT_EQ(LoadArgs(p, "a/b.gguf").status().code(), absl::StatusCode::kInvalidArgument);
   p = LoadParams();
   p.gpu_offload_ratio = 0;
   EXPECT_EQ((*LoadArgs(p, "x"))[4], "off");

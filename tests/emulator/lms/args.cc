@@ -131,6 +131,8 @@ std::optional<CommandSpec> FindCommand(const std::string& path) {
   return std::nullopt;
 }
 
+constexpr char kVersion[] = "0.0.47 (lmgate lms stand-in)";
+
 constexpr char kProgramUsage[] =
     "Usage: lms [options] [command]\n"
     "\n"
@@ -202,9 +204,14 @@ double JsNumber(const std::string& str) {
 }
 
 ParseOutcome ParseCommandLine(const std::vector<std::string>& args) {
+  // Like the real CLI, `-v` / `--version` anywhere in argv — after a command, as an option's
+  // value, even after `--` — prints the version and exits 0 without running anything, so
+  // `lms unload -- -v` "succeeds" without unloading.
+  for (const std::string& arg : args) {
+    if (arg == "-v" || arg == "--version") return Help(absl::StrCat(kVersion, "\n"));
+  }
   size_t i = 0;
-  // Program-level options: only help. (`lms --version` does not exist in most CLI versions;
-  // people detect the CLI with `lms ps`.)
+  // Program-level options: help (and the version, above).
   while (i < args.size() && absl::StartsWith(args[i], "-")) {
     if (args[i] == "-h" || args[i] == "--help") return Help(kProgramUsage);
     return Error(absl::StrCat("unknown option '", args[i], "'"));

@@ -2,7 +2,8 @@
 // commands it implements: options anywhere after the command, `--name=value`, `-c 4096` / `-c4096`,
 // combined short flags, `--` ending options, the same option sets (including the hidden --host,
 // --port, --log-level, --quiet, --verbose), the same value checks and the same error lines
-// ("error: unknown option '--x'", exit code 1).
+// ("error: unknown option '--x'", exit code 1), and `-v` / `--version` anywhere in argv (even
+// after `--`) printing the version with exit code 0.
 //
 // Pure, thread-safe.
 #ifndef LMGATE_TESTS_EMULATOR_LMS_ARGS_H_

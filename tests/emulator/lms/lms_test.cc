@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "tests/emulator/catalogue.h"
 #include "tests/emulator/emulator.h"
@@ -354,10 +355,22 @@ TEST_F(LmsTest, DiscoveryThroughTheServerInfoFile) {
   EXPECT_EQ(failed.err, absl::StrCat("Error: Failed to connect using ", info, ".\n"));
 }
 
+// The real CLI answers `-v` / `--version` wherever it is in argv, even after `--`, with exit 0
+// and without running the command.
+TEST_F(LmsTest, VersionAnywhereInArgvPrintsItAndExitsZero) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--version"},
+                                             {"-v"},
+                                             {"ps", "--json", "--version"},
+                                             {"unload", "--", "-v"},
+                                             {"load", "--identifier", "-v", "qwen/qwen3-4b"}}) {
+    LmsRun r = LmsNoHost(args);
+    EXPECT_EQ(r.code, 0) << absl::StrJoin(args, " ") << ": " << r.err;
+    EXPECT_EQ(r.out, "0.0.47 (lmgate lms stand-in)\n") << absl::StrJoin(args, " ");
+  }
+}
+
 TEST_F(LmsTest, UsageErrorsExitOne) {
-  LmsRun version = LmsNoHost({"--version"});
-  EXPECT_EQ(version.code, 1);
-  EXPECT_EQ(version.err, "error: unknown option '--version'\n");
   EXPECT_EQ(LmsNoHost({"ps", "--bogus"}).code, 1);
   EXPECT_EQ(LmsNoHost({"nonsense"}).err, "error: unknown command 'nonsense'\n");
   EXPECT_EQ(LmsNoHost({"--help"}).code, 0);

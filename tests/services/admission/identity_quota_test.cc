@@ -69,6 +69,46 @@ TEST(IdentityTest, Allowlist) {
   EXPECT_FALSE(Identity::Create(o).ok());
 }
 
+// gRPC writes IPv6 peers percent-encoded ("ipv6:%5B::1%5D:port"); IPv4 and IPv4-mapped IPv6 are
+// one address whichever way the entry or the client writes it (issue 13 item 11).
+TEST(IdentityTest, AllowlistBothFamiliesAsGrpcWritesThem) {
+  IdentityOptions o;
+  o.allow_cidrs = {"::1", "::ffff:192.168.1.0/120", "10.0.0.0/8", "fe80::/10"};
+  auto id = Identity::Create(o);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_TRUE((*id)->CheckPeer("ipv6:%5B::1%5D:40123").ok());
+  EXPECT_TRUE((*id)->CheckPeer("ipv4:192.168.1.77:5").ok());                 // mapped entry
+  EXPECT_TRUE((*id)->CheckPeer("ipv6:%5B::ffff:10.9.8.7%5D:5").ok());        // mapped client
+  EXPECT_TRUE((*id)->CheckPeer("ipv6:%5Bfe80::1%25eth0%5D:5").ok());         // zone
+  EXPECT_EQ((*id)->CheckPeer("ipv4:192.168.2.1:5").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ((*id)->CheckPeer("ipv6:%5B::2%5D:5").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ((*id)->CheckPeer("ipv6:%5B2001:db8::1%5D:5").code(),
+            absl::StatusCode::kPermissionDenied);
+  o.allow_cidrs = {"::ffff:10.0.0.0/95"};  // wider than the mapped range: still an address
+  EXPECT_TRUE(Identity::Create(o).ok());
+  o.allow_cidrs = {"10.0.0.0/33"};
+  EXPECT_FALSE(Identity::Create(o).ok());
+}
+
+// Issue 13 item 14: placeholders and weak keys are refused at start, saying how to make one.
+TEST(IdentityTest, PlaceholderAndWeakKeysAreRefused) {
+  for (const char* weak : {"replace-me-app-key", "CHANGE_ME_0123456789", "example-key-0123456789",
+                           "your-api-key-here-123", "aaaaaaaaaaaaaaaaaaaa", "short-key"}) {
+    setenv("LMGATE_TEST_WEAK_KEY", weak, 1);
+    IdentityOptions o;
+    KeyConfig k;
+    k.tenant.name = "app";
+    k.key_env = "LMGATE_TEST_WEAK_KEY";
+    o.keys = {k};
+    absl::Status st = Identity::Create(o).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << weak;
+    EXPECT_NE(st.message().find("LMGATE_TEST_WEAK_KEY"), std::string::npos) << st;
+    EXPECT_NE(st.message().find("openssl rand -hex 24"), std::string::npos) << st;
+    EXPECT_EQ(st.message().find(weak), std::string::npos) << "the key is never printed: " << st;
+  }
+  EXPECT_EQ(Identity::KeyWeakness("3f9c0a7be21d4c58a6e0f1b2"), "");
+}
+
 TEST(QuotaTest, RequestsPerMinuteIsExactUnderConcurrency) {
   QuotaTracker q;
   Tenant t;
