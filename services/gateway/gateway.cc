@@ -365,8 +365,8 @@ absl::StatusOr<lifecycle::ModelSnapshot> Gateway::GetModel(const CallContext& ct
                                                            const std::string& model) {
   auto m = registry_->Get(model);
   if (absl::IsNotFound(m.status())) {
-    // Maybe downloaded or loaded since the last sync.
-    if (registry_->Refresh(ctx).ok()) m = registry_->Get(model);
+    // Maybe downloaded or loaded since the last sync (not re-read if just listed).
+    if (registry_->RefreshIfStale(ctx).ok()) m = registry_->Get(model);
   }
   return m;
 }
@@ -393,10 +393,18 @@ absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
     if (auto c = drivers_->Candidates(driver, Operation::kUnload); !c.ok()) return c.status();
   }
   auto ids = registry_->Unload(ctx, driver, model, all_instances, force);
-  if (absl::IsNotFound(ids.status()) && registry_->Refresh(ctx).ok()) {
+  if (absl::IsNotFound(ids.status()) && registry_->RefreshIfStale(ctx).ok()) {
     ids = registry_->Unload(ctx, driver, model, all_instances, force);
   }
   return ids;
+}
+
+std::string Gateway::ModelLabel(const std::string& model) const {
+  if (model.empty()) return "";
+  std::string key = registry_->KnownModelKey(model);
+  if (!key.empty()) return key;
+  if (model == options_.default_model || model == options_.default_embedding_model) return model;
+  return kOtherModel;
 }
 
 std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, GenerateCall call,
