@@ -137,10 +137,11 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,
     absl::MutexLock lock(&state_->mu);
     const ServingStatus st = state_->PlainLocked(service);
     if (st == HealthCheckResponse::SERVICE_UNKNOWN) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                   absl::StrCat("unknown health service \"", service,
-                                                "\"; lmgate serves \"\", lmgate.v1.Inference, "
-                                                "lmgate.v1.ModelManager and lmgate.model/<model>")));
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("unknown health service \"", service,
+                       "\"; lmgate serves \"\", lmgate.v1.Inference, lmgate.v1.ModelManager and "
+                       "lmgate.model/<model>")));
       return reactor;
     }
     resp->set_status(st);
