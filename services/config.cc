@@ -193,7 +193,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "shutdown_grace_seconds", "log_level", "models",
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
-                                    "refresh_interval_seconds", "admission", "keys",
+                                    "refresh_interval_seconds", "unknown_model_cache_seconds",
+                                    "admission", "keys",
                                     "allow_cidrs", "insecure", "metrics_listen", "tls",
                                     "max_json_depth"});
       !st.ok())
@@ -284,6 +285,11 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
   if (doc.contains("refresh_interval_seconds") &&
       !(st = ReadSeconds(doc["refresh_interval_seconds"], "refresh_interval_seconds",
                          &lc.refresh_interval))
+           .ok())
+    return st;
+  if (doc.contains("unknown_model_cache_seconds") &&
+      !(st = ReadSeconds(doc["unknown_model_cache_seconds"], "unknown_model_cache_seconds",
+                         &lc.unknown_model_cache))
            .ok())
     return st;
   if (doc.contains("insecure") && !(st = Read(doc["insecure"], "insecure", &c.insecure)).ok())

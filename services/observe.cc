@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
@@ -12,7 +16,8 @@ std::string CodeName(absl::StatusCode c) { return absl::StatusCodeToString(c); }
 
 }  // namespace
 
-Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway) : registry_(r) {
+Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
+    : registry_(r), gateway_(gateway) {
   r->Describe("lmgate_requests_total", "counter",
               "Calls by method, tenant, model, driver and gRPC status code.");
   r->Describe("lmgate_request_duration_seconds", "histogram", "Wall time of calls inside lmgate.");
@@ -34,10 +39,21 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway) : registry_(
   r->Describe("lmgate_queue_depth", "gauge", "Requests waiting in the admission queue per model.");
   r->Describe("lmgate_in_flight", "gauge", "Requests running per model.");
   r->AddCollector([gateway](metrics::Registry& reg) {
+    // Admission queues exist for any name while a call is in admission; label known models only
+    // (the rest add up under "other").
+    std::map<std::string, std::pair<int, int>> by_label;  // label -> (queued, in use)
     for (const auto& [model, s] : gateway->AdmissionStats()) {
-      reg.GaugeSet("lmgate_queue_depth", {{"model", model}}, s.queued);
-      reg.GaugeSet("lmgate_in_flight", {{"model", model}}, s.in_use);
+      auto& v = by_label[gateway->ModelLabel(model)];
+      v.first += s.queued;
+      v.second += s.in_use;
     }
+    std::vector<std::pair<metrics::Labels, double>> depth, in_flight;
+    for (const auto& [label, v] : by_label) {
+      depth.push_back({{{"model", label}}, static_cast<double>(v.first)});
+      in_flight.push_back({{{"model", label}}, static_cast<double>(v.second)});
+    }
+    reg.GaugeReplace("lmgate_queue_depth", depth);
+    reg.GaugeReplace("lmgate_in_flight", in_flight);
   });
 }
 
@@ -76,7 +92,7 @@ void Observer::Generated(const CallInfo& call,
   const absl::StatusCode code = outcome.ok() ? absl::StatusCode::kOk : outcome.status().code();
   registry_->CounterAdd("lmgate_requests_total", {{"method", call.method},
                                                   {"tenant", call.tenant},
-                                                  {"model", call.model},
+                                                  {"model", gateway_->ModelLabel(call.model)},
                                                   {"driver", driver},
                                                   {"code", CodeName(code)}});
   registry_->Observe("lmgate_request_duration_seconds", {{"method", call.method}},
@@ -91,21 +107,22 @@ void Observer::Generated(const CallInfo& call,
   }
   const auto& o = *outcome;
   const auto& st = o.result.stats;
-  const metrics::Labels md = {{"model", o.model_key}, {"driver", driver}};
+  const std::string model = gateway_->ModelLabel(o.model_key);
+  const metrics::Labels md = {{"model", model}, {"driver", driver}};
   if (st.time_to_first_token) {
     registry_->Observe("lmgate_time_to_first_token_seconds", md,
                        absl::ToDoubleSeconds(*st.time_to_first_token));
   }
   if (st.tokens_per_second) registry_->Observe("lmgate_tokens_per_second", md, *st.tokens_per_second);
   registry_->CounterAdd("lmgate_tokens_total",
-                        {{"tenant", call.tenant}, {"model", o.model_key}, {"direction", "in"}},
+                        {{"tenant", call.tenant}, {"model", model}, {"direction", "in"}},
                         st.prompt_tokens);
   registry_->CounterAdd("lmgate_tokens_total",
-                        {{"tenant", call.tenant}, {"model", o.model_key}, {"direction", "out"}},
+                        {{"tenant", call.tenant}, {"model", model}, {"direction", "out"}},
                         st.completion_tokens);
-  registry_->Observe("lmgate_queue_wait_seconds", {{"model", o.model_key}},
+  registry_->Observe("lmgate_queue_wait_seconds", {{"model", model}},
                      absl::ToDoubleSeconds(o.queue_wait));
-  registry_->Observe("lmgate_load_wait_seconds", {{"model", o.model_key}},
+  registry_->Observe("lmgate_load_wait_seconds", {{"model", model}},
                      absl::ToDoubleSeconds(o.load_wait));
   const absl::Duration overhead = o.total_time - o.upstream_time - o.queue_wait - o.load_wait;
   registry_->Observe("lmgate_overhead_seconds", {{"method", call.method}},
@@ -118,7 +135,7 @@ void Observer::Unary(const CallInfo& call, const absl::Status& status) {
   const std::string d(backends::DriverKindName(call.driver));
   registry_->CounterAdd("lmgate_requests_total", {{"method", call.method},
                                                   {"tenant", call.tenant},
-                                                  {"model", call.model},
+                                                  {"model", gateway_->ModelLabel(call.model)},
                                                   {"driver", d},
                                                   {"code", CodeName(status.code())}});
   registry_->Observe("lmgate_request_duration_seconds", {{"method", call.method}},
@@ -126,6 +143,8 @@ void Observer::Unary(const CallInfo& call, const absl::Status& status) {
   Log(call, d, status, took, nullptr);
 }
 
+// Runs inside the registry's event callback (Gateway::ModelLabel would take the registry lock
+// again); the events named here are of loaded or unloaded instances, so their keys are known.
 void Observer::ModelEvent(const lifecycle::Event& e) {
   registry_->CounterAdd("lmgate_model_events_total",
                         {{"kind", std::string(lifecycle::EventKindName(e.kind))}});

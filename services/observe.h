@@ -1,6 +1,10 @@
 // What lmgate reports about each call: Prometheus metrics and one structured (JSON) access-log
 // line with the request id. The gRPC shells call it when a call ends; lifecycle events feed the
 // load/unload metrics. Thread-safe.
+//
+// Label values are bounded: `model` is a model the host or the config knows, else "other"
+// (Gateway::ModelLabel); `tenant` is a configured tenant, "anonymous" (no keys configured) or ""
+// (the caller was not authenticated), never a string the caller chose.
 #ifndef LMGATE_SERVICES_OBSERVE_H_
 #define LMGATE_SERVICES_OBSERVE_H_
 
@@ -38,6 +42,7 @@ class Observer {
   void Log(const CallInfo& call, absl::string_view driver, const absl::Status& status,
            absl::Duration took, const gateway::GenerateOutcome* outcome);
   metrics::Registry* const registry_;
+  gateway::Gateway* const gateway_;
 };
 
 }  // namespace lmgate::services

@@ -5,12 +5,13 @@
 #include <sstream>
 #include <utility>
 
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpc/health/v1/health.pb.h"
+#include "services/health.h"
 #include "services/heap.h"
 #include "services/inference_service.h"
 #include "services/model_manager_service.h"
@@ -74,14 +75,16 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get());
 
-  grpc::EnableDefaultHealthCheckService(true);
-  // gRPC's built-in health service is implemented with upb, so grpc.health.v1 is not in
-  // protobuf's generated pool, which is what reflection serves: grpcurl would list
-  // grpc.health.v1.Health but fail to describe or call it ("Symbol not found"). Touching the C++
-  // descriptor registers health.proto there (tests/clients/grpcurl_recipes.test.mjs).
-  grpc::health::v1::HealthCheckRequest::descriptor();
+  // lmgate's own health service (services/health.h) instead of gRPC's default one: per-model
+  // answers are computed, so unknown names leave no state and cannot be told from known ones.
+  gateway::Gateway* gw_raw = s->gateway_.get();
+  s->health_ = std::make_unique<HealthService>(
+      [gw_raw](const std::string& key) { return gw_raw->ModelReady(key); });
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  builder.SetOption(
+      std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(s->health_->Interface()));
+  builder.RegisterService(s->health_.get());
   builder.AddListeningPort(
       options.listen,
       options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);
@@ -102,12 +105,16 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
 }
 
 void LmgateServer::OnModelEvent() {
+  using K = lifecycle::Event::Kind;
   lifecycle::Event e;
-  auto* health = server_->GetHealthCheckService();
   while (gateway_->events()->Next(subscription_, &e)) {
     observer_->ModelEvent(e);
-    if (e.model_key.empty()) continue;
-    health->SetServingStatus("lmgate.model/" + e.model_key, e.state == lifecycle::State::kReady);
+    // Readiness changes only; a load starting or progressing leaves a ready instance serving.
+    if (e.model_key.empty() || e.kind == K::kLoadStarted || e.kind == K::kLoadProgress ||
+        e.kind == K::kSnapshot) {
+      continue;
+    }
+    health_->ModelChanged(e.model_key, e.state == lifecycle::State::kReady);
   }
 }
 

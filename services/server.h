@@ -21,6 +21,7 @@
 
 namespace lmgate::services {
 
+class HealthService;
 class InferenceService;
 class ModelManagerService;
 class WorkerPool;
@@ -43,9 +44,11 @@ struct ServerOptions {
   absl::Duration health_interval = absl::Seconds(2);
 };
 
-// Health (grpc.health.v1): "" is liveness (SERVING while the process runs); "lmgate.v1.Inference"
-// and "lmgate.v1.ModelManager" are readiness (SERVING while the LM Studio host answers); and
-// "lmgate.model/<model key>" is per-model readiness (SERVING while the model has a READY instance).
+// Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
+// "lmgate.v1.Inference" and "lmgate.v1.ModelManager" are readiness (SERVING while the LM Studio
+// host answers); and "lmgate.model/<model key>" is per-model readiness (SERVING while the model
+// has a READY instance, NOT_SERVING otherwise — also for a name the host does not have, so the
+// unauthenticated health port does not say which models exist).
 //
 // Thread-safe. Shutdown() (or the destructor) turns every health status NOT_SERVING, stops
 // accepting calls, lets running calls finish until the grace period ends, then cancels them
@@ -83,6 +86,7 @@ class LmgateServer {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
+  std::unique_ptr<HealthService> health_;  // outlives server_ (declared before it)
   void HealthLoop(absl::Duration interval);
   void OnModelEvent();
 

@@ -33,6 +33,7 @@ struct FairScheduler::ModelQueue {
   int queued = 0;
   double vclock = 0;  // start tag of the request admitted last
   uint64_t next_seq = 0;
+  bool configured = false;  // SetConcurrency() named it: kept while idle
   std::map<std::string, TenantQueue> tenants;
 };
 
@@ -69,6 +70,13 @@ FairScheduler::ModelQueue& FairScheduler::ModelLocked(const std::string& model) 
     q->concurrency = options_.default_concurrency;
   }
   return *q;
+}
+
+void FairScheduler::EraseIfIdleLocked(const std::string& model) {
+  auto it = models_.find(model);
+  if (it == models_.end()) return;
+  const ModelQueue& q = *it->second;
+  if (q.in_use == 0 && q.queued == 0 && !q.configured) models_.erase(it);
 }
 
 bool FairScheduler::GlobalFullLocked() const {
@@ -130,6 +138,7 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
     ModelQueue& q = ModelLocked(item->ticket.model);
     if (stopping_) {
       refused = absl::UnavailableError("lmgate is shutting down");
+      EraseIfIdleLocked(q.model);
     } else if (q.in_use < q.concurrency && q.queued == 0 && !GlobalFullLocked()) {
       item->done = true;
       slot = MakeSlotLocked(q, *item, now);
@@ -205,6 +214,7 @@ void FairScheduler::Release(const std::string& model) {
     --q.in_use;
     --total_in_use_;
     admitted = DispatchLocked(&q);
+    EraseIfIdleLocked(model);
   }
   for (auto& [item, slot] : admitted) {
     item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
@@ -218,6 +228,7 @@ void FairScheduler::SetConcurrency(const std::string& model, int slots) {
     absl::MutexLock lock(&mu_);
     ModelQueue& q = ModelLocked(model);
     q.concurrency = std::max(1, slots);
+    q.configured = true;
     admitted = DispatchLocked(&q);
   }
   for (auto& [item, slot] : admitted) {
@@ -235,6 +246,7 @@ void FairScheduler::Remove(const std::shared_ptr<Item>& item, absl::Status why) 
     auto& items = q.tenants[item->ticket.tenant].items;
     items.erase(std::remove(items.begin(), items.end(), item), items.end());
     --q.queued;
+    EraseIfIdleLocked(item->ticket.model);
   }
   item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
   item->admit(std::move(why));

@@ -9,6 +9,8 @@
 //   all keep the model busy get 25%:25%:50% of the admissions, and a flooding tenant cannot push
 //   another tenant's wait past its fair share;
 // - FIFO within a tenant and class.
+// A model's queue exists while it has running or queued requests, or once SetConcurrency() named
+// the model; an idle queue of any other name is dropped, so caller-chosen names leave no state.
 // The queue per model is bounded (RESOURCE_EXHAUSTED with a retry hint when full); a request
 // waits at most `queue_timeout` (RESOURCE_EXHAUSTED) and never past its own deadline
 // (DEADLINE_EXCEEDED); cancelling its token removes it (CANCELLED).
@@ -94,6 +96,7 @@ class FairScheduler {
 
   void Submit(Ticket ticket, AdmitFn admit, PositionFn position = nullptr);
   // Slots of `model` (e.g. the instance's parallel slots); takes effect on the next admission.
+  // Call it only for models that exist (the gateway does, for loaded ones): the queue is kept.
   void SetConcurrency(const std::string& model, int slots);
 
   struct ModelStats {
@@ -111,6 +114,8 @@ class FairScheduler {
   friend class Slot;
 
   ModelQueue& ModelLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `model`'s queue when nothing runs or waits there and SetConcurrency() never named it.
+  void EraseIfIdleLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pops the next request that may run now, or nullptr.
   std::shared_ptr<Item> PickLocked(ModelQueue& q, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::unique_ptr<Slot> MakeSlotLocked(ModelQueue& q, const Item& item, absl::Time now)

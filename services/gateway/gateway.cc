@@ -400,8 +400,8 @@ absl::StatusOr<lifecycle::ModelSnapshot> Gateway::GetModel(const CallContext& ct
   if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   auto m = registry_->Get(model);
   if (absl::IsNotFound(m.status())) {
-    // Maybe downloaded or loaded since the last sync.
-    if (registry_->Refresh(ctx).ok()) m = registry_->Get(model);
+    // Maybe downloaded or loaded since the last sync (not re-read if just listed).
+    if (registry_->RefreshIfStale(ctx).ok()) m = registry_->Get(model);
   }
   if (!m.ok()) return ForTenant(tenant, m.status(), model);
   // The name may only have become known with the refresh: check the model it names now.
@@ -457,12 +457,20 @@ absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
   }
   if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   auto ids = registry_->Unload(ctx, driver, model, all_instances, force);
-  if (absl::IsNotFound(ids.status()) && registry_->Refresh(ctx).ok()) {
+  if (absl::IsNotFound(ids.status()) && registry_->RefreshIfStale(ctx).ok()) {
     if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
     ids = registry_->Unload(ctx, driver, model, all_instances, force);
   }
   if (!ids.ok()) return ForTenant(tenant, ids.status(), model);
   return ids;
+}
+
+std::string Gateway::ModelLabel(const std::string& model) const {
+  if (model.empty()) return "";
+  std::string key = registry_->KnownModelKey(model);
+  if (!key.empty()) return key;
+  if (model == options_.default_model || model == options_.default_embedding_model) return model;
+  return kOtherModel;
 }
 
 std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, GenerateCall call,

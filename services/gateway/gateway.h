@@ -160,6 +160,13 @@ class Gateway {
   std::map<std::string, admission::FairScheduler::ModelStats> AdmissionStats() const {
     return scheduler_->AllStats();
   }
+  // What metrics may call `model`: its model key when the host or the config knows it (a model
+  // key, an instance identifier, a configured or default model), "" for none, else kOtherModel —
+  // so caller-chosen names never become label values.
+  static constexpr char kOtherModel[] = "other";
+  std::string ModelLabel(const std::string& model) const;
+  // True when `model_key` is a known model with a READY instance (per-model health).
+  bool ModelReady(const std::string& model_key) const { return registry_->ModelReady(model_key); }
   // OK when the last sync with the host succeeded (readiness).
   absl::Status HostStatus() const { return registry_->host_status(); }
   // Re-reads the host now (readiness probes of a host that was down).

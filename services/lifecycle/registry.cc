@@ -117,6 +117,7 @@ ModelRegistry::~ModelRegistry() {
       cancels.push_back(f->cancel);
       for (auto& w : f->waiters) waiters.push_back(w);
     }
+    for (auto& w : unresolved_) waiters.push_back(w);
   }
   for (auto& w : waiters) RemoveWaiter(w, absl::UnavailableError("lmgate is shutting down"));
   for (auto& c : cancels) c->Cancel();
@@ -228,6 +229,63 @@ State ModelRegistry::ModelStateLocked(const ModelEntry& m) const {
 
 // ---------------------------------------------------------------- Acquire
 
+void ModelRegistry::RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_defer,
+                                std::unique_ptr<Lease>* lease, absl::Status* failed) {
+  if (stopping_) {
+    *failed = absl::UnavailableError("lmgate is shutting down");
+    return;
+  }
+  const std::string& name = waiter->request.model;
+  // A model key means "any ready instance" (the least busy); otherwise `name` may be the
+  // identifier of one instance.
+  ModelEntry* m = FindModelLocked(name);
+  InstanceEntry* inst = nullptr;
+  if (m != nullptr) {
+    inst = PickReadyLocked(*m);
+  } else {
+    auto found = FindInstanceLocked(name);
+    m = found.first;
+    if (found.second != nullptr && found.second->state == State::kReady) {
+      inst = found.second;
+    } else if (m != nullptr) {
+      inst = PickReadyLocked(*m);
+    }
+  }
+  if (inst != nullptr) {
+    *lease = MakeLeaseLocked(*m, *inst, *waiter,
+                             may_defer ? absl::ZeroDuration() : absl::Now() - waiter->started);
+    return;
+  }
+  if (m == nullptr) {
+    // Not on the host as of the last listing. A stale listing is re-read once for every miss
+    // waiting meanwhile (maintenance thread); a fresh one answers now.
+    if (may_defer && !ListingFreshLocked()) {
+      unresolved_.push_back(waiter);
+      return;
+    }
+    if (catalogue_known_) {
+      *failed = absl::NotFoundError(NotFoundMessageLocked(name));
+      return;
+    }
+    if (!last_refresh_.ok()) {
+      *failed = absl::Status(last_refresh_.code(),
+                             absl::StrCat("cannot tell whether model \"", name,
+                                          "\" exists: listing the LM Studio host's models failed: ",
+                                          last_refresh_.message()));
+      return;
+    }
+    // The host lists no downloads (e.g. only the OpenAI interface): its load decides.
+  }
+  const std::string key = m != nullptr ? m->info.key : name;
+  LoadParams params;
+  const ModelPolicy* policy = PolicyFor(key);
+  if (policy != nullptr) params = policy->load;
+  params.identifier.clear();
+  waiter->ttl_override = options_.allow_client_ttl ? waiter->request.ttl_hint : std::nullopt;
+  JoinOrStartFlightLocked(key, std::move(params), waiter->request.load_driver,
+                          /*explicit_load=*/false, policy && policy->keep_loaded, waiter);
+}
+
 void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, AcquireDone done) {
   if (auto st = ctx.CheckAlive(); !st.ok()) {
     done(st);
@@ -240,45 +298,17 @@ void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, Acqu
   waiter->deadline = ctx.deadline;
   waiter->started = absl::Now();
   std::unique_ptr<Lease> lease;
-  bool shutting_down = false;
+  absl::Status failed;
   {
     absl::MutexLock lock(&mu_);
-    shutting_down = stopping_;
-    const std::string& name = waiter->request.model;
-    // A model key means "any ready instance" (the least busy); otherwise `name` may be the
-    // identifier of one instance.
-    ModelEntry* m = shutting_down ? nullptr : FindModelLocked(name);
-    InstanceEntry* inst = nullptr;
-    if (m != nullptr) {
-      inst = PickReadyLocked(*m);
-    } else if (!shutting_down) {
-      auto found = FindInstanceLocked(name);
-      m = found.first;
-      if (found.second != nullptr && found.second->state == State::kReady) {
-        inst = found.second;
-      } else if (m != nullptr) {
-        inst = PickReadyLocked(*m);
-      }
-    }
-    if (inst != nullptr) {
-      lease = MakeLeaseLocked(*m, *inst, *waiter, absl::ZeroDuration());
-    } else if (!shutting_down) {
-      const std::string key = m != nullptr ? m->info.key : name;
-      LoadParams params;
-      const ModelPolicy* policy = PolicyFor(key);
-      if (policy != nullptr) params = policy->load;
-      params.identifier.clear();
-      waiter->ttl_override = options_.allow_client_ttl ? waiter->request.ttl_hint : std::nullopt;
-      JoinOrStartFlightLocked(key, std::move(params), waiter->request.load_driver,
-                              /*explicit_load=*/false, policy && policy->keep_loaded, waiter);
-    }
+    RouteLocked(waiter, /*may_defer=*/true, &lease, &failed);
   }
-  if (lease || shutting_down) {
+  if (lease || !failed.ok()) {
     auto cb = std::move(waiter->acquire_done);
     if (lease) {
       cb(std::move(lease));
     } else {
-      cb(absl::UnavailableError("lmgate is shutting down"));
+      cb(std::move(failed));
     }
     return;
   }
@@ -356,6 +386,8 @@ void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status 
         auto it = flights_.find(f->key);
         if (it != flights_.end() && it->second == f) flights_.erase(it);
       }
+    } else {
+      unresolved_.erase(std::remove(unresolved_.begin(), unresolved_.end(), w), unresolved_.end());
     }
   }
   if (cancel_flight) cancel_flight->Cancel();

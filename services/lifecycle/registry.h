@@ -14,6 +14,12 @@
 //   LRU eviction of idle unleased instances, or waiting for one to become idle.
 // - The registry's view is synchronised with the host at start, every refresh_interval and when a
 //   driver reports a missing model, so loads/unloads done in the LM Studio app are seen.
+// - Names the host does not know cost almost nothing: concurrent re-reads of the host share one
+//   listing call; a miss while the last listing is younger than `unknown_model_cache` is answered
+//   NOT_FOUND at once (the listing is the negative cache: bounded by the host's catalogue and by
+//   that age, nothing is kept per unknown name); an older listing is re-read by the maintenance
+//   thread for every waiting miss at once. No thread is started and no state, event or flight is
+//   created for a name the host does not have.
 // Loads are sent without an upstream TTL: lmgate, not LM Studio, decides when an instance goes.
 //
 // Thread-safe. Callbacks (done, progress) run on registry threads or inline in the caller's
@@ -105,6 +111,12 @@ struct RegistryOptions {
   // Timeout of one upstream load / unload / list call.
   absl::Duration load_timeout = absl::Minutes(10);
   absl::Duration host_call_timeout = absl::Seconds(30);
+  // A model name the host did not list is NOT_FOUND without asking the host again while the last
+  // listing attempt is younger than this (0 = every miss re-reads the host; concurrent re-reads
+  // still share one call).
+  absl::Duration unknown_model_cache = absl::Seconds(2);
+  // Clock for the listing's age (tests inject one); unset = absl::Now.
+  std::function<absl::Time()> clock;
 };
 
 struct InstanceSnapshot {
@@ -202,8 +214,18 @@ class ModelRegistry {
   std::vector<ModelSnapshot> Snapshot() const;
   // NOT_FOUND with close matches.
   absl::StatusOr<ModelSnapshot> Get(const std::string& model) const;
-  // Re-reads the host now (blocking).
+  // Re-reads the host now (blocking). A call made while another re-read is in flight waits for
+  // that one and returns its result instead of sending a second listing.
   absl::Status Refresh(const CallContext& ctx);
+  // Refresh() unless the last listing attempt is younger than `unknown_model_cache`; then returns
+  // that attempt's result without a host call. For lookups of a name the registry does not know.
+  absl::Status RefreshIfStale(const CallContext& ctx);
+  // The model key `name` refers to, if the host or the config knows it (a listed or loaded model
+  // key, an instance identifier, a `models` entry of the config); "" otherwise. What metrics and
+  // health may name.
+  std::string KnownModelKey(const std::string& name) const;
+  // True when `model_key` is known and has a READY instance.
+  bool ModelReady(const std::string& model_key) const;
   // Result of the last host sync (OK = the host answered). Readiness reads this.
   absl::Status host_status() const;
   // A driver said `instance` does not exist upstream: drop it and resync in the background.
@@ -220,6 +242,18 @@ class ModelRegistry {
   struct ModelEntry;
 
   ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events);
+
+  // Routes a new waiter (lock held): a lease on a READY instance (`*lease`), a flight, a failure
+  // (`*failed`, e.g. NOT_FOUND), or — `may_defer` and the listing is stale — the list of misses
+  // the maintenance thread resolves after one re-read.
+  void RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_defer,
+                   std::unique_ptr<Lease>* lease, absl::Status* failed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The last listing attempt is younger than unknown_model_cache.
+  bool ListingFreshLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Routes the misses that waited for a re-read (maintenance thread).
+  void ResolveUnknown();
+  absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
 
   // Resolution helpers (lock held).
   ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -276,6 +310,14 @@ class ModelRegistry {
   int active_flights_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool refresh_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  // Host listing: one in flight at a time; `refresh_generation_` counts finished ones.
+  bool refresh_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t refresh_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_refresh_ ABSL_GUARDED_BY(mu_) = absl::UnavailableError("not synced yet");
+  std::optional<absl::Time> last_refresh_at_ ABSL_GUARDED_BY(mu_);  // start of the last attempt
+  absl::Status shared_refresh_ ABSL_GUARDED_BY(mu_);  // the finished listing's answer, for joiners
+  // Acquires of names not known at a stale listing, waiting for the next re-read.
+  std::vector<std::shared_ptr<Waiter>> unresolved_ ABSL_GUARDED_BY(mu_);
   absl::Status host_status_ ABSL_GUARDED_BY(mu_) = absl::UnavailableError("not synced yet");
   std::thread maintenance_;
 };

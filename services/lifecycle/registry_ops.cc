@@ -93,6 +93,27 @@ absl::StatusOr<ModelSnapshot> ModelRegistry::Get(const std::string& model) const
   return absl::NotFoundError(NotFoundMessageLocked(model));
 }
 
+std::string ModelRegistry::KnownModelKey(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  if (models_.count(name) || options_.models.count(name)) return name;
+  for (const auto& [k, m] : models_) {
+    for (const auto& inst : m->instances) {
+      if (inst->info.identifier == name) return k;
+    }
+  }
+  return "";
+}
+
+bool ModelRegistry::ModelReady(const std::string& model_key) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(model_key);
+  if (it == models_.end()) return false;
+  for (const auto& inst : it->second->instances) {
+    if (inst->state == State::kReady) return true;
+  }
+  return false;
+}
+
 // Evicts (marks UNLOADING and returns in `evict`) or asks the flight to wait (UNAVAILABLE) until
 // the flight fits the limits; OK when it fits.
 absl::Status ModelRegistry::MakeRoomLocked(const std::shared_ptr<Flight>& f, int64_t bytes,
@@ -150,8 +171,7 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
     known = FindModelLocked(f->model_key) != nullptr;
   }
   if (!known) {
-    // Maybe downloaded since the last sync: look again before giving up.
-    (void)Refresh(HostContext(options_.host_call_timeout));
+    // Routing already re-read the host (or found the listing fresh); no second listing per name.
     absl::MutexLock lock(&mu_);
     ModelEntry* m = FindModelLocked(f->model_key);
     if (m == nullptr && catalogue_known_) {
@@ -303,6 +323,14 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
                                                      const std::function<void(double)>& progress,
                                                      DriverKind* used) {
   if (auto st = ctx.CheckAlive(); !st.ok()) return st;
+  bool known;
+  {
+    absl::MutexLock lock(&mu_);
+    known = FindModelLocked(params.model_key) != nullptr ||
+            FindInstanceLocked(params.model_key).second != nullptr;
+  }
+  // Maybe downloaded since the last sync (shared with concurrent misses; not if just listed).
+  if (!known) (void)RefreshIfStale(ctx);
   absl::Notification done;
   absl::StatusOr<InstanceSnapshot> out = absl::UnknownError("not set");
   auto waiter = std::make_shared<Waiter>();
@@ -334,6 +362,9 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
     }
     ModelEntry* m = FindModelLocked(params.model_key);
     if (m == nullptr && im != nullptr) m = im;  // an identifier was given as `model`
+    if (m == nullptr && catalogue_known_) {
+      return absl::NotFoundError(NotFoundMessageLocked(params.model_key));
+    }
     if (m != nullptr && !new_instance && params.identifier.empty()) {
       if (InstanceEntry* ready = PickReadyLocked(*m)) {
         ready->keep_loaded |= keep_loaded;

@@ -1,4 +1,5 @@
 // ModelRegistry: synchronisation with the host, TTL expiry and the maintenance thread.
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -9,15 +10,82 @@
 namespace lmgate::lifecycle {
 
 absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
-  const absl::Time listed_at = absl::Now();
-  auto host = host_->List(ctx);
+  std::optional<absl::Time> started;
   {
     absl::MutexLock lock(&mu_);
-    host_status_ = host.status();
+    // One listing at a time: a caller arriving while one is in flight shares its answer.
+    while (refresh_in_flight_) {
+      const uint64_t gen = refresh_generation_;
+      auto done = [this, gen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return refresh_generation_ != gen;
+      };
+      if (!mu_.AwaitWithDeadline(absl::Condition(&done), ctx.deadline)) {
+        return absl::DeadlineExceededError(
+            "the deadline passed while lmgate re-read the LM Studio host's models");
+      }
+      // The leader's caller leaving (its cancel or deadline) is not this caller's answer.
+      const bool leader_left =
+          absl::IsCancelled(shared_refresh_) || absl::IsDeadlineExceeded(shared_refresh_);
+      if (!leader_left || !ctx.CheckAlive().ok()) return shared_refresh_;
+    }
+    refresh_in_flight_ = true;
+    started = Now();
   }
-  if (!host.ok()) return host.status();
-  Reconcile(*host, listed_at);
-  return absl::OkStatus();
+  const absl::Time listed_at = absl::Now();
+  auto host = host_->List(ctx);
+  if (host.ok()) Reconcile(*host, listed_at);
+  // A listing cut short by its own caller says nothing about the host.
+  const bool aborted = !host.ok() && !ctx.CheckAlive().ok();
+  absl::MutexLock lock(&mu_);
+  if (!aborted) {
+    host_status_ = host.status();
+    last_refresh_ = host.status();
+    last_refresh_at_ = started;
+  }
+  shared_refresh_ = host.status();
+  refresh_in_flight_ = false;
+  ++refresh_generation_;
+  return host.status();
+}
+
+absl::Status ModelRegistry::RefreshIfStale(const CallContext& ctx) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (ListingFreshLocked()) return last_refresh_;
+  }
+  return Refresh(ctx);
+}
+
+bool ModelRegistry::ListingFreshLocked() const {
+  return last_refresh_at_.has_value() && Now() - *last_refresh_at_ < options_.unknown_model_cache;
+}
+
+void ModelRegistry::ResolveUnknown() {
+  struct Done {
+    std::shared_ptr<Waiter> waiter;
+    std::unique_ptr<Lease> lease;
+    absl::Status status;
+  };
+  std::vector<Done> done;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::shared_ptr<Waiter>> pending;
+    pending.swap(unresolved_);
+    for (auto& w : pending) {
+      if (w->finished) continue;
+      Done d;
+      RouteLocked(w, /*may_defer=*/false, &d.lease, &d.status);
+      if (d.lease || !d.status.ok()) {
+        w->finished = true;
+        d.waiter = w;
+        done.push_back(std::move(d));
+      }
+    }
+  }
+  for (auto& d : done) {
+    absl::Status st = d.lease ? absl::OkStatus() : d.status;
+    CompleteWaiter(d.waiter, std::move(st), std::move(d.lease), {});
+  }
 }
 
 absl::Status ModelRegistry::host_status() const {
@@ -139,6 +207,9 @@ void ModelRegistry::FailLateWaiters() {
         if (now >= w->deadline) late.push_back(w);
       }
     }
+    for (auto& w : unresolved_) {
+      if (now >= w->deadline) late.push_back(w);
+    }
   }
   for (auto& w : late) {
     RemoveWaiter(w, absl::DeadlineExceededError("the deadline passed while the model loaded"));
@@ -149,20 +220,29 @@ void ModelRegistry::MaintenanceLoop() {
   absl::Time next_refresh = absl::Now() + options_.refresh_interval;
   for (;;) {
     bool refresh = false;
+    bool resolve = false;
     {
       absl::MutexLock lock(&mu_);
-      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || refresh_wanted_; };
+      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || refresh_wanted_ || !unresolved_.empty();
+      };
       mu_.AwaitWithTimeout(absl::Condition(&wake), options_.tick);
       if (stopping_) return;
       refresh = refresh_wanted_ ||
                 (options_.refresh_interval > absl::ZeroDuration() && absl::Now() >= next_refresh);
       refresh_wanted_ = false;
+      resolve = !unresolved_.empty();
     }
     ExpireIdle();
     FailLateWaiters();
     if (refresh) {
       next_refresh = absl::Now() + options_.refresh_interval;
       (void)Refresh(HostContext(options_.host_call_timeout));
+    }
+    if (resolve) {
+      // Every miss that waited since the last pass shares one re-read (none if still fresh).
+      if (!refresh) (void)RefreshIfStale(HostContext(options_.host_call_timeout));
+      ResolveUnknown();
     }
   }
 }

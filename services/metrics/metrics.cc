@@ -72,6 +72,14 @@ void Registry::GaugeSet(const std::string& name, const Labels& labels, double v)
   FamilyLocked(name, "gauge").series[LabelKey(labels)].value = v;
 }
 
+void Registry::GaugeReplace(const std::string& name,
+                            const std::vector<std::pair<Labels, double>>& series) {
+  absl::MutexLock lock(&mu_);
+  Family& f = FamilyLocked(name, "gauge");
+  f.series.clear();
+  for (const auto& [labels, v] : series) f.series[LabelKey(labels)].value = v;
+}
+
 void Registry::Observe(const std::string& name, const Labels& labels, double v) {
   absl::MutexLock lock(&mu_);
   Family& f = FamilyLocked(name, "histogram");

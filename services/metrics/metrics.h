@@ -24,6 +24,9 @@ class Registry {
  public:
   void CounterAdd(const std::string& name, const Labels& labels, double v = 1);
   void GaugeSet(const std::string& name, const Labels& labels, double v);
+  // Replaces every series of gauge `name` with `series` (for collectors that own a family, so a
+  // label set that is gone does not stay at its last value).
+  void GaugeReplace(const std::string& name, const std::vector<std::pair<Labels, double>>& series);
   void Observe(const std::string& name, const Labels& labels, double v);
   // Help text and, for histograms, bucket bounds (seconds by default). Call before recording.
   void Describe(const std::string& name, const std::string& type, const std::string& help,

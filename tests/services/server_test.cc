@@ -503,8 +503,12 @@ TEST_F(ServerTest, PerModelReadinessFollowsTheLifecycle) {
     grpc::Status st = health->Check(&ctx, req, &resp);
     return st.ok() ? resp.status() : grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN;
   };
+  // Known but not loaded, and a name the host never had, answer alike: the unauthenticated
+  // health port does not say which models exist.
   EXPECT_EQ(check("lmgate.model/fake/llm-small"),
-            grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN);
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(check("lmgate.model/no/such-model"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   grpc::ClientContext ctx;
   auto reader = inference_->Chat(&ctx, HelloChat());
   v1::ChatResponse r;
@@ -519,6 +523,44 @@ TEST_F(ServerTest, PerModelReadinessFollowsTheLifecycle) {
   ASSERT_TRUE(models_->UnloadModel(&uctx, ureq, &uresp).ok());
   EXPECT_EQ(check("lmgate.model/fake/llm-small"),
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(check("lmgate.model/no/such-model"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(check("no.such.Service"), grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN);
+}
+
+TEST_F(ServerTest, PerModelWatchFollowsTheLifecycleAndUnknownNamesLookNotLoaded) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("lmgate.model/fake/llm-small");
+  grpc::ClientContext wctx;
+  wctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto watch = health->Watch(&wctx, req);
+  grpc::health::v1::HealthCheckResponse r;
+  ASSERT_TRUE(watch->Read(&r));
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  grpc::health::v1::HealthCheckRequest unknown_req;
+  unknown_req.set_service("lmgate.model/no/such-model");
+  grpc::ClientContext uwctx;
+  uwctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto unknown_watch = health->Watch(&uwctx, unknown_req);
+  ASSERT_TRUE(unknown_watch->Read(&r));
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  grpc::ClientContext ctx;
+  auto reader = inference_->Chat(&ctx, HelloChat());
+  v1::ChatResponse c;
+  while (reader->Read(&c)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_TRUE(watch->Read(&r));
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  wctx.TryCancel();
+  uwctx.TryCancel();
+  while (watch->Read(&r)) {
+  }
+  while (unknown_watch->Read(&r)) {
+  }
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(unknown_watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 TEST_F(ServerTest, DrainLetsRunningStreamsFinish) {

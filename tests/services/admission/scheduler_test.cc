@@ -194,3 +194,34 @@ TEST(FairSchedulerTest, GlobalLimitSpansModels) {
 
 }  // namespace
 }  // namespace lmgate::admission
+
+namespace lmgate::admission {
+namespace {
+
+// Caller-chosen model names (issue 13 item 5): a queue lives while something runs or waits in it,
+// so a thousand distinct names leave nothing; a model SetConcurrency() named keeps its slots.
+TEST(FairSchedulerTest, IdleQueuesOfUnnamedModelsAreDropped) {
+  FairScheduler s(OneSlot());
+  Recorder r;
+  for (int i = 0; i < 1000; ++i) {
+    Ticket t = T("a");
+    t.model = "nosuch/model-" + std::to_string(i);
+    s.Submit(t, r.For("a"));
+    // A second request for the same name queues behind the first, then is admitted.
+    s.Submit(t, r.For("a"));
+    EXPECT_EQ(s.Stats(t.model).queued, 1);
+    ASSERT_TRUE(r.ReleaseOne());
+    ASSERT_TRUE(r.ReleaseOne());
+  }
+  EXPECT_TRUE(s.AllStats().empty()) << s.AllStats().size() << " queues left";
+  s.SetConcurrency("known/model", 3);
+  Ticket t = T("a");
+  t.model = "known/model";
+  s.Submit(t, r.For("a"));
+  ASSERT_TRUE(r.ReleaseOne());
+  ASSERT_EQ(s.AllStats().size(), 1u);
+  EXPECT_EQ(s.Stats("known/model").concurrency, 3);
+}
+
+}  // namespace
+}  // namespace lmgate::admission

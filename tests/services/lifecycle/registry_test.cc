@@ -8,8 +8,11 @@
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
+
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "backends/fake/fake_driver.h"
 #include "backends/selector.h"
@@ -56,6 +59,62 @@ class EventLog {
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
 };
 
+// The host as the registry sees it, counting listings; a held listing waits for release (or
+// its caller's deadline).
+class CountingHostOps : public HostOps {
+ public:
+  explicit CountingHostOps(HostOps* inner) : inner_(inner) {}
+  absl::StatusOr<backends::HostModels> List(const CallContext& ctx) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++lists_;
+      auto open = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !hold_; };
+      if (!mu_.AwaitWithDeadline(absl::Condition(&open), ctx.deadline)) {
+        return absl::DeadlineExceededError("held listing");
+      }
+    }
+    return inner_->List(ctx);
+  }
+  absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
+                                              const backends::LoadParams& params,
+                                              const backends::LoadProgressFn& progress,
+                                              DriverKind* used) override {
+    return inner_->Load(ctx, driver, params, progress, used);
+  }
+  absl::Status Unload(const CallContext& ctx, DriverKind driver,
+                      const std::string& identifier) override {
+    return inner_->Unload(ctx, driver, identifier);
+  }
+  void Hold(bool hold) {
+    absl::MutexLock lock(&mu_);
+    hold_ = hold;
+  }
+  int lists() {
+    absl::MutexLock lock(&mu_);
+    return lists_;
+  }
+  bool WaitForLists(int n) {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return lists_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
+  }
+
+ private:
+  HostOps* const inner_;
+  absl::Mutex mu_;
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  int lists_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+int ThreadCount() {
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
 class RegistryTest : public ::testing::Test {
  protected:
   void Make(RegistryOptions options = {}) {
@@ -65,10 +124,11 @@ class RegistryTest : public ::testing::Test {
     drivers.push_back(std::move(fake));
     host_ = std::make_unique<DriverHostOps>(
         std::make_shared<backends::DriverSet>(std::move(drivers)));
+    counting_ = std::make_unique<CountingHostOps>(host_.get());
     log_ = std::make_unique<EventLog>(&bus_);
     options.refresh_interval = absl::ZeroDuration();
     if (options.tick == absl::Milliseconds(250)) options.tick = absl::Milliseconds(5);
-    auto r = ModelRegistry::Create(std::move(options), host_.get(), &bus_);
+    auto r = ModelRegistry::Create(std::move(options), counting_.get(), &bus_);
     ASSERT_TRUE(r.ok()) << r.status();
     registry_ = *std::move(r);
   }
@@ -93,6 +153,7 @@ class RegistryTest : public ::testing::Test {
   EventBus bus_;
   FakeDriver* fake_ = nullptr;
   std::unique_ptr<DriverHostOps> host_;
+  std::unique_ptr<CountingHostOps> counting_;
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<ModelRegistry> registry_;
 };
@@ -161,6 +222,112 @@ TEST_F(RegistryTest, UnknownModelIsNotFoundWithSuggestions) {
   EXPECT_EQ(l.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(l.status().message().find("fake/llm-small"), std::string::npos) << l.status();
   EXPECT_EQ(fake_->loads_started(), 0);
+}
+
+TEST_F(RegistryTest, ConcurrentRefreshesShareOneListing) {
+  Make();
+  const int lists = counting_->lists();  // the initial sync
+  counting_->Hold(true);
+  absl::Status leader;
+  std::thread first([&] { leader = registry_->Refresh(Ctx()); });
+  ASSERT_TRUE(counting_->WaitForLists(lists + 1));
+  // While that listing is in flight, every other refresh waits for it: with a short deadline
+  // each gives up waiting, and none sends a listing of its own (it would be counted).
+  constexpr int kOthers = 20;
+  std::vector<std::thread> others;
+  std::vector<absl::Status> results(kOthers);
+  for (int i = 0; i < kOthers; ++i) {
+    others.emplace_back([&, i] {
+      CallContext c = Ctx();
+      c.deadline = absl::Now() + absl::Milliseconds(50);
+      results[i] = registry_->Refresh(c);
+    });
+  }
+  for (auto& t : others) t.join();
+  EXPECT_EQ(counting_->lists(), lists + 1);
+  for (const auto& st : results) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kDeadlineExceeded) << st;
+    EXPECT_NE(st.message().find("re-read"), std::string::npos) << st;
+  }
+  counting_->Hold(false);
+  first.join();
+  EXPECT_TRUE(leader.ok()) << leader;
+  EXPECT_EQ(counting_->lists(), lists + 1);
+}
+
+TEST_F(RegistryTest, UnknownNamesAreAnsweredFromAFreshListingAndShareOneReRead) {
+  std::atomic<int64_t> skew{0};
+  RegistryOptions o;
+  o.unknown_model_cache = absl::Seconds(2);
+  o.clock = [&] { return absl::Now() + absl::Seconds(skew.load()); };
+  Make(std::move(o));
+  const int lists = counting_->lists();
+  const int threads = ThreadCount();
+  absl::Mutex mu;
+  int not_found = 0;
+  std::vector<absl::Status> other;
+  auto count = [&](absl::StatusOr<std::unique_ptr<Lease>> l) {
+    absl::MutexLock lock(&mu);
+    if (absl::IsNotFound(l.status()) &&
+        l.status().message().find("is not downloaded") != std::string::npos) {
+      ++not_found;
+    } else {
+      other.push_back(l.status());
+    }
+  };
+  // Fresh listing: answered inline, no listing, no thread, no event.
+  for (int i = 0; i < 200; ++i) {
+    registry_->Acquire(Ctx(), Req(absl::StrCat("nosuch/fresh-", i)), count);
+  }
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(not_found, 200);
+  }
+  EXPECT_EQ(counting_->lists(), lists);
+  EXPECT_EQ(log_->count(Event::Kind::kLoadStarted), 0);
+
+  // Stale listing: every miss waits for one re-read by the maintenance thread.
+  skew = 3;
+  counting_->Hold(true);
+  CallContext cancelled = Ctx();
+  registry_->Acquire(cancelled, Req("nosuch/cancelled"), count);
+  for (int i = 0; i < 200; ++i) {
+    registry_->Acquire(Ctx(), Req(absl::StrCat("nosuch/stale-", i)), count);
+  }
+  ASSERT_TRUE(counting_->WaitForLists(lists + 1));
+  EXPECT_EQ(ThreadCount(), threads);  // nothing started per name
+  cancelled.cancel->Cancel();         // a waiting miss can still be cancelled
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(other.size(), 1u);
+    EXPECT_EQ(other[0].code(), absl::StatusCode::kCancelled) << other[0];
+    EXPECT_EQ(not_found, 200);
+  }
+  counting_->Hold(false);
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return not_found == 400; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(10)));
+  }
+  EXPECT_EQ(counting_->lists(), lists + 1);
+  // That listing is fresh again: more misses, an explicit load and a known model cost nothing.
+  for (int i = 0; i < 100; ++i) {
+    registry_->Acquire(Ctx(), Req(absl::StrCat("nosuch/again-", i)), count);
+  }
+  backends::LoadParams p;
+  p.model_key = "nosuch/explicit";
+  auto loaded = registry_->Load(Ctx(), DriverKind::kAuto, p, false, false, nullptr, nullptr);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kNotFound) << loaded.status();
+  EXPECT_TRUE(registry_->AcquireBlocking(Ctx(), Req("fake/llm-small")).ok());
+  EXPECT_EQ(counting_->lists(), lists + 1);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(not_found, 500);
+  }
+  EXPECT_EQ(log_->count(Event::Kind::kLoadStarted), 1);  // fake/llm-small's
+  EXPECT_EQ(registry_->KnownModelKey("nosuch/again-1"), "");
+  EXPECT_EQ(registry_->KnownModelKey("fake/llm-small"), "fake/llm-small");
+  EXPECT_EQ(registry_->Snapshot().size(), 3u);  // the host's catalogue, nothing per name
 }
 
 TEST_F(RegistryTest, LeasedInstanceIsNotUnloadedUnlessForced) {
