@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "prometheus/exposer.h"
 #include "prometheus/text_serializer.h"
 
@@ -107,7 +108,8 @@ std::vector<prometheus::MetricFamily> Registry::Collect() const {
   for (const auto& [name, f] : families_) {
     prometheus::MetricFamily& mf = out.emplace_back();
     mf.name = name;
-    mf.help = f.help;
+    // prometheus-cpp 1.0.1 escapes label values but writes HELP as given (found by the fuzzer).
+    mf.help = absl::StrReplaceAll(f.help, {{"\\", "\\\\"}, {"\n", "\\n"}});
     mf.type = TypeOf(f.type);
     for (const auto& [key, s] : f.series) {
       prometheus::ClientMetric& m = mf.metric.emplace_back();
