@@ -196,7 +196,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "refresh_interval_seconds", "unknown_model_cache_seconds",
                                     "admission", "keys",
                                     "allow_cidrs", "insecure", "metrics_listen", "tls",
-                                    "max_json_depth"});
+                                    "max_json_depth", "metrics_max_connections",
+                                    "metrics_timeout_seconds", "limits"});
       !st.ok())
     return st;
   absl::Status st;
@@ -324,6 +325,32 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
   if (doc.contains("metrics_listen") &&
       !(st = Read(doc["metrics_listen"], "metrics_listen", &c.metrics_listen)).ok())
     return st;
+  if (doc.contains("metrics_max_connections") &&
+      !(st = Read(doc["metrics_max_connections"], "metrics_max_connections",
+                  &c.metrics_max_connections))
+           .ok())
+    return st;
+  if (doc.contains("metrics_timeout_seconds") &&
+      !(st = ReadSeconds(doc["metrics_timeout_seconds"], "metrics_timeout_seconds",
+                         &c.metrics_timeout))
+           .ok())
+    return st;
+  if (doc.contains("limits")) {
+    const json& l = doc["limits"];
+    if (!(st = CheckKeys(l, "limits", {"stream_write_stall_seconds", "stream_max_pending_bytes"}))
+             .ok())
+      return st;
+    if (l.contains("stream_write_stall_seconds") &&
+        !(st = ReadSeconds(l["stream_write_stall_seconds"], "limits.stream_write_stall_seconds",
+                           &c.stream_write_stall))
+             .ok())
+      return st;
+    if (l.contains("stream_max_pending_bytes") &&
+        !(st = Read(l["stream_max_pending_bytes"], "limits.stream_max_pending_bytes",
+                    &c.stream_max_pending_bytes))
+             .ok())
+      return st;
+  }
   if (doc.contains("allow_cidrs") &&
       !(st = Read(doc["allow_cidrs"], "allow_cidrs", &c.identity.allow_cidrs)).ok())
     return st;
@@ -472,6 +499,9 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
     if (!seen.insert(d).second) return Bad("drivers", absl::StrCat("\"", d, "\" listed twice"));
   }
   if (c.worker_threads < 1 || c.worker_threads > 4096) return Bad("worker_threads", "must be 1..4096");
+  if (c.metrics_max_connections < 1 || c.metrics_max_connections > 1024)
+    return Bad("metrics_max_connections", "must be 1..1024");
+  if (c.metrics_timeout <= absl::ZeroDuration()) return Bad("metrics_timeout_seconds", "must be > 0");
   if (c.host.max_retries < 0 || c.host.max_retries > 10) return Bad("lmstudio.max_retries", "must be 0..10");
   if (c.host.connect_timeout <= absl::ZeroDuration()) return Bad("lmstudio.connect_timeout_seconds", "must be > 0");
   if (c.host.request_timeout <= absl::ZeroDuration()) return Bad("lmstudio.request_timeout_seconds", "must be > 0");

@@ -33,8 +33,15 @@ struct Config {
   std::string tls_key_file;
   std::string tls_client_ca_file;
   bool tls_require_client_cert = false;
-  // Prometheus endpoint; empty = off.
+  // Prometheus endpoint; empty = off. It serves this many connections at once, each for at most
+  // metrics_timeout (reading the request, writing the answer, or idle between keep-alive requests).
   std::string metrics_listen = "127.0.0.1:9464";
+  int metrics_max_connections = 16;
+  absl::Duration metrics_timeout = absl::Seconds(10);
+  // A Chat/Complete client that does not read: its generation is cancelled once a write has been
+  // stalled this long or this many bytes wait behind it (0 = no bound). `limits.*` in the file.
+  absl::Duration stream_write_stall = absl::Seconds(30);
+  size_t stream_max_pending_bytes = size_t{1} << 20;
   // Allow listening on a non-loopback address without API keys.
   bool insecure = false;
 };

@@ -116,6 +116,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
   info.method = method;
   auto* reactor = new ChatReactor(ctx, MergeChatResponse);
   const auto& channel = reactor->channel();
+  channel->SetLimits(stream_limits_);
   const std::string id = RequestIdFor(ctx);
   info.request_id = id;
   channel->AddInitialMetadata(kRequestIdHeader, id);

@@ -11,6 +11,7 @@
 #include "services/convert.h"
 #include "services/gateway/gateway.h"
 #include "services/observe.h"
+#include "services/stream_reactor.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
@@ -18,10 +19,16 @@ namespace lmgate::services {
 // Thread-safe. `gateway` and `pool` must outlive the server.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  // `identity` may be null (no API keys, no allowlist).
+  // `identity` may be null (no API keys, no allowlist). `stream_limits` bound each Chat/Complete
+  // stream's send queue: a client that does not read gets its generation cancelled.
   InferenceService(gateway::Gateway* gateway, WorkerPool* pool,
-                   const admission::Identity* identity, Observer* observer)
-      : gateway_(gateway), pool_(pool), identity_(identity), observer_(observer) {}
+                   const admission::Identity* identity, Observer* observer,
+                   StreamLimits stream_limits = {})
+      : gateway_(gateway),
+        pool_(pool),
+        identity_(identity),
+        observer_(observer),
+        stream_limits_(stream_limits) {}
 
   grpc::ServerWriteReactor<v1::ChatResponse>* Chat(grpc::CallbackServerContext* ctx,
                                                    const v1::ChatRequest* req) override;
@@ -54,6 +61,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   WorkerPool* const pool_;
   const admission::Identity* const identity_;
   Observer* const observer_;
+  const StreamLimits stream_limits_;
 };
 
 }  // namespace lmgate::services

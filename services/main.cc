@@ -174,6 +174,10 @@ int Run() {
   opts.gateway = config->gateway;
   opts.worker_threads = config->worker_threads;
   opts.metrics_listen = config->metrics_listen;
+  opts.metrics_max_connections = config->metrics_max_connections;
+  opts.metrics_timeout = config->metrics_timeout;
+  opts.stream_limits.write_stall = config->stream_write_stall;
+  opts.stream_limits.max_pending_bytes = config->stream_max_pending_bytes;
   auto server = services::LmgateServer::Create(std::move(opts));
   if (!server.ok()) {
     std::cerr << "lmgate: " << server.status().message() << "\n";

@@ -33,6 +33,11 @@ bool Matches(const lifecycle::ModelSnapshot& m, const v1::ListModelsRequest& req
 }
 
 // Streams lifecycle events of one subscription; unsubscribes when the stream ends.
+//
+// Events wait in the EventBus's bounded per-subscriber queue, not in the stream's: the reactor
+// takes the next one only when the stream is idle (nothing queued, no write in flight). A client
+// that does not read therefore costs one write in flight plus the bus's bounded queue, and what the
+// bus drops is reported in `events_dropped` of the next event the client gets.
 class WatchReactor : public StreamReactor<v1::ModelEvent> {
  public:
   WatchReactor(grpc::CallbackServerContext* ctx, lifecycle::EventBus* bus)
@@ -44,18 +49,21 @@ class WatchReactor : public StreamReactor<v1::ModelEvent> {
     std::weak_ptr<Channel> weak = channel();
     lifecycle::EventBus* bus = bus_;
     auto id = std::make_shared<lifecycle::EventBus::SubscriberId>(0);
-    // The wake function drains on the publisher's thread; Push never blocks.
-    id_ = bus_->Subscribe(filter, [weak, bus, id, tenant] {
+    // Runs on the publisher's thread (queue went non-empty) and on gRPC's (a write completed);
+    // never blocks. Two pumps racing may queue one event behind the write: still bounded.
+    auto pump = [weak, bus, id, tenant] {
       auto ch = weak.lock();
       if (!ch || *id == 0) return;
       lifecycle::Event e;
-      while (bus->Next(*id, &e)) {
+      while (ch->idle() && bus->Next(*id, &e)) {
         if (!tenant->AllowsModel(e.model_key)) continue;
         v1::ModelEvent out;
         ToProto(e, &out);
         if (!ch->Push(std::move(out))) return;
       }
-    });
+    };
+    channel()->SetOnIdle(pump);
+    id_ = bus_->Subscribe(filter, pump);
     *id = id_;
   }
 

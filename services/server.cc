@@ -66,12 +66,16 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->identity_ = options.identity;
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
   if (!options.metrics_listen.empty()) {
-    auto ms = metrics::MetricsServer::Start(options.metrics_listen, &s->metrics_);
+    metrics::ServerOptions mo;
+    mo.max_connections = options.metrics_max_connections;
+    mo.timeout = options.metrics_timeout;
+    auto ms = metrics::MetricsServer::Start(options.metrics_listen, &s->metrics_, mo);
     if (!ms.ok()) return ms.status();
     s->metrics_server_ = *std::move(ms);
   }
   s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get(),
-                                                     s->identity_.get(), s->observer_.get());
+                                                     s->identity_.get(), s->observer_.get(),
+                                                     options.stream_limits);
   s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get());
 

@@ -18,6 +18,7 @@
 #include "services/gateway/gateway.h"
 #include "services/metrics/metrics.h"
 #include "services/observe.h"
+#include "services/stream_reactor.h"
 
 namespace lmgate::services {
 
@@ -39,6 +40,11 @@ struct ServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // host:port of the Prometheus /metrics endpoint; empty = no endpoint (metrics still collected).
   std::string metrics_listen;
+  // Connections it serves at once and the timeout of each (see metrics::ExposerOptions).
+  int metrics_max_connections = 16;
+  absl::Duration metrics_timeout = absl::Seconds(10);
+  // Bounds of each Chat/Complete stream's send queue (a client that does not read).
+  StreamLimits stream_limits;
   // How often readiness (host reachable) is re-evaluated for the health service; the same loop
   // returns freed heap to the kernel after a burst (services/heap.h).
   absl::Duration health_interval = absl::Seconds(2);

@@ -1,19 +1,17 @@
 #include "services/metrics/metrics.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <exception>
+#include <limits>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "prometheus/exposer.h"
+#include "prometheus/text_serializer.h"
 
 namespace lmgate::metrics {
 namespace {
@@ -22,24 +20,25 @@ const std::vector<double> kSecondsBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
                                              0.1,    0.25,  0.5,    1,     2.5,  5,     10,
                                              30,     60,    120};
 
+// Identifies a label set within a family (the values are raw; '\0' cannot occur in names).
 std::string LabelKey(const Labels& labels) {
-  std::vector<std::string> parts;
-  for (const auto& [k, v] : labels) {
-    std::string escaped = absl::StrReplaceAll(v, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}});
-    parts.push_back(absl::StrCat(k, "=\"", escaped, "\""));
-  }
-  return absl::StrJoin(parts, ",");
+  std::string key;
+  for (const auto& [k, v] : labels) absl::StrAppend(&key, k, "=", v.size(), ":", v, ";");
+  return key;
 }
 
-std::string Num(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  return absl::StrCat(v);
+prometheus::MetricType TypeOf(const std::string& type) {
+  if (type == "gauge") return prometheus::MetricType::Gauge;
+  if (type == "histogram") return prometheus::MetricType::Histogram;
+  if (type == "counter") return prometheus::MetricType::Counter;
+  return prometheus::MetricType::Untyped;
 }
 
-std::string WithLabel(const std::string& key, const std::string& extra) {
-  if (key.empty()) return "{" + extra + "}";
-  return "{" + key + "," + extra + "}";
-}
+// /healthz: an empty answer is the 200 that says the process serves.
+class NoMetrics : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override { return {}; }
+};
 
 }  // namespace
 
@@ -62,14 +61,20 @@ void Registry::Describe(const std::string& name, const std::string& type, const 
                                  : std::vector<double>{};
 }
 
+Registry::Series& Registry::SeriesLocked(Family& f, const Labels& labels) {
+  auto [it, inserted] = f.series.try_emplace(LabelKey(labels));
+  if (inserted) it->second.labels = labels;
+  return it->second;
+}
+
 void Registry::CounterAdd(const std::string& name, const Labels& labels, double v) {
   absl::MutexLock lock(&mu_);
-  FamilyLocked(name, "counter").series[LabelKey(labels)].value += v;
+  SeriesLocked(FamilyLocked(name, "counter"), labels).value += v;
 }
 
 void Registry::GaugeSet(const std::string& name, const Labels& labels, double v) {
   absl::MutexLock lock(&mu_);
-  FamilyLocked(name, "gauge").series[LabelKey(labels)].value = v;
+  SeriesLocked(FamilyLocked(name, "gauge"), labels).value = v;
 }
 
 void Registry::GaugeReplace(const std::string& name,
@@ -83,7 +88,7 @@ void Registry::GaugeReplace(const std::string& name,
 void Registry::Observe(const std::string& name, const Labels& labels, double v) {
   absl::MutexLock lock(&mu_);
   Family& f = FamilyLocked(name, "histogram");
-  Series& s = f.series[LabelKey(labels)];
+  Series& s = SeriesLocked(f, labels);
   if (s.buckets.empty()) s.buckets.assign(f.bounds.size(), 0);
   for (size_t i = 0; i < f.bounds.size(); ++i) {
     if (v <= f.bounds[i]) ++s.buckets[i];
@@ -97,125 +102,95 @@ void Registry::AddCollector(std::function<void(Registry&)> fn) {
   collectors_.push_back(std::move(fn));
 }
 
-std::string Registry::Render() {
+std::vector<prometheus::MetricFamily> Registry::Collect() const {
   std::vector<std::function<void(Registry&)>> collectors;
   {
     absl::MutexLock lock(&mu_);
     collectors = collectors_;
   }
-  for (auto& c : collectors) c(*this);
+  // The collectors refresh gauges of this registry (prometheus-cpp's Collect() is const).
+  for (auto& c : collectors) c(const_cast<Registry&>(*this));
   absl::MutexLock lock(&mu_);
-  std::string out;
+  std::vector<prometheus::MetricFamily> out;
+  out.reserve(families_.size());
   for (const auto& [name, f] : families_) {
-    if (!f.help.empty()) absl::StrAppend(&out, "# HELP ", name, " ", f.help, "\n");
-    absl::StrAppend(&out, "# TYPE ", name, " ", f.type, "\n");
+    prometheus::MetricFamily& mf = out.emplace_back();
+    mf.name = name;
+    // prometheus-cpp 1.0.1 escapes label values but writes HELP as given (found by the fuzzer).
+    mf.help = absl::StrReplaceAll(f.help, {{"\\", "\\\\"}, {"\n", "\\n"}});
+    mf.type = TypeOf(f.type);
     for (const auto& [key, s] : f.series) {
-      if (f.type != "histogram") {
-        absl::StrAppend(&out, name, key.empty() ? "" : "{" + key + "}", " ", Num(s.value), "\n");
-        continue;
+      prometheus::ClientMetric& m = mf.metric.emplace_back();
+      for (const auto& [k, v] : s.labels) m.label.push_back({k, v});
+      switch (mf.type) {
+        case prometheus::MetricType::Counter:
+          m.counter.value = s.value;
+          break;
+        case prometheus::MetricType::Gauge:
+          m.gauge.value = s.value;
+          break;
+        case prometheus::MetricType::Histogram:
+          m.histogram.sample_count = s.count;
+          m.histogram.sample_sum = s.sum;
+          for (size_t i = 0; i < f.bounds.size() && i < s.buckets.size(); ++i) {
+            m.histogram.bucket.push_back({s.buckets[i], f.bounds[i]});
+          }
+          m.histogram.bucket.push_back({s.count, std::numeric_limits<double>::infinity()});
+          break;
+        default:
+          m.untyped.value = s.value;
       }
-      for (size_t i = 0; i < f.bounds.size(); ++i) {
-        absl::StrAppend(&out, name, "_bucket", WithLabel(key, "le=\"" + Num(f.bounds[i]) + "\""),
-                        " ", s.buckets[i], "\n");
-      }
-      absl::StrAppend(&out, name, "_bucket", WithLabel(key, "le=\"+Inf\""), " ", s.count, "\n");
-      absl::StrAppend(&out, name, "_sum", key.empty() ? "" : "{" + key + "}", " ", Num(s.sum),
-                      "\n");
-      absl::StrAppend(&out, name, "_count", key.empty() ? "" : "{" + key + "}", " ", s.count,
-                      "\n");
     }
   }
   return out;
 }
 
+std::string Registry::Render() { return prometheus::TextSerializer().Serialize(Collect()); }
+
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
-                                                                    Registry* registry) {
+                                                                    Registry* registry,
+                                                                    ServerOptions options) {
   const size_t colon = listen.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port)) {
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("metrics listen \"", listen,
                                                    "\" is not host:port"));
   }
+  // civetweb takes numeric addresses only: "127.0.0.1:9464", "[::1]:9464", or "9464" for any.
   std::string host = listen.substr(0, colon);
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
-                  &res) != 0 || res == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("metrics: cannot resolve ", host));
-  }
+  if (host == "localhost") host = "127.0.0.1";
+  const std::string ports = host.empty() ? std::to_string(port) : absl::StrCat(host, ":", port);
+  const int64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options.timeout));
+  std::vector<std::string> civet = {
+      "listening_ports", ports,
+      "num_threads", std::to_string(std::max(1, options.max_connections)),
+      "request_timeout_ms", std::to_string(timeout_ms),
+      "enable_keep_alive", "yes",
+      "keep_alive_timeout_ms", std::to_string(timeout_ms),
+      "max_request_size", std::to_string(std::max(1024, options.max_request_bytes)),
+  };
   std::unique_ptr<MetricsServer> s(new MetricsServer());
-  s->registry_ = registry;
-  s->fd_ = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(s->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  const bool ok = s->fd_ >= 0 && bind(s->fd_, res->ai_addr, res->ai_addrlen) == 0 &&
-                  ::listen(s->fd_, 64) == 0;
-  freeaddrinfo(res);
-  if (!ok) {
+  try {
+    s->exposer_ = std::make_unique<prometheus::Exposer>(std::move(civet));
+  } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", listen, ": ",
-                                               std::strerror(errno)));
+                                               e.what()));
   }
-  sockaddr_storage bound{};
-  socklen_t len = sizeof(bound);
-  getsockname(s->fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  s->port_ = ntohs(bound.ss_family == AF_INET6
-                       ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                       : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  if (pipe2(s->wake_, O_CLOEXEC) != 0) return absl::InternalError("metrics: pipe failed");
-  s->thread_ = std::thread([p = s.get()] { p->Loop(); });
+  const std::vector<int> bound = s->exposer_->GetListeningPorts();
+  if (bound.empty()) {
+    return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", listen));
+  }
+  s->port_ = bound.front();
+  // Not owned (a no-op deleter): the registry outlives the server; the Exposer holds weak_ptrs.
+  s->collectable_ = std::shared_ptr<prometheus::Collectable>(registry, [](prometheus::Collectable*) {});
+  s->health_ = std::make_shared<NoMetrics>();
+  s->exposer_->RegisterCollectable(s->collectable_, "/metrics");
+  s->exposer_->RegisterCollectable(s->collectable_, "/");
+  s->exposer_->RegisterCollectable(s->health_, "/healthz");
   return s;
 }
 
-MetricsServer::~MetricsServer() {
-  if (wake_[1] >= 0) {
-    char c = 0;
-    (void)!write(wake_[1], &c, 1);
-  }
-  if (thread_.joinable()) thread_.join();
-  for (int fd : {fd_, wake_[0], wake_[1]}) {
-    if (fd >= 0) close(fd);
-  }
-}
-
-void MetricsServer::Loop() {
-  for (;;) {
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents != 0) return;
-    int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    timeval tv{2, 0};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char buf[2048];
-    ssize_t n = recv(c, buf, sizeof(buf) - 1, 0);
-    std::string req = n > 0 ? std::string(buf, n) : "";
-    std::string status = "200 OK", body, type = "text/plain; version=0.0.4";
-    if (req.rfind("GET /metrics", 0) == 0 || req.rfind("GET / ", 0) == 0) {
-      body = registry_->Render();
-    } else if (req.rfind("GET /healthz", 0) == 0) {
-      body = "ok\n";
-    } else {
-      status = "404 Not Found";
-      body = "try /metrics\n";
-    }
-    std::string resp = absl::StrCat("HTTP/1.0 ", status, "\r\nContent-Type: ", type,
-                                    "\r\nContent-Length: ", body.size(),
-                                    "\r\nConnection: close\r\n\r\n", body);
-    size_t off = 0;
-    while (off < resp.size()) {
-      ssize_t w = send(c, resp.data() + off, resp.size() - off, MSG_NOSIGNAL);
-      if (w <= 0) break;
-      off += static_cast<size_t>(w);
-    }
-    close(c);
-  }
-}
+MetricsServer::~MetricsServer() { exposer_.reset(); }
 
 }  // namespace lmgate::metrics

@@ -1,7 +1,10 @@
-// Prometheus metrics: counters, gauges and histograms with labels, rendered in the text
-// exposition format, and a tiny HTTP endpoint serving them on their own port.
+// Prometheus metrics: counters, gauges and histograms with labels, and the HTTP endpoint serving
+// them on their own port.
 //
-// Thread-safe. Recording takes one short mutex per metric family; nothing here blocks on I/O.
+// The registry is a prometheus-cpp Collectable (its families become prometheus::MetricFamily), so
+// prometheus-cpp renders the text format and its Exposer (civetweb, a pool of threads) serves it.
+//
+// Thread-safe. Recording takes one short mutex; nothing here blocks on I/O.
 #ifndef LMGATE_SERVICES_METRICS_METRICS_H_
 #define LMGATE_SERVICES_METRICS_METRICS_H_
 
@@ -15,12 +18,19 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+
+namespace prometheus {
+class Exposer;
+}  // namespace prometheus
 
 namespace lmgate::metrics {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-class Registry {
+class Registry : public prometheus::Collectable {
  public:
   void CounterAdd(const std::string& name, const Labels& labels, double v = 1);
   void GaugeSet(const std::string& name, const Labels& labels, double v);
@@ -33,10 +43,14 @@ class Registry {
                 std::vector<double> buckets = {});
   // Runs before every render (e.g. to refresh queue-depth gauges).
   void AddCollector(std::function<void(Registry&)> fn);
+  // Runs the collectors, then returns every family (what the endpoint serves).
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  // Collect() in the text exposition format.
   std::string Render();
 
  private:
   struct Series {
+    Labels labels;
     double value = 0;                 // counter / gauge
     std::vector<uint64_t> buckets;    // histogram
     double sum = 0;
@@ -51,28 +65,41 @@ class Registry {
   Family& FamilyLocked(const std::string& name, const char* type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Mutex mu_;
+  Series& SeriesLocked(Family& f, const Labels& labels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Collect() is const for prometheus-cpp, but the collectors refresh gauges.
+  mutable absl::Mutex mu_;
   std::map<std::string, Family> families_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void(Registry&)>> collectors_ ABSL_GUARDED_BY(mu_);
 };
 
-// Serves GET /metrics (and / and /healthz) over plain HTTP/1.0 on its own thread.
+struct ServerOptions {
+  // Connections served at once (civetweb worker threads); more wait in the accept queue.
+  int max_connections = 16;
+  // Bound of reading a request, of writing the answer to a client that does not read, and of an
+  // idle keep-alive connection; the connection is closed after it.
+  absl::Duration timeout = absl::Seconds(10);
+  // Request line + headers; a longer request gets 400 and is closed.
+  int max_request_bytes = 8192;
+};
+
+// Serves GET /metrics (and /) and /healthz (an empty 200) over HTTP/1.1 with prometheus-cpp's
+// Exposer. Destroying it stops the server (running requests finish first).
 class MetricsServer {
  public:
-  // `listen` is host:port (port 0 = any free port).
+  // `listen` is host:port (port 0 = any free port); `registry` must outlive the server.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen,
-                                                              Registry* registry);
+                                                              Registry* registry,
+                                                              ServerOptions options = {});
   ~MetricsServer();
   int port() const { return port_; }
 
  private:
   MetricsServer() = default;
-  void Loop();
-  Registry* registry_ = nullptr;
-  int fd_ = -1;
-  int wake_[2] = {-1, -1};
+  std::shared_ptr<prometheus::Collectable> collectable_;  // aliases the caller's Registry
+  std::shared_ptr<prometheus::Collectable> health_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
-  std::thread thread_;
 };
 
 }  // namespace lmgate::metrics

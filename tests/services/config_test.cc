@@ -173,5 +173,31 @@ TEST(ConfigTest, MaxJsonDepthIsBoundedAndDeepFilesAreRefused) {
       << d.status();
 }
 
+TEST(ConfigTest, ConsumerLimits) {
+  auto d = ParseConfig("{}");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->stream_write_stall, absl::Seconds(30));
+  EXPECT_EQ(d->stream_max_pending_bytes, size_t{1} << 20);
+  EXPECT_EQ(d->metrics_max_connections, 16);
+  EXPECT_EQ(d->metrics_timeout, absl::Seconds(10));
+  auto c = ParseConfig(R"({"limits": {"stream_write_stall_seconds": 2.5,
+                           "stream_max_pending_bytes": 65536},
+                           "metrics_max_connections": 4, "metrics_timeout_seconds": 3})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->stream_write_stall, absl::Milliseconds(2500));
+  EXPECT_EQ(c->stream_max_pending_bytes, 65536u);
+  EXPECT_EQ(c->metrics_max_connections, 4);
+  EXPECT_EQ(c->metrics_timeout, absl::Seconds(3));
+  EXPECT_TRUE(ValidateConfig(*c, kKnown).ok());
+  auto typo = ParseConfig(R"({"limits": {"stream_write_stall": 1}})");
+  EXPECT_NE(typo.status().message().find("limits.stream_write_stall"), std::string::npos);
+  EXPECT_NE(ParseConfig(R"({"limits": {"stream_max_pending_bytes": -1}})").status().message()
+                .find("limits.stream_max_pending_bytes"),
+            std::string::npos);
+  c->metrics_max_connections = 0;
+  EXPECT_NE(ValidateConfig(*c, kKnown).message().find("metrics_max_connections"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lmgate::services
