@@ -159,6 +159,50 @@ absl::Status ParseModelPolicy(const json& m, const std::string& where,
   return absl::OkStatus();
 }
 
+absl::Status ParseLimits(const json& l, TransportLimits* out) {
+  if (auto st = CheckKeys(l, "limits",
+                          {"max_request_bytes", "server_memory_bytes",
+                           "max_concurrent_streams_per_connection", "max_connections",
+                           "handshake_timeout_seconds"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  struct {
+    const char* key;
+    int* out;
+    int min;
+  } ints[] = {{"max_request_bytes", &out->max_request_bytes, 1024},
+              {"max_concurrent_streams_per_connection",
+               &out->max_concurrent_streams_per_connection, 1},
+              {"max_connections", &out->max_connections, 1}};
+  for (const auto& i : ints) {
+    if (!l.contains(i.key)) continue;
+    const std::string key = absl::StrCat("limits.", i.key);
+    if (!(st = Read(l[i.key], key, i.out)).ok()) return st;
+    if (*i.out < i.min) return Bad(key, absl::StrCat("must be >= ", i.min));
+  }
+  if (l.contains("server_memory_bytes")) {
+    if (!(st = Read(l["server_memory_bytes"], "limits.server_memory_bytes",
+                    &out->server_memory_bytes))
+             .ok())
+      return st;
+    if (out->server_memory_bytes < (int64_t{16} << 20)) {
+      return Bad("limits.server_memory_bytes", "must be >= 16777216 (16 MiB)");
+    }
+  }
+  if (l.contains("handshake_timeout_seconds")) {
+    if (!(st = ReadSeconds(l["handshake_timeout_seconds"], "limits.handshake_timeout_seconds",
+                           &out->handshake_timeout))
+             .ok())
+      return st;
+    if (out->handshake_timeout <= absl::ZeroDuration() ||
+        out->handshake_timeout > absl::Hours(1)) {
+      return Bad("limits.handshake_timeout_seconds", "must be > 0 and <= 3600");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text) {
@@ -171,7 +215,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
                                     "refresh_interval_seconds", "admission", "keys",
-                                    "allow_cidrs", "insecure", "metrics_listen", "tls"});
+                                    "allow_cidrs", "insecure", "metrics_listen", "tls",
+                                    "limits"});
       !st.ok())
     return st;
   absl::Status st;
@@ -396,6 +441,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
     if (ao.default_concurrency < 1) return Bad("admission.concurrency_per_model", "must be >= 1");
     if (ao.max_queue < 0) return Bad("admission.max_queue_per_model", "must be >= 0");
   }
+  if (doc.contains("limits") && !(st = ParseLimits(doc["limits"], &c.limits)).ok()) return st;
   if (doc.contains("models")) {
     const json& models = doc["models"];
     if (!models.is_object()) return Bad("models", "must be an object keyed by model key");

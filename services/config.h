@@ -12,6 +12,7 @@
 #include "backends/registry.h"
 #include "services/admission/identity.h"
 #include "services/gateway/gateway.h"
+#include "services/transport_limits.h"
 
 namespace lmgate::services {
 
@@ -37,6 +38,8 @@ struct Config {
   std::string metrics_listen = "127.0.0.1:9464";
   // Allow listening on a non-loopback address without API keys.
   bool insecure = false;
+  // The gRPC transport's limits ("limits" object).
+  TransportLimits limits;
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a

@@ -24,6 +24,7 @@
 #include "backends/registry.h"
 #include "backends/selector.h"
 #include "services/config.h"
+#include "services/listener.h"
 #include "services/server.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -187,6 +188,10 @@ int Run() {
   opts.gateway = config->gateway;
   opts.worker_threads = config->worker_threads;
   opts.metrics_listen = config->metrics_listen;
+  opts.limits = config->limits;
+  // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
+  // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
+  services::RaiseFileLimit();
   auto server = services::LmgateServer::Create(std::move(opts));
   if (!server.ok()) {
     std::cerr << "lmgate: " << server.status().message() << "\n";
