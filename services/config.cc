@@ -163,6 +163,52 @@ absl::Status ParseModelPolicy(const json& m, const std::string& where,
   return absl::OkStatus();
 }
 
+absl::Status ParseLimits(const json& l, TransportLimits* out) {
+  if (auto st = CheckKeys(l, "limits",
+                          {"max_request_bytes", "server_memory_bytes",
+                           "max_concurrent_streams_per_connection", "max_connections",
+                           "handshake_timeout_seconds",
+                           // read by ParseConfig into Config (stream limits, not transport)
+                           "stream_write_stall_seconds", "stream_max_pending_bytes"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  struct {
+    const char* key;
+    int* out;
+    int min;
+  } ints[] = {{"max_request_bytes", &out->max_request_bytes, 1024},
+              {"max_concurrent_streams_per_connection",
+               &out->max_concurrent_streams_per_connection, 1},
+              {"max_connections", &out->max_connections, 1}};
+  for (const auto& i : ints) {
+    if (!l.contains(i.key)) continue;
+    const std::string key = absl::StrCat("limits.", i.key);
+    if (!(st = Read(l[i.key], key, i.out)).ok()) return st;
+    if (*i.out < i.min) return Bad(key, absl::StrCat("must be >= ", i.min));
+  }
+  if (l.contains("server_memory_bytes")) {
+    if (!(st = Read(l["server_memory_bytes"], "limits.server_memory_bytes",
+                    &out->server_memory_bytes))
+             .ok())
+      return st;
+    if (out->server_memory_bytes < (int64_t{16} << 20)) {
+      return Bad("limits.server_memory_bytes", "must be >= 16777216 (16 MiB)");
+    }
+  }
+  if (l.contains("handshake_timeout_seconds")) {
+    if (!(st = ReadSeconds(l["handshake_timeout_seconds"], "limits.handshake_timeout_seconds",
+                           &out->handshake_timeout))
+             .ok())
+      return st;
+    if (out->handshake_timeout <= absl::ZeroDuration() ||
+        out->handshake_timeout > absl::Hours(1)) {
+      return Bad("limits.handshake_timeout_seconds", "must be > 0 and <= 3600");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsLoopbackListen(const std::string& listen) {
@@ -336,10 +382,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
            .ok())
     return st;
   if (doc.contains("limits")) {
-    const json& l = doc["limits"];
-    if (!(st = CheckKeys(l, "limits", {"stream_write_stall_seconds", "stream_max_pending_bytes"}))
-             .ok())
-      return st;
+    const json& l = doc["limits"];  // keys checked by ParseLimits
     if (l.contains("stream_write_stall_seconds") &&
         !(st = ReadSeconds(l["stream_write_stall_seconds"], "limits.stream_write_stall_seconds",
                            &c.stream_write_stall))
@@ -461,6 +504,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
     if (ao.default_concurrency < 1) return Bad("admission.concurrency_per_model", "must be >= 1");
     if (ao.max_queue < 0) return Bad("admission.max_queue_per_model", "must be >= 0");
   }
+  if (doc.contains("limits") && !(st = ParseLimits(doc["limits"], &c.limits)).ok()) return st;
   if (doc.contains("models")) {
     const json& models = doc["models"];
     if (!models.is_object()) return Bad("models", "must be an object keyed by model key");

@@ -12,6 +12,7 @@
 #include "backends/registry.h"
 #include "services/admission/identity.h"
 #include "services/gateway/gateway.h"
+#include "services/transport_limits.h"
 
 namespace lmgate::services {
 
@@ -44,6 +45,8 @@ struct Config {
   size_t stream_max_pending_bytes = size_t{1} << 20;
   // Allow listening on a non-loopback address without API keys.
   bool insecure = false;
+  // The gRPC transport's limits ("limits" object).
+  TransportLimits limits;
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a

@@ -24,6 +24,7 @@
 #include "backends/selector.h"
 #include "common/cli_flags.h"
 #include "services/config.h"
+#include "services/listener.h"
 #include "services/server.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -178,6 +179,10 @@ int Run() {
   opts.metrics_timeout = config->metrics_timeout;
   opts.stream_limits.write_stall = config->stream_write_stall;
   opts.stream_limits.max_pending_bytes = config->stream_max_pending_bytes;
+  opts.limits = config->limits;
+  // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
+  // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
+  services::RaiseFileLimit();
   auto server = services::LmgateServer::Create(std::move(opts));
   if (!server.ok()) {
     std::cerr << "lmgate: " << server.status().message() << "\n";

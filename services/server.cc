@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <utility>
 
@@ -9,11 +10,14 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/health.h"
 #include "services/heap.h"
 #include "services/inference_service.h"
+#include "services/listener.h"
 #include "services/model_manager_service.h"
 #include "services/parse_errors.h"
 #include "services/worker_pool.h"
@@ -23,6 +27,23 @@ namespace {
 
 // Free heap the process may keep for reuse; above it, the housekeeping loop trims.
 constexpr size_t kKeepFreeHeapBytes = size_t{32} << 20;
+
+// The transport's limits on the builder. gRPC 1.51 checks a message's size only once it has
+// received the whole message, so what bounds the memory an oversized or slow request can hold
+// before it is refused is the memory quota (past it gRPC cancels streams with RESOURCE_EXHAUSTED
+// and shrinks its flow-control windows) and the streams allowed per connection.
+void ApplyLimits(const TransportLimits& limits, grpc::ServerBuilder& builder) {
+  grpc::ResourceQuota quota("lmgate");
+  quota.Resize(static_cast<size_t>(limits.server_memory_bytes));
+  builder.SetResourceQuota(quota);
+  builder.SetMaxReceiveMessageSize(limits.max_request_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             limits.max_concurrent_streams_per_connection);
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(limits.handshake_timeout),
+                                         std::numeric_limits<int>::max())));
+}
 
 }  // namespace
 
@@ -85,23 +106,34 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->health_ = std::make_unique<HealthService>(
       [gw_raw](const std::string& key) { return gw_raw->ModelReady(key); });
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // lmgate accepts the connections itself (services/listener.h: gRPC 1.51's own listener stops
+  // for good on EMFILE and binds with SO_REUSEPORT).
+  auto listener = Listener::Bind(options.listen);
+  if (!listener.ok()) return listener.status();
+  s->listener_ = *std::move(listener);
+  s->port_ = s->listener_->port();
   grpc::ServerBuilder builder;
   builder.SetOption(
       std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(s->health_->Interface()));
   builder.RegisterService(s->health_.get());
-  builder.AddListeningPort(
-      options.listen,
-      options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);
+  ApplyLimits(options.limits, builder);
+  auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials());
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->models_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(MakeParseErrorInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
-  if (!s->server_ || s->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               " (address in use or not local?)"));
+  if (!s->server_) return absl::InternalError("the gRPC server did not start");
+  const int max_connections =
+      EffectiveMaxConnections(options.limits.max_connections, FileLimit());
+  if (max_connections < options.limits.max_connections) {
+    spdlog::warn("limits.max_connections {} lowered to {} to stay under the fd limit {}",
+                 options.limits.max_connections, max_connections, FileLimit());
   }
+  s->listener_->Start(std::move(acceptor), max_connections);
   LmgateServer* raw = s.get();
   s->subscription_ = s->gateway_->events()->Subscribe("", [raw] { raw->OnModelEvent(); });
   s->health_thread_ = std::thread([raw, i = options.health_interval] { raw->HealthLoop(i); });
@@ -134,12 +166,17 @@ void LmgateServer::HealthLoop(absl::Duration interval) {
     }
     health->SetServingStatus("lmgate.v1.Inference", host.ok());
     health->SetServingStatus("lmgate.v1.ModelManager", host.ok());
+    // Watchdog: liveness fails (so the supervisor restarts lmgate) if the accept loop stopped
+    // going round; it wakes every 500 ms even when idle.
+    health->SetServingStatus("", listener_->Alive(absl::Seconds(5) + 2 * interval));
     // After a burst, give the freed memory back instead of keeping the peak RSS forever.
     heap.MaybeRelease();
     absl::MutexLock lock(&health_mu_);
     if (health_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
   }
 }
+
+int LmgateServer::connections() const { return listener_ ? listener_->connections() : 0; }
 
 LmgateServer::~LmgateServer() { Shutdown(absl::ZeroDuration()); }
 
@@ -152,6 +189,7 @@ void LmgateServer::Shutdown(absl::Duration grace) {
   if (health_thread_.joinable()) health_thread_.join();
   gateway_->events()->Unsubscribe(subscription_);
   server_->GetHealthCheckService()->Shutdown();
+  listener_->Stop();  // before the server: it must not be handed connections once shut down
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   server_.reset();

@@ -19,11 +19,13 @@
 #include "services/metrics/metrics.h"
 #include "services/observe.h"
 #include "services/stream_reactor.h"
+#include "services/transport_limits.h"
 
 namespace lmgate::services {
 
 class HealthService;
 class InferenceService;
+class Listener;
 class ModelManagerService;
 class WorkerPool;
 
@@ -48,6 +50,8 @@ struct ServerOptions {
   // How often readiness (host reachable) is re-evaluated for the health service; the same loop
   // returns freed heap to the kernel after a burst (services/heap.h).
   absl::Duration health_interval = absl::Seconds(2);
+  // Request size, transport memory, streams per connection, connections, handshake timeout.
+  TransportLimits limits;
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
@@ -75,6 +79,8 @@ class LmgateServer {
   ~LmgateServer();
 
   int port() const { return port_; }
+  // Client connections open now (see services/listener.h).
+  int connections() const;
   // Port of the /metrics endpoint (0 if none).
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
   metrics::Registry& metrics() { return metrics_; }
@@ -96,6 +102,8 @@ class LmgateServer {
   void HealthLoop(absl::Duration interval);
   void OnModelEvent();
 
+  // Accepts the connections and hands them to server_; declared first, so destroyed after it.
+  std::unique_ptr<Listener> listener_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Mutex health_mu_;
