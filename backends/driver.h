@@ -127,6 +127,15 @@ class Driver {
  public:
   virtual ~Driver() = default;
 
+  // Stops the driver for good: every prediction still running completes (OnComplete with
+  // CANCELLED or UNAVAILABLE) and every blocking call returns, each before Shutdown() returns;
+  // the driver's own threads are joined, so none of them calls into an observer afterwards.
+  // Later calls fail at once (UNAVAILABLE/CANCELLED; Generate completes inside the call).
+  // Idempotent; call it from a thread of the owner, never from a driver callback. The
+  // destructor does the same. The owner calls it before destroying what the observers call into
+  // (services/server.h: the registry holding leases, the metrics observer).
+  virtual void Shutdown() {}
+
   virtual DriverKind kind() const = 0;
   virtual Capabilities capabilities() const = 0;
 

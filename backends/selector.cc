@@ -87,6 +87,10 @@ bool Supports(const Driver& driver, Operation op, const Requirements& req) {
 DriverSet::DriverSet(std::vector<std::unique_ptr<Driver>> drivers, bool prefer_configured_order)
     : drivers_(std::move(drivers)), prefer_configured_order_(prefer_configured_order) {}
 
+void DriverSet::Shutdown() const {
+  for (const auto& d : drivers_) d->Shutdown();
+}
+
 Driver* DriverSet::Get(DriverKind kind) const {
   for (const auto& d : drivers_) {
     if (d->kind() == kind) return d.get();

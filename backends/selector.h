@@ -43,7 +43,8 @@ struct Requirements {
   bool context_overflow_policy = false;
 };
 
-// Thread-safe after construction (immutable).
+// Thread-safe after construction (immutable). Owned jointly (shared_ptr) by main.cc and the
+// server's gateway; whoever holds it last destroys the drivers. Shutdown() stops them first.
 class DriverSet {
  public:
   // `drivers` in the configured order; at most one per kind.
@@ -53,6 +54,8 @@ class DriverSet {
   // nullptr if that kind is not enabled.
   Driver* Get(DriverKind kind) const;
   const std::vector<std::unique_ptr<Driver>>& drivers() const { return drivers_; }
+  // Driver::Shutdown() of every driver, in the configured order. Idempotent.
+  void Shutdown() const;
 
   // Ordered candidates for `op` (never empty on success). See the file comment for errors.
   absl::StatusOr<std::vector<Driver*>> Candidates(DriverKind requested, Operation op,

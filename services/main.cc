@@ -170,8 +170,11 @@ int Run() {
   }
   opts.identity = std::shared_ptr<const admission::Identity>(*std::move(identity));
   opts.listen = config->listen;
-  opts.drivers = std::make_shared<backends::DriverSet>(std::move(drivers),
-                                                       config->prefer_configured_order);
+  // Shared with the server, which shuts the drivers down (joining their threads) before it
+  // destroys what they call into; this reference only keeps them until the server is gone.
+  auto driver_set = std::make_shared<backends::DriverSet>(std::move(drivers),
+                                                          config->prefer_configured_order);
+  opts.drivers = driver_set;
   opts.gateway = config->gateway;
   opts.worker_threads = config->worker_threads;
   opts.metrics_listen = config->metrics_listen;
@@ -201,7 +204,11 @@ int Run() {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: draining (grace {}s)", sig, absl::ToDoubleSeconds(config->shutdown_grace));
+  // Stop accepting → drain for the grace → cancel the rest → stop the drivers (LmgateServer::
+  // Shutdown), then destroy the server (gateway, registry, observer) before the drivers.
   (*server)->Shutdown(config->shutdown_grace);
+  server->reset();
+  driver_set.reset();
   spdlog::info("stopped");
   return 0;
 }

@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   auto gw = gateway::Gateway::Create(options.gateway, options.drivers);
   if (!gw.ok()) return gw.status();
   s->gateway_ = *std::move(gw);
+  s->drivers_ = options.drivers;
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = options.identity;
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
@@ -135,7 +136,10 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   }
   s->listener_->Start(std::move(acceptor), max_connections);
   LmgateServer* raw = s.get();
-  s->subscription_ = s->gateway_->events()->Subscribe("", [raw] { raw->OnModelEvent(); });
+  s->subscription_ = s->gateway_->events()->Subscribe("", [raw] {
+    absl::MutexLock lock(&raw->events_mu_);
+    if (!raw->events_closed_) raw->OnModelEvent();
+  });
   s->health_thread_ = std::thread([raw, i = options.health_interval] { raw->HealthLoop(i); });
   return s;
 }
@@ -178,7 +182,15 @@ void LmgateServer::HealthLoop(absl::Duration interval) {
 
 int LmgateServer::connections() const { return listener_ ? listener_->connections() : 0; }
 
-LmgateServer::~LmgateServer() { Shutdown(absl::ZeroDuration()); }
+LmgateServer::~LmgateServer() {
+  Shutdown(absl::ZeroDuration());
+  // Nothing runs any more; destroy callers before what they call into (see server.h).
+  metrics_server_.reset();
+  models_.reset();
+  inference_.reset();
+  gateway_.reset();  // joins the registry's threads; queued requests' sinks report to observer_
+  observer_.reset();
+}
 
 void LmgateServer::Shutdown(absl::Duration grace) {
   if (!server_) return;
@@ -188,12 +200,22 @@ void LmgateServer::Shutdown(absl::Duration grace) {
   }
   if (health_thread_.joinable()) health_thread_.join();
   gateway_->events()->Unsubscribe(subscription_);
+  {
+    absl::MutexLock lock(&events_mu_);  // waits for an OnModelEvent still running
+    events_closed_ = true;
+  }
   server_->GetHealthCheckService()->Shutdown();
   listener_->Stop();  // before the server: it must not be handed connections once shut down
+  // Stop accepting, drain for the grace, cancel what is left, and wait until every call is done
+  // (the cancels reach the drivers through each call's OnCancel).
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   server_.reset();
-  pool_.reset();  // drains queued unary work after the server stopped accepting calls
+  // Predictions a cancelled call started may still run on driver threads, and loads on the
+  // registry's: stop the drivers now, while the registry and observer their completions reach
+  // still exist. Blocking calls on the pool's threads return too, so the pool drains.
+  if (drivers_) drivers_->Shutdown();
+  pool_.reset();
 }
 
 }  // namespace lmgate::services

@@ -60,9 +60,16 @@ struct ServerOptions {
 // has a READY instance, NOT_SERVING otherwise — also for a name the host does not have, so the
 // unauthenticated health port does not say which models exist).
 //
-// Thread-safe. Shutdown() (or the destructor) turns every health status NOT_SERVING, stops
-// accepting calls, lets running calls finish until the grace period ends, then cancels them
-// (their upstream predictions too).
+// Thread-safe. Shutdown() (or the destructor) goes in one order: every health status turns
+// NOT_SERVING and the health loop stops; the server stops accepting calls and lets running calls
+// finish until the grace period ends, then cancels the rest (their upstream predictions too) and
+// waits until every call is done; then the drivers shut down (DriverSet::Shutdown: predictions
+// still running upstream complete, the drivers' threads are joined) and the worker pool drains.
+// After Shutdown() no thread calls into the gateway, observer or metrics any more; the
+// destructor then destroys them, callers before callees.
+//
+// Ownership: main.cc (or a test) creates the drivers and shares the DriverSet with the server;
+// the server shuts them down but does not require being their last owner.
 struct TlsOptions {
   std::string cert_file;       // PEM server certificate chain
   std::string key_file;        // PEM private key
@@ -90,10 +97,14 @@ class LmgateServer {
  private:
   LmgateServer() = default;
 
+  // Declared callees first, so that each member outlives what calls into it: the observer
+  // records into metrics_, the gateway's sinks report to the observer, the metrics endpoint and
+  // the services read the gateway. ~LmgateServer also resets them explicitly in that order.
   std::shared_ptr<const admission::Identity> identity_;
   metrics::Registry metrics_;
-  std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<Observer> observer_;
+  std::shared_ptr<backends::DriverSet> drivers_;
+  std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;
@@ -108,6 +119,10 @@ class LmgateServer {
   int port_ = 0;
   absl::Mutex health_mu_;
   bool stopping_ ABSL_GUARDED_BY(health_mu_) = false;
+  // Held while OnModelEvent runs: the bus may call a wake it copied before Unsubscribe()
+  // returned, so Shutdown() closes this too before anything OnModelEvent uses goes away.
+  absl::Mutex events_mu_;
+  bool events_closed_ ABSL_GUARDED_BY(events_mu_) = false;
   uint64_t subscription_ = 0;
   std::thread health_thread_;
 };

@@ -113,6 +113,14 @@ absl::StatusOr<std::vector<std::string>> LoadArgs(const LoadParams& params,
   return args;
 }
 
+namespace {
+
+absl::Status ShutDownError(const std::string& command) {
+  return absl::UnavailableError(absl::StrCat("the cli driver shut down (`", command, "`)"));
+}
+
+}  // namespace
+
 CliDriver::CliDriver(Options options, std::vector<std::string> host_args,
                      absl::Status unsupported)
     : options_(std::move(options)), host_args_(std::move(host_args)),
@@ -160,6 +168,13 @@ absl::Time CliDriver::UnaryDeadline(const CallContext& ctx) const {
   return std::min(ctx.deadline, absl::Now() + options_.host.request_timeout);
 }
 
+void CliDriver::Shutdown() {
+  shutdown_->Cancel();  // kills the running children
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return running_ == 0; };
+  mu_.Await(absl::Condition(&idle));
+}
+
 absl::StatusOr<ProcessResult> CliDriver::Run(const CallContext& ctx,
                                              std::vector<std::string> args,
                                              absl::Time deadline) const {
@@ -177,10 +192,26 @@ absl::StatusOr<ProcessResult> CliDriver::Run(const CallContext& ctx,
   spec.env = {{"FORCE_COLOR", "0"}, {"NO_COLOR", "1"}};
   if (!options_.host.api_token.empty()) spec.env.emplace_back("LM_API_TOKEN", options_.host.api_token);
   spec.deadline = std::min(deadline, ctx.deadline);
-  spec.cancel = ctx.cancel;
   spec.kill_grace = options_.kill_grace;
   spec.on_started = options_.on_child_started;
+  // The child stops when the call is cancelled or the driver shuts down.
+  spec.cancel = std::make_shared<CancelToken>();
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_->cancelled()) return ShutDownError(command);
+    ++running_;
+  }
+  auto forward = [token = spec.cancel] { token->Cancel(); };
+  const CancelToken::CallbackId from_call = ctx.cancel ? ctx.cancel->AddCallback(forward) : 0;
+  const CancelToken::CallbackId from_shutdown = shutdown_->AddCallback(forward);
   absl::StatusOr<ProcessResult> result = RunProcess(spec);
+  if (from_call != 0) ctx.cancel->RemoveCallback(from_call);
+  shutdown_->RemoveCallback(from_shutdown);
+  {
+    absl::MutexLock lock(&mu_);
+    --running_;
+  }
+  if (!result.ok() && shutdown_->cancelled() && !ctx.cancelled()) return ShutDownError(command);
   if (!result.ok()) {
     const absl::Status& s = result.status();
     if (s.code() == absl::StatusCode::kDeadlineExceeded) {

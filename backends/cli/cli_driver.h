@@ -42,6 +42,8 @@
 // (UNAUTHENTICATED). Newer CLIs may honour the variable.
 //
 // Thread-safety: as the Driver contract (driver.h); each call runs its own child processes.
+// Shutdown() kills every running child (SIGTERM, then SIGKILL after kill_grace) and waits until
+// each call running one has returned (UNAVAILABLE); later calls fail at once.
 #ifndef LMGATE_BACKENDS_CLI_CLI_DRIVER_H_
 #define LMGATE_BACKENDS_CLI_CLI_DRIVER_H_
 
@@ -82,6 +84,7 @@ class CliDriver : public DriverBase {
 
   DriverKind kind() const override { return DriverKind::kCli; }
   Capabilities capabilities() const override;
+  void Shutdown() override;
 
   absl::Status Probe(const CallContext& ctx) override;
   absl::StatusOr<HostModels> ListModels(const CallContext& ctx) override;
@@ -110,7 +113,11 @@ class CliDriver : public DriverBase {
   const std::vector<std::string> host_args_;
   const absl::Status unsupported_;  // OK, or why this base URL cannot be given to `lms`
 
-  absl::Mutex mu_;
+  // Cancelled by Shutdown(); every child's cancel token follows it.
+  const std::shared_ptr<CancelToken> shutdown_ = std::make_shared<CancelToken>();
+
+  mutable absl::Mutex mu_;
+  mutable int running_ ABSL_GUARDED_BY(mu_) = 0;  // Run() calls in progress
   absl::Time probe_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Status probe_status_ ABSL_GUARDED_BY(mu_);
 };

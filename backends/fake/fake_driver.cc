@@ -73,11 +73,14 @@ std::vector<ModelInfo> FakeDriver::DefaultCatalogue() {
 
 FakeDriver::FakeDriver(Options options) : options_(std::move(options)) {}
 
-FakeDriver::~FakeDriver() {
+FakeDriver::~FakeDriver() { Shutdown(); }
+
+void FakeDriver::Shutdown() {
   std::vector<std::thread> threads;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
+    stop_ = true;
     hold_predictions_ = hold_loads_ = false;
     threads.swap(threads_);
   }
@@ -85,6 +88,7 @@ FakeDriver::~FakeDriver() {
 }
 
 absl::Status FakeDriver::TakeInjectedFailure() {
+  if (shutting_down_) return absl::UnavailableError("the fake driver shut down");
   if (fail_next_ <= 0) return absl::OkStatus();
   --fail_next_;
   return fail_status_;
@@ -216,7 +220,7 @@ void FakeDriver::RunPrediction(std::shared_ptr<Prediction> p) {
   std::vector<std::string> parts =
       absl::StrSplit(ReplyFor(p->request, options_.reply_words), ' ');
   auto stopped = [&] {
-    return p->cancel->cancelled() || (p->caller_cancel && p->caller_cancel->cancelled());
+    return stop_ || p->cancel->cancelled() || (p->caller_cancel && p->caller_cancel->cancelled());
   };
   p->observer->OnEvent({GenerateEvent::Kind::kPromptProgress, "", 0, "", "", 1.0});
   GenerateResult result;

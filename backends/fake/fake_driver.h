@@ -5,7 +5,8 @@
 // "exactly one load" or "no prediction left running". Knobs let a test hold a prediction or a
 // load open until it releases it, or make the next calls fail.
 //
-// Thread-safe. Destroying it cancels running predictions and joins its threads.
+// Thread-safe. Shutdown() (and destroying it) cancels running predictions (their OnComplete runs
+// before it returns) and joins its threads; later predictions and calls fail with UNAVAILABLE.
 #ifndef LMGATE_BACKENDS_FAKE_FAKE_DRIVER_H_
 #define LMGATE_BACKENDS_FAKE_FAKE_DRIVER_H_
 
@@ -38,6 +39,7 @@ class FakeDriver : public DriverBase {
 
   explicit FakeDriver(Options options);
   ~FakeDriver() override;
+  void Shutdown() override;
 
   DriverKind kind() const override { return options_.kind; }
   Capabilities capabilities() const override { return options_.capabilities; }
@@ -106,6 +108,7 @@ class FakeDriver : public DriverBase {
   int predictions_cancelled_ ABSL_GUARDED_BY(mu_) = 0;
   int predictions_active_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stop_{false};  // shutting_down_, readable without mu_
   GenerateRequest last_request_ ABSL_GUARDED_BY(mu_);
   std::string last_traceparent_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);

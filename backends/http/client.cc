@@ -148,6 +148,8 @@ struct HttpClient::Core {
   const Options options;
   CurlMulti multi;
   std::thread loop;
+  std::thread::id loop_id;  // set before any caller sees the client; `loop` is joined later
+  absl::Mutex join_mu;      // held while joining `loop`
 
   absl::Mutex mu;
   std::vector<Command> queue ABSL_GUARDED_BY(mu);
@@ -414,16 +416,21 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(Options options) 
   core->multi.reset(curl_multi_init());
   if (!core->multi) return absl::InternalError("curl_multi_init failed");
   core->loop = std::thread([raw = core.get()] { raw->Run(); });
+  core->loop_id = core->loop.get_id();
   return std::unique_ptr<HttpClient>(new HttpClient(std::move(base), std::move(core)));
 }
 
-HttpClient::~HttpClient() {
+HttpClient::~HttpClient() { Shutdown(); }
+
+void HttpClient::Shutdown() {
   {
     absl::MutexLock lock(&core_->mu);
     core_->stopping = true;
   }
   curl_multi_wakeup(core_->multi.get());
-  core_->loop.join();
+  // Serialises concurrent Shutdown() calls: the first joins, the others wait for it.
+  absl::MutexLock lock(&core_->join_mu);
+  if (core_->loop.joinable()) core_->loop.join();
 }
 
 std::shared_ptr<StreamHandle> HttpClient::StartStream(const CallContext& ctx,
@@ -482,7 +489,7 @@ std::shared_ptr<StreamHandle> HttpClient::StartStream(const CallContext& ctx,
 }
 
 absl::StatusOr<HttpResponse> HttpClient::Do(const CallContext& ctx, const HttpRequest& request) {
-  if (std::this_thread::get_id() == core_->loop.get_id()) {
+  if (std::this_thread::get_id() == core_->loop_id) {
     return absl::InternalError("HttpClient::Do called on the HTTP loop thread");
   }
   struct State {

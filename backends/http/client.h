@@ -12,9 +12,9 @@
 // - StartStream() never blocks. Its callbacks run on the loop thread, one at a time, in order:
 //   on_chunk zero or more times, then on_done exactly once. Callbacks must not block (they stall
 //   every other transfer); they may call StartStream() and Cancel().
-// - ~HttpClient() finishes every transfer still running with CANCELLED (on_done runs on the
-//   loop thread before the destructor returns) and joins the loop thread. Do not destroy the
-//   client from one of its callbacks.
+// - Shutdown() (and ~HttpClient()) finishes every transfer still running with CANCELLED (on_done
+//   runs on the loop thread before it returns) and joins the loop thread; afterwards Do() and
+//   StartStream() fail at once with CANCELLED. Do not call either from one of its callbacks.
 //
 // Timeouts: `connect_timeout` per connection attempt (UNAVAILABLE); the call's deadline is the
 // earlier of CallContext::deadline (DEADLINE_EXCEEDED) and, for Do(), now + request timeout
@@ -119,6 +119,9 @@ class HttpClient {
                                             StreamCallbacks callbacks,
                                             absl::string_view stream_content_type =
                                                 "text/event-stream");
+
+  // Stops the loop thread (see the threading contract). Idempotent; thread-safe.
+  void Shutdown();
 
   const std::string& base_url() const { return base_url_; }
   Stats stats() const;

@@ -47,6 +47,8 @@ class OpenAiDriver : public DriverBase {
 
   DriverKind kind() const override { return DriverKind::kOpenAi; }
   Capabilities capabilities() const override;
+  // Finishes every transfer in flight (CANCELLED) and joins the HTTP client's loop thread.
+  void Shutdown() override { client_->Shutdown(); }
 
   absl::Status Probe(const CallContext& ctx) override;
   absl::StatusOr<HostModels> ListModels(const CallContext& ctx) override;

@@ -53,6 +53,8 @@ class RestDriver : public DriverBase {
 
   DriverKind kind() const override { return DriverKind::kRest; }
   Capabilities capabilities() const override;
+  // Finishes every transfer in flight (CANCELLED) and joins the HTTP client's loop thread.
+  void Shutdown() override { client_->Shutdown(); }
 
   absl::Status Probe(const CallContext& ctx) override;
   absl::StatusOr<HostModels> ListModels(const CallContext& ctx) override;

@@ -35,6 +35,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+absl::Status ShutDownError() { return absl::UnavailableError("the sdk_ws driver shut down"); }
+
 Clock::duration ToChrono(absl::Duration d) {
   return std::chrono::duration_cast<Clock::duration>(absl::ToChronoNanoseconds(d));
 }
@@ -57,8 +59,14 @@ struct Connection::Impl {
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> work;
   std::thread thread;
+  std::thread::id thread_id;  // of `thread`, set before the Connection is handed out
   std::array<std::shared_ptr<Socket>, kNumNamespaces> sockets;
   std::atomic<bool> stopping{false};
+  // Once `closed`, nothing more is posted to `ioc`: the shutdown handler is the last one that
+  // callers queued, so everything queued before it runs (and fails) before the io thread ends.
+  absl::Mutex post_mu;
+  bool closed ABSL_GUARDED_BY(post_mu) = false;
+  absl::Mutex join_mu;  // held while joining `thread`
   std::atomic<int64_t> connects_started{0};
   std::atomic<int64_t> connects_succeeded{0};
   std::atomic<int64_t> sockets_lost{0};
@@ -72,7 +80,7 @@ struct CallState final : PendingCall, std::enable_shared_from_this<CallState> {
   CallState(std::weak_ptr<Impl> i, RpcRequest r, Connection::RpcCallback d)
       : impl(std::move(i)), request(std::move(r)), done(std::move(d)) {}
   ~CallState() override {
-    if (!finished && done) done(absl::UnavailableError("the sdk_ws driver shut down"));
+    if (!finished && done) done(ShutDownError());
   }
   void Abort(absl::Status why) override;
   // io thread only.
@@ -94,7 +102,7 @@ struct CallState final : PendingCall, std::enable_shared_from_this<CallState> {
 
 struct ChannelState final : Channel, std::enable_shared_from_this<ChannelState> {
   ~ChannelState() override {
-    if (!closed && observer) observer->OnClose(absl::UnavailableError("the sdk_ws driver shut down"));
+    if (!closed && observer) observer->OnClose(ShutDownError());
   }
   void Send(Json message) override;
   void Cancel(absl::Status reason) override;
@@ -172,7 +180,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
     waiters_.push_back(std::move(waiter));
   }
 
-  void Shutdown() { Drop(absl::UnavailableError("the sdk_ws driver shut down")); }
+  void Shutdown() { Drop(ShutDownError()); }
 
  private:
   enum class State { kIdle, kConnecting, kOpen };
@@ -474,13 +482,17 @@ class Socket : public std::enable_shared_from_this<Socket> {
   absl::Status last_error_;
 };
 
-// Runs `fn(socket)` on the io thread if the Connection still exists.
+// Runs `fn(socket)` on the io thread if the Connection still exists and is not shut down;
+// returns false (and drops `fn`) if not.
 template <typename Fn>
-void OnIoThread(const std::weak_ptr<Impl>& weak, Namespace ns, Fn fn) {
+bool OnIoThread(const std::weak_ptr<Impl>& weak, Namespace ns, Fn fn) {
   std::shared_ptr<Impl> impl = weak.lock();
-  if (impl == nullptr) return;
+  if (impl == nullptr) return false;
   Socket* socket = impl->sockets[static_cast<int>(ns)].get();
+  absl::MutexLock lock(&impl->post_mu);
+  if (impl->closed) return false;
   net::post(impl->ioc, [socket, fn = std::move(fn)]() mutable { fn(*socket); });
+  return true;
 }
 
 void CallState::Abort(absl::Status why) {
@@ -513,32 +525,57 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Create(Options options) 
     impl->sockets[i] = std::make_shared<Socket>(*impl, static_cast<Namespace>(i));
   }
   impl->thread = std::thread([raw = impl.get()] { raw->ioc.run(); });
+  impl->thread_id = impl->thread.get_id();
   return std::unique_ptr<Connection>(new Connection(std::move(impl)));
 }
 
 Connection::Connection(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Connection::~Connection() {
+  if (std::this_thread::get_id() == impl_->thread_id) {
+    // Destroyed from one of its own callbacks (a contract violation): the io thread cannot join
+    // itself, and the callers up its stack still use the sockets. Shut down and leak the state.
+    Log().error("the sdk_ws connection was destroyed on its own io thread; leaking it");
+    StopPosting();
+    impl_->thread.detach();
+    new std::shared_ptr<Impl>(std::move(impl_));
+    return;
+  }
+  Shutdown();
+}
+
+void Connection::StopPosting() {
+  absl::MutexLock lock(&impl_->post_mu);
+  if (impl_->closed) return;
+  impl_->closed = true;
   impl_->stopping = true;
   net::post(impl_->ioc, [impl = impl_.get()] {
     for (auto& socket : impl->sockets) socket->Shutdown();
     impl->ioc.stop();
   });
-  if (std::this_thread::get_id() == impl_->thread.get_id()) {
-    // Destroyed from one of its own callbacks (a contract violation): the io thread cannot join
-    // itself, and the callers up its stack still use the sockets. Shut down and leak the state.
-    Log().error("the sdk_ws connection was destroyed on its own io thread; leaking it");
-    impl_->thread.detach();
-    new std::shared_ptr<Impl>(std::move(impl_));
+}
+
+void Connection::Shutdown() {
+  if (std::this_thread::get_id() == impl_->thread_id) {
+    Log().error("sdk_ws Connection::Shutdown called on its own io thread; ignored");
     return;
   }
+  StopPosting();
+  absl::MutexLock lock(&impl_->join_mu);
+  if (!impl_->thread.joinable()) return;
   impl_->thread.join();
+  // Handlers the io thread queued for itself after the shutdown handler (e.g. a call started
+  // from inside a callback) did not run: run them now, here, so they fail (`stopping`) before
+  // Shutdown() returns instead of when the io_context is destroyed, on whatever thread that is.
+  impl_->ioc.restart();
+  impl_->ioc.poll();
 }
 
 std::shared_ptr<PendingCall> Connection::StartCall(RpcRequest request, RpcCallback done) {
   Namespace ns = request.ns;
   auto call = std::make_shared<CallState>(impl_, std::move(request), std::move(done));
-  OnIoThread(impl_, ns, [call](Socket& s) { s.AddCall(call); });
+  // Not posted: no other thread knows the call, so it may finish here.
+  if (!OnIoThread(impl_, ns, [call](Socket& s) { s.AddCall(call); })) call->Finish(ShutDownError());
   return call;
 }
 
@@ -552,7 +589,13 @@ std::shared_ptr<Channel> Connection::OpenChannel(Namespace ns, std::string endpo
   ch->creation = std::move(creation_parameter);
   ch->deadline = deadline;
   ch->observer = std::move(observer);
-  OnIoThread(impl_, ns, [ch](Socket& s) { s.AddChannel(ch); });
+  if (!OnIoThread(impl_, ns, [ch](Socket& s) { s.AddChannel(ch); })) {
+    // Not posted: no other thread knows the channel, so it may close here.
+    ch->closed = true;
+    std::shared_ptr<ChannelObserver> o = std::move(ch->observer);
+    ch->observer = nullptr;
+    o->OnClose(ShutDownError());
+  }
   return ch;
 }
 
@@ -562,12 +605,13 @@ absl::Status Connection::Connect(Namespace ns, absl::Time deadline) {
     std::optional<absl::Status> status ABSL_GUARDED_BY(mu);
   };
   auto shared = std::make_shared<Shared>();
-  OnIoThread(impl_, ns, [shared](Socket& s) {
+  const bool posted = OnIoThread(impl_, ns, [shared](Socket& s) {
     s.AddConnectWaiter([shared](absl::Status status) {
       absl::MutexLock lock(&shared->mu);
       if (!shared->status.has_value()) shared->status = std::move(status);
     });
   });
+  if (!posted) return ShutDownError();
   absl::MutexLock lock(&shared->mu);
   auto done = [&shared]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared->mu) {
     return shared->status.has_value();

@@ -14,9 +14,10 @@
 //   expires fail at once with the last error (UNAVAILABLE, or UNAUTHENTICATED with the host's text)
 //   instead of opening a new socket each — no reconnect storm.
 //
-// Thread-safety: all public methods are thread-safe. The destructor fails everything still in
-// flight (UNAVAILABLE), closes the sockets and joins the io thread; it must not run on the io
-// thread (i.e. not inside a callback).
+// Thread-safety: all public methods are thread-safe. Shutdown() (and the destructor) fails
+// everything still in flight (UNAVAILABLE), closes the sockets and joins the io thread, so no
+// callback runs after it returns; it must not run on the io thread (i.e. not inside a callback).
+// After it, StartCall/OpenChannel complete at once (inline, UNAVAILABLE) and Connect fails.
 #ifndef LMGATE_BACKENDS_SDK_WS_CONNECTION_H_
 #define LMGATE_BACKENDS_SDK_WS_CONNECTION_H_
 
@@ -130,10 +131,15 @@ class Connection {
 
   ConnectionStats stats() const;
 
+  // See the thread-safety note. Idempotent.
+  void Shutdown();
+
   struct Impl;
 
  private:
   explicit Connection(std::shared_ptr<Impl> impl);
+  // Refuses further posts and queues the handler that fails everything and stops the io thread.
+  void StopPosting();
   std::shared_ptr<Impl> impl_;
 };
 

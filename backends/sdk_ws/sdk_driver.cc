@@ -216,6 +216,10 @@ SdkWsDriver::SdkWsDriver(Options options, std::unique_ptr<Connection> connection
 
 SdkWsDriver::~SdkWsDriver() = default;
 
+void SdkWsDriver::Shutdown() {
+  if (connection_) connection_->Shutdown();
+}
+
 Capabilities SdkWsDriver::capabilities() const {
   Capabilities c;
   c.list_models = c.load = c.load_progress = c.unload = true;

@@ -24,8 +24,8 @@
 // https/wss base URL, Probe() and every operation answer FAILED_PRECONDITION.
 //
 // Thread-safety: as the Driver contract (driver.h). Generate observers are called on the
-// driver's io thread. Destroying the driver completes every prediction still running with
-// UNAVAILABLE and joins that thread; do not destroy it from inside an observer.
+// driver's io thread. Shutdown() (and destroying the driver) completes every prediction still
+// running with UNAVAILABLE and joins that thread; do not call either from inside an observer.
 #ifndef LMGATE_BACKENDS_SDK_WS_SDK_DRIVER_H_
 #define LMGATE_BACKENDS_SDK_WS_SDK_DRIVER_H_
 
@@ -64,6 +64,7 @@ class SdkWsDriver : public DriverBase {
 
   DriverKind kind() const override { return DriverKind::kSdk; }
   Capabilities capabilities() const override;
+  void Shutdown() override;
 
   absl::Status Probe(const CallContext& ctx) override;
   absl::StatusOr<HostModels> ListModels(const CallContext& ctx) override;

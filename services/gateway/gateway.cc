@@ -307,6 +307,10 @@ class RunControl : public GenerateControl {
 Gateway::Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers)
     : options_(std::move(options)), drivers_(drivers), host_ops_(std::move(drivers)) {}
 
+// Callers first: the slots loop (reads the registry, writes the scheduler), the scheduler
+// (fails queued requests; their sinks run now), the registry (fails load waiters, joins its load
+// and maintenance threads: nothing publishes after it), and only then the subscription that
+// those threads' events wake. The drivers must already be shut down (services/server.h).
 Gateway::~Gateway() {
   if (slots_thread_.joinable()) {
     {
@@ -314,8 +318,10 @@ Gateway::~Gateway() {
       slots_stop_ = true;
     }
     slots_thread_.join();
-    events_.Unsubscribe(slots_sub_);
   }
+  scheduler_.reset();
+  registry_.reset();
+  if (slots_sub_ != 0) events_.Unsubscribe(slots_sub_);
 }
 
 void Gateway::SlotsLoop() {

@@ -103,6 +103,9 @@ class Gateway {
   // logged).
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(
       GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
+  // Fails queued and loading requests (their sinks run inside) and joins the gateway's threads.
+  // Shut the drivers down first (DriverSet::Shutdown): a driver thread completing a prediction
+  // afterwards would release its lease into a destroyed registry.
   ~Gateway();
 
   // Models as lmgate sees them; `refresh` re-reads the host first.

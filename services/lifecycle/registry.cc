@@ -122,9 +122,29 @@ ModelRegistry::~ModelRegistry() {
   for (auto& w : waiters) RemoveWaiter(w, absl::UnavailableError("lmgate is shutting down"));
   for (auto& c : cancels) c->Cancel();
   if (maintenance_.joinable()) maintenance_.join();
-  absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return active_flights_ == 0; };
-  mu_.Await(absl::Condition(&idle));
+  // Join every load thread: one that is still unlocking mu_ or completing its waiters must not
+  // outlive the registry. No new flight starts once stopping_ is set.
+  for (;;) {
+    std::map<uint64_t, std::thread> threads;
+    {
+      absl::MutexLock lock(&mu_);
+      threads.swap(flight_threads_);
+      finished_flight_threads_.clear();
+    }
+    if (threads.empty()) break;
+    for (auto& [id, t] : threads) t.join();
+  }
+}
+
+void ModelRegistry::ReapFlightThreadsLocked() {
+  // A finished thread has at most its last unlock of mu_ left to do: joining is brief.
+  for (uint64_t id : finished_flight_threads_) {
+    auto it = flight_threads_.find(id);
+    if (it == flight_threads_.end()) continue;
+    it->second.join();
+    flight_threads_.erase(it);
+  }
+  finished_flight_threads_.clear();
 }
 
 CallContext ModelRegistry::HostContext(absl::Duration timeout) const {
@@ -359,7 +379,6 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   waiter->flight = f;
   f->waiters.push_back(std::move(waiter));
   flights_[fkey] = f;
-  ++active_flights_;
   ModelEntry* m = FindModelLocked(model_key);
   if (m != nullptr) {
     ++m->loading;
@@ -368,7 +387,13 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   f->counted_loading = m != nullptr;
   Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading,
           explicit_load ? "LoadModel" : "a request needs it");
-  std::thread([this, f] { RunFlight(f); }).detach();
+  ReapFlightThreadsLocked();
+  const uint64_t thread_id = next_flight_thread_++;
+  flight_threads_.emplace(thread_id, std::thread([this, f, thread_id] {
+    RunFlight(f);
+    absl::MutexLock lock(&mu_);
+    finished_flight_threads_.push_back(thread_id);
+  }));
 }
 
 void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status why) {

@@ -271,6 +271,7 @@ class ModelRegistry {
                                DriverKind driver, bool explicit_load, bool keep_loaded,
                                std::shared_ptr<Waiter> waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunFlight(std::shared_ptr<Flight> flight);
+  void ReapFlightThreadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishFlight(const std::shared_ptr<Flight>& flight,
                     absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
                     DriverKind used);
@@ -307,7 +308,11 @@ class ModelRegistry {
   bool catalogue_known_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
-  int active_flights_ ABSL_GUARDED_BY(mu_) = 0;
+  // One thread per flight (RunFlight), joined by the destructor; a finished one is joined when
+  // the next flight starts.
+  std::map<uint64_t, std::thread> flight_threads_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> finished_flight_threads_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_flight_thread_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool refresh_wanted_ ABSL_GUARDED_BY(mu_) = false;
   // Host listing: one in flight at a time; `refresh_generation_` counts finished ones.

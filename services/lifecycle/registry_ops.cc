@@ -172,18 +172,20 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
   }
   if (!known) {
     // Routing already re-read the host (or found the listing fresh); no second listing per name.
-    absl::MutexLock lock(&mu_);
-    ModelEntry* m = FindModelLocked(f->model_key);
-    if (m == nullptr && catalogue_known_) {
-      const std::string msg = NotFoundMessageLocked(f->model_key);
-      mu_.Unlock();
-      FinishFlight(f, absl::NotFoundError(msg), absl::Now() - start, DriverKind::kAuto);
-      mu_.Lock();
-      return;
+    std::optional<std::string> not_found;
+    {
+      absl::MutexLock lock(&mu_);
+      ModelEntry* m = FindModelLocked(f->model_key);
+      if (m == nullptr && catalogue_known_) {
+        not_found = NotFoundMessageLocked(f->model_key);
+      } else if (m != nullptr && !f->counted_loading) {
+        ++m->loading;
+        f->counted_loading = true;
+      }
     }
-    if (m != nullptr && !f->counted_loading) {
-      ++m->loading;
-      f->counted_loading = true;
+    if (not_found) {
+      FinishFlight(f, absl::NotFoundError(*not_found), absl::Now() - start, DriverKind::kAuto);
+      return;
     }
   }
 
@@ -307,7 +309,6 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
               m ? ModelStateLocked(*m) : State::kNotLoaded,
               cancelled ? "every waiter left" : std::string(result.status().message()), 0, took);
     }
-    --active_flights_;
   }
   for (auto& o : outcomes) {
     CompleteWaiter(o.waiter, absl::OkStatus(), std::move(o.lease), std::move(o.snapshot));
