@@ -18,6 +18,7 @@
 #include "backends/http/url.h"
 #include "backends/json.h"
 #include "nlohmann/json.hpp"
+#include "services/config_text.h"
 
 namespace lmgate::services {
 namespace {
@@ -132,6 +133,9 @@ absl::Status ParseModelPolicy(const json& m, const std::string& where,
     return Bad(where + ".gpu_offload_ratio", "must be 0..1");
   if (l.parallel_slots && (*l.parallel_slots < 1 || *l.parallel_slots > 64))
     return Bad(where + ".parallel_slots", "must be 1..64");
+  if (l.cpu_threads && *l.cpu_threads < 1) return Bad(where + ".cpu_threads", "must be >= 1");
+  if (l.eval_batch_size && *l.eval_batch_size < 1)
+    return Bad(where + ".eval_batch_size", "must be >= 1");
   if (m.contains("ttl_seconds")) {
     absl::Duration ttl;
     if (!(st = ReadSeconds(m["ttl_seconds"], where + ".ttl_seconds", &ttl)).ok()) return st;
@@ -228,11 +232,16 @@ bool IsLoopbackListen(const std::string& listen) {
   return false;  // a name ("127.evil.example") may resolve anywhere
 }
 
-absl::StatusOr<Config> ParseConfig(const std::string& text) {
-  absl::StatusOr<json> parsed = backends::ParseBoundedJson(
-      text, "config", {backends::kMaxJsonDepth, /*allow_comments=*/true});
-  if (!parsed.ok()) return parsed.status();
-  json doc = *std::move(parsed);
+namespace {
+
+// A count that must not be negative; `zero` says what 0 means.
+template <typename T>
+absl::Status NotNegative(T value, const std::string& key, const char* zero) {
+  if (value >= 0) return absl::OkStatus();
+  return Bad(key, absl::StrCat("must be >= 0 (0 = ", zero, "), not ", value));
+}
+
+absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   Config c;
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
                                     "default_model", "default_embedding_model", "worker_threads",
@@ -269,6 +278,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
         return Bad("lmstudio.api_token_env", absl::StrCat("environment variable ", var, " is not set"));
       }
       c.host.api_token = v;
+      c.api_token_env = var;
     }
     struct {
       const char* key;
@@ -329,6 +339,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
   if (doc.contains("max_loaded_bytes") &&
       !(st = Read(doc["max_loaded_bytes"], "max_loaded_bytes", &lc.max_loaded_bytes)).ok())
     return st;
+  if (!(st = NotNegative(lc.max_loaded_models, "max_loaded_models", "unlimited")).ok()) return st;
+  if (!(st = NotNegative(lc.max_loaded_bytes, "max_loaded_bytes", "unlimited")).ok()) return st;
   if (doc.contains("refresh_interval_seconds") &&
       !(st = ReadSeconds(doc["refresh_interval_seconds"], "refresh_interval_seconds",
                          &lc.refresh_interval))
@@ -456,6 +468,19 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
         return st;
       if (k.contains("weight") && !(st = Read(k["weight"], where + ".weight", &t.weight)).ok())
         return st;
+      if (!(st = NotNegative(t.limits.requests_per_minute, where + ".requests_per_minute",
+                             "unlimited"))
+               .ok() ||
+          !(st = NotNegative(t.limits.tokens_per_minute, where + ".tokens_per_minute",
+                             "unlimited"))
+               .ok() ||
+          !(st = NotNegative(t.limits.concurrent_streams, where + ".concurrent_streams",
+                             "unlimited"))
+               .ok())
+        return st;
+      if (!(t.weight > 0 && t.weight <= 1e6)) {
+        return Bad(where + ".weight", absl::StrCat("must be > 0 and <= 1e6, not ", t.weight));
+      }
       if (k.contains("max_priority")) {
         std::string p;
         if (!(st = Read(k["max_priority"], where + ".max_priority", &p)).ok()) return st;
@@ -503,6 +528,11 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
       return st;
     if (ao.default_concurrency < 1) return Bad("admission.concurrency_per_model", "must be >= 1");
     if (ao.max_queue < 0) return Bad("admission.max_queue_per_model", "must be >= 0");
+    if (!(st = NotNegative(ao.max_concurrent_total, "admission.max_concurrent_total", "unlimited"))
+             .ok())
+      return st;
+    if (ao.queue_timeout <= absl::ZeroDuration())
+      return Bad("admission.queue_timeout_seconds", "must be > 0");
   }
   if (doc.contains("limits") && !(st = ParseLimits(doc["limits"], &c.limits)).ok()) return st;
   if (doc.contains("models")) {
@@ -516,19 +546,57 @@ absl::StatusOr<Config> ParseConfig(const std::string& text) {
   return c;
 }
 
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::string& text) {
+  auto doc = ParseConfigText(text, "config");
+  if (!doc.ok()) return doc.status();
+  return ParseConfigDocument(*doc);
+}
+
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  auto c = ParseConfig(ss.str());
+  auto doc = ParseConfigText(ss.str(), path);
+  if (!doc.ok()) return doc.status();
+  auto c = ParseConfigDocument(*doc);
   if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
   return c;
 }
 
+namespace {
+
+// "host:port", "[v6]:port" or ":port" with a port in 0..65535.
+bool IsHostPort(const std::string& addr) {
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon + 1 == addr.size() || addr.size() - colon > 6) {
+    return false;
+  }
+  int port = 0;
+  for (size_t i = colon + 1; i < addr.size(); ++i) {
+    if (addr[i] < '0' || addr[i] > '9') return false;
+    port = port * 10 + (addr[i] - '0');
+  }
+  // "::1" alone: the last colon belongs to the address, not a port.
+  const std::string host = addr.substr(0, colon);
+  if (host.find(':') != std::string::npos && !(host.front() == '[' && host.back() == ']')) {
+    return false;
+  }
+  return port <= 65535;
+}
+
+}  // namespace
+
 absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& known) {
-  if (c.listen.empty() || c.listen.find(':') == std::string::npos) {
-    return Bad("listen", absl::StrCat("\"", c.listen, "\" is not host:port"));
+  if (!IsHostPort(c.listen)) {
+    return Bad("listen", absl::StrCat("\"", c.listen, "\" is not host:port (port 0..65535)"));
+  }
+  if (!c.metrics_listen.empty() && !IsHostPort(c.metrics_listen)) {
+    return Bad("metrics_listen",
+               absl::StrCat("\"", c.metrics_listen,
+                            "\" is not host:port (port 0..65535; \"\" turns metrics off)"));
   }
   if (auto url = backends::http::ParseHostUrl(c.host.base_url); !url.ok()) {
     return Bad("lmstudio.url", std::string(url.status().message()));
@@ -546,6 +614,7 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   if (c.metrics_max_connections < 1 || c.metrics_max_connections > 1024)
     return Bad("metrics_max_connections", "must be 1..1024");
   if (c.metrics_timeout <= absl::ZeroDuration()) return Bad("metrics_timeout_seconds", "must be > 0");
+  if (c.shutdown_grace < absl::ZeroDuration()) return Bad("shutdown_grace_seconds", "must be >= 0");
   if (c.host.max_retries < 0 || c.host.max_retries > 10) return Bad("lmstudio.max_retries", "must be 0..10");
   if (c.host.connect_timeout <= absl::ZeroDuration()) return Bad("lmstudio.connect_timeout_seconds", "must be > 0");
   if (c.host.request_timeout <= absl::ZeroDuration()) return Bad("lmstudio.request_timeout_seconds", "must be > 0");

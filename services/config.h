@@ -19,6 +19,9 @@ namespace lmgate::services {
 struct Config {
   std::string listen = "127.0.0.1:50051";
   backends::HostConfig host;
+  // The environment variable host.api_token came from ("" = the file's api_token, or none); shown
+  // by ConfigToJson instead of the token.
+  std::string api_token_env;
   // Enabled drivers, in fallback order for AUTO when prefer_configured_order is set.
   std::vector<std::string> drivers = {"sdk_ws", "rest", "openai", "cli"};
   bool prefer_configured_order = false;
@@ -50,8 +53,10 @@ struct Config {
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a
-// typo never silently falls back to a default.
+// typo never silently falls back to a default; so are a syntax error ("config:LINE:COLUMN: ..."),
+// a key given twice in one object ("duplicate key "k" at line L") and a negative count.
 absl::StatusOr<Config> ParseConfig(const std::string& json_text);
+// The same for a file; errors start with `path` ("lmgate.json:3:8: ...").
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 // Whether a `listen` host:port serves loopback only: a numeric address in 127.0.0.0/8, ::1
@@ -59,7 +64,17 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // anywhere), so it needs keys or `insecure`.
 bool IsLoopbackListen(const std::string& listen);
 
-// Semantic checks (listen address shape, URL, known drivers, positive durations).
+// What ConfigToJson prints instead of a secret.
+inline constexpr char kRedacted[] = "<redacted>";
+
+// The effective config as the JSON document ParseConfig reads (every key, pretty-printed, ending
+// in a newline), for `lmgate --check_config`. Secrets are never printed: the LM Studio token
+// shows as its environment variable's name or kRedacted; keys show as their digest, key_env or
+// key_file name (Config never holds a key itself).
+std::string ConfigToJson(const Config& config);
+
+// Semantic checks (listen and metrics_listen are host:port, URL, known drivers, positive
+// durations and counts in range).
 absl::Status ValidateConfig(const Config& config, const std::vector<std::string>& known_drivers);
 
 }  // namespace lmgate::services

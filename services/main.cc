@@ -58,8 +58,9 @@ ABSL_FLAG(bool, insecure, false,
           "Allow --listen on a non-loopback address without API keys (anyone who can reach the "
           "port may use and manage the LM Studio host).");
 ABSL_FLAG(bool, check_config, false,
-          "Validate the configuration (file + flags), print the effective config, and exit: "
-          "0 if valid, 2 if not.");
+          "Validate the configuration (file + flags) as a start would (keys, TLS files "
+          "included), print the effective config as JSON on stdout (secrets redacted), and "
+          "exit: 0 if valid, 2 if not (the reason on stderr).");
 
 namespace lmgate {
 namespace {
@@ -84,7 +85,10 @@ absl::StatusOr<services::Config> BuildConfig() {
     c.host.base_url = absl::GetFlag(FLAGS_lmstudio_url);
   if (c.host.api_token.empty()) {
     const char* tok = std::getenv(absl::GetFlag(FLAGS_lmstudio_api_token_env).c_str());
-    if (tok != nullptr) c.host.api_token = tok;
+    if (tok != nullptr) {
+      c.host.api_token = tok;
+      c.api_token_env = absl::GetFlag(FLAGS_lmstudio_api_token_env);
+    }
   }
   if (Specified("drivers")) {
     c.drivers = absl::StrSplit(absl::GetFlag(FLAGS_drivers), ',', absl::SkipEmpty());
@@ -103,6 +107,35 @@ absl::StatusOr<services::Config> BuildConfig() {
   return c;
 }
 
+// What a start needs that the configuration decides, checked.
+struct Prepared {
+  services::Config config;
+  std::unique_ptr<admission::Identity> identity;
+  std::shared_ptr<grpc::ServerCredentials> credentials;  // null = plaintext
+};
+
+// Every check of the configuration a start makes, in the order it makes them; --check_config runs
+// exactly this, so it refuses what a start would refuse (short of binding the ports).
+absl::StatusOr<Prepared> Prepare(const backends::BackendRegistry& registry) {
+  Prepared p;
+  auto config = BuildConfig();
+  if (!config.ok()) return config.status();
+  if (auto st = services::ValidateConfig(*config, registry.Names()); !st.ok()) return st;
+  p.config = *std::move(config);
+  // Keys are resolved here (key_env variables, key_file files).
+  auto identity = admission::Identity::Create(p.config.identity);
+  if (!identity.ok()) return identity.status();
+  p.identity = *std::move(identity);
+  if (!p.config.tls_cert_file.empty()) {
+    services::TlsOptions tls{p.config.tls_cert_file, p.config.tls_key_file,
+                             p.config.tls_client_ca_file, p.config.tls_require_client_cert};
+    auto creds = services::MakeServerCredentials(tls);
+    if (!creds.ok()) return creds.status();
+    p.credentials = *std::move(creds);
+  }
+  return p;
+}
+
 int Run() {
   // Block the stop signals in every thread; this one waits for them. First thing: threads inherit
   // the mask, and the drivers created below start theirs (the HTTP client's loop): a thread
@@ -119,25 +152,15 @@ int Run() {
     std::cerr << "lmgate: " << st << "\n";
     return 1;
   }
-  auto config = BuildConfig();
-  if (config.ok()) {
-    if (auto st = services::ValidateConfig(*config, registry.Names()); !st.ok()) config = st;
-  }
-  if (!config.ok()) {
-    std::cerr << "lmgate: " << config.status().message() << "\n";
+  auto prepared = Prepare(registry);
+  if (!prepared.ok()) {
+    std::cerr << "lmgate: " << prepared.status().message() << "\n";
     return 2;
   }
-  // Keys are resolved here (key_env variables, key_file files) so that --check_config catches a
-  // missing one too, as a start would.
-  auto identity = admission::Identity::Create(config->identity);
-  if (!identity.ok()) {
-    std::cerr << "lmgate: " << identity.status().message() << "\n";
-    return 2;
-  }
+  const services::Config* config = &prepared->config;
   if (absl::GetFlag(FLAGS_check_config)) {
-    std::cout << "config OK: listen=" << config->listen << " lmstudio_url=" << config->host.base_url
-              << " drivers=" << absl::StrJoin(config->drivers, ",")
-              << " default_model=" << config->gateway.default_model << "\n";
+    std::cout << services::ConfigToJson(*config);
+    std::cerr << "lmgate: config OK\n";
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
@@ -152,23 +175,14 @@ int Run() {
     drivers.push_back(*std::move(d));
   }
 
-  if (!(*identity)->keys_enabled()) {
+  if (!prepared->identity->keys_enabled()) {
     spdlog::warn("no API keys configured: every caller may use and manage the LM Studio host{}",
                  config->insecure ? " (--insecure)" : "; serving loopback only");
   }
 
   services::ServerOptions opts;
-  if (!config->tls_cert_file.empty()) {
-    services::TlsOptions tls{config->tls_cert_file, config->tls_key_file,
-                             config->tls_client_ca_file, config->tls_require_client_cert};
-    auto creds = services::MakeServerCredentials(tls);
-    if (!creds.ok()) {
-      std::cerr << "lmgate: " << creds.status().message() << "\n";
-      return 2;
-    }
-    opts.credentials = *creds;
-  }
-  opts.identity = std::shared_ptr<const admission::Identity>(*std::move(identity));
+  opts.credentials = prepared->credentials;
+  opts.identity = std::shared_ptr<const admission::Identity>(std::move(prepared->identity));
   opts.listen = config->listen;
   // Shared with the server, which shuts the drivers down (joining their threads) before it
   // destroys what they call into; this reference only keeps them until the server is gone.

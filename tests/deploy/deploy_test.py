@@ -13,7 +13,10 @@ python3-yaml. What each class proves:
                     same lmgate container as the sidecar; it ships no key (an existing Secret, or
                     every key given in values, else it does not render).
   CheckConfigTest   `lmgate --check_config` accepts every config shipped in deploy/ (with freshly
-                    generated keys) and refuses them without the keys, or with placeholder/weak ones.
+                    generated keys) and refuses them without the keys, or with placeholder/weak ones;
+                    it prints the effective config as JSON (every key, flags applied, no
+                    secret) and refuses what a start refuses (TLS files, metrics_listen without
+                    a port, syntax errors with line:column, duplicate keys, negative counts).
   ConfigDocTest     deploy/CONFIG.md documents every key services/config.cc accepts, with a default.
   DockerfileTest    the runtime stage installs the package of every shared library lmgate needs;
                     the build stage installs the build packages of deploy/setup.sh.
@@ -283,7 +286,8 @@ class CheckConfigTest(unittest.TestCase):
             with self.subTest(config=name):
                 r = self.check(path, env)
                 self.assertEqual(r.returncode, 0, f"{name}: {r.stderr}")
-                self.assertIn("config OK", r.stdout)
+                self.assertIn("config OK", r.stderr)
+                json.loads(r.stdout)
 
     def test_placeholder_and_weak_keys_are_refused(self):
         systemd_env = dict(re.findall(r"^(\w+)=(.*)$", read("deploy/systemd/lmgate.env.example"),
@@ -308,6 +312,75 @@ class CheckConfigTest(unittest.TestCase):
                 r = self.check(path, {})
                 self.assertEqual(r.returncode, 2, name)
                 self.assertIn("LMGATE_KEY_", r.stderr)
+
+    def write(self, text):
+        fd, path = tempfile.mkstemp(suffix=".json", dir=os.environ.get("TEST_TMPDIR"))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def run_check(self, text, *flags, env=None):
+        path = self.write(text)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LMGATE_KEY")}
+        r = subprocess.run([LMGATE, f"--config={path}", "--check_config", *flags],
+                           env={**clean, **(env or {})}, capture_output=True, text=True)
+        return path, r
+
+    def test_prints_the_effective_config_with_flags_applied_and_no_secret(self):
+        token, key = "sk-lm-abcd1234:tokensecretvalue", "key-value-0123456789abcdef"
+        _, r = self.run_check(json.dumps({
+            "lmstudio": {"api_token": token},
+            "keys": [{"tenant": "app", "key_env": "LMGATE_KEY_APP"}],
+            "worker_threads": 7}), "--worker_threads=9", "--log_level=debug",
+            env={"LMGATE_KEY_APP": key})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for secret in (token, key, "tokensecretvalue"):
+            self.assertNotIn(secret, r.stdout + r.stderr)
+        printed = json.loads(r.stdout)
+        self.assertEqual(printed["worker_threads"], 9)
+        self.assertEqual(printed["log_level"], "debug")
+        self.assertEqual(printed["lmstudio"]["api_token"], "<redacted>")
+        self.assertEqual(printed["keys"][0]["key_env"], "LMGATE_KEY_APP")
+        # Every top-level key services/config.cc accepts is printed.
+        top = re.search(r'CheckKeys\(doc, "", \{([^}]*)\}', read("services/config.cc")).group(1)
+        self.assertEqual(sorted(printed), sorted(re.findall(r'"(\w+)"', top)))
+        # The token from the environment shows as its variable's name.
+        _, r = self.run_check("{}", "--lmstudio_api_token_env=H8_TOKEN", env={"H8_TOKEN": token})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("tokensecretvalue", r.stdout)
+        self.assertEqual(json.loads(r.stdout)["lmstudio"]["api_token_env"], "H8_TOKEN")
+
+    def test_refuses_what_a_start_refuses(self):
+        missing = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "no-such-dir", "x.pem")
+        cases = [
+            ({"tls": {"cert_file": missing, "key_file": missing}}, (),
+             f"tls: cannot read {missing}"),
+            ({"metrics_listen": "127.0.0.1"}, (), 'metrics_listen: "127.0.0.1" is not host:port'),
+            ({}, ("--metrics_listen=0.0.0.0",), 'metrics_listen: "0.0.0.0" is not host:port'),
+            ({"max_loaded_models": -1}, (), "max_loaded_models: must be >= 0"),
+            ({"keys": [{"tenant": "a", "key_env": "H8_UNSET_KEY"}]}, (), "H8_UNSET_KEY"),
+        ]
+        for doc, flags, message in cases:
+            with self.subTest(doc=doc, flags=flags):
+                _, r = self.run_check(json.dumps(doc), *flags)
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertIn(message, r.stderr)
+                self.assertEqual(r.stdout, "")
+        # The same TLS file would stop a start with the same message and status.
+        path = self.write(json.dumps(cases[0][0]))
+        r = subprocess.run([LMGATE, f"--config={path}", "--listen=127.0.0.1:0",
+                            "--metrics_listen="], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"tls: cannot read {missing}", r.stderr)
+
+    def test_syntax_errors_and_duplicate_keys_name_file_line_and_column(self):
+        path, r = self.run_check('{\n  "listen": "127.0.0.1:1",\n  "log_level": ,\n}\n')
+        self.assertEqual(r.returncode, 2)
+        self.assertTrue(r.stderr.startswith(f"lmgate: {path}:3:16: not valid JSON: "), r.stderr)
+        path, r = self.run_check('{"lmstudio": {\n "url": "http://a:1",\n "url": "http://b:2"}}')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f'{path}: duplicate key "url" at line 3 (in lmstudio; first at line 2)',
+                      r.stderr)
 
 
 class ConfigDocTest(unittest.TestCase):

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 namespace lmgate::services {
 namespace {
 
@@ -197,6 +202,162 @@ TEST(ConfigTest, ConsumerLimits) {
   c->metrics_max_connections = 0;
   EXPECT_NE(ValidateConfig(*c, kKnown).message().find("metrics_max_connections"),
             std::string::npos);
+}
+
+// A syntax error names the line and column of the character that broke it (nlohmann gives a
+// byte offset), prefixed by the file name for a file.
+TEST(ConfigTest, SyntaxErrorsNameLineAndColumn) {
+  const std::string text = "{\n  \"listen\": \"127.0.0.1:1\",\n  \"log_level\": ,\n}\n";
+  auto parsed = ParseConfig(text);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(parsed.status().message().rfind("config:3:16: not valid JSON: ", 0), 0u)
+      << parsed.status();
+  EXPECT_NE(parsed.status().message().find("unexpected ','"), std::string::npos);
+
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/bad.json";
+  std::ofstream(path) << "// a comment\n{\"listen\": \"127.0.0.1:1\"\n";
+  auto loaded = LoadConfigFile(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().message().rfind(path + ":3:1: not valid JSON: ", 0), 0u)
+      << loaded.status();
+  EXPECT_EQ(ParseConfig("").status().message().rfind("config:1:1: ", 0), 0u);
+}
+
+// nlohmann keeps the last of two equal keys; lmgate refuses them, at any depth, naming the key,
+// its line and the object.
+TEST(ConfigTest, DuplicateKeysAreRefusedAtAnyDepth) {
+  struct Case {
+    const char* json;
+    const char* mentions;
+  } cases[] = {
+      {"{\"listen\": \"a:1\",\n \"listen\": \"b:2\"}", "duplicate key \"listen\" at line 2 (in the top-level object; first at line 1)"},
+      {"{\"lmstudio\": {\n  \"url\": \"http://a:1\",\n  \"url\": \"http://b:2\"}}", "duplicate key \"url\" at line 3 (in lmstudio; first at line 2)"},
+      {"{\"keys\": [{\"tenant\": \"a\"},\n {\"tenant\": \"b\", \"tenant\": \"c\"}]}", "duplicate key \"tenant\" at line 2 (in keys[1]"},
+      {"{\"models\": {\"a/b\": {\"sampling\": {\"seed\": 1, \"seed\": 2}}}}", "duplicate key \"seed\" at line 1 (in models.a/b.sampling"},
+      {R"({"listen": "a:1", "\u006cisten": "b:2"})", "duplicate key \"listen\""},
+  };
+  for (const auto& c : cases) {
+    auto parsed = ParseConfig(c.json);
+    ASSERT_FALSE(parsed.ok()) << c.json;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos) << parsed.status();
+  }
+  // The same key in different objects, and braces, quotes and comment marks inside strings and
+  // comments, are no duplicates.
+  auto ok = ParseConfig(R"({
+    "default_model": "a{\"b//c/*",  // "default_model": {
+    /* "default_model": */ "default_embedding_model": "x}]",
+    "models": {"a/b": {"ttl_seconds": 1}, "c/d": {"ttl_seconds": 2}},
+    "keys": [{"tenant": "a", "key_env": "A_KEY"}, {"tenant": "b", "key_env": "B_KEY"}]
+  })");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+// A count or duration outside its range is named with the range, never taken as "unlimited".
+TEST(ConfigTest, NegativeCountsAreRefusedWithTheirRange) {
+  struct Case {
+    const char* json;
+    const char* mentions;
+  } cases[] = {
+      {R"({"max_loaded_models": -1})", "max_loaded_models: must be >= 0 (0 = unlimited)"},
+      {R"({"max_loaded_bytes": -5})", "max_loaded_bytes: must be >= 0"},
+      {R"({"keys": [{"tenant": "a", "key_env": "K", "requests_per_minute": -1}]})", "keys[0].requests_per_minute: must be >= 0"},
+      {R"({"keys": [{"tenant": "a", "key_env": "K", "tokens_per_minute": -1}]})", "keys[0].tokens_per_minute: must be >= 0"},
+      {R"({"keys": [{"tenant": "a", "key_env": "K", "concurrent_streams": -2}]})", "keys[0].concurrent_streams: must be >= 0"},
+      {R"({"keys": [{"tenant": "a", "key_env": "K", "weight": 0}]})", "keys[0].weight: must be > 0"},
+      {R"({"keys": [{"tenant": "a", "key_env": "K", "weight": -1}]})", "keys[0].weight: must be > 0"},
+      {R"({"admission": {"max_concurrent_total": -1}})", "admission.max_concurrent_total: must be >= 0"},
+      {R"({"admission": {"max_queue_per_model": -1}})", "admission.max_queue_per_model: must be >= 0"},
+      {R"({"admission": {"concurrency_per_model": 0}})", "admission.concurrency_per_model: must be >= 1"},
+      {R"({"admission": {"queue_timeout_seconds": 0}})", "admission.queue_timeout_seconds: must be > 0"},
+      {R"({"models": {"a/b": {"cpu_threads": 0}}})", "models.a/b.cpu_threads: must be >= 1"},
+      {R"({"models": {"a/b": {"eval_batch_size": -1}}})", "models.a/b.eval_batch_size: must be >= 1"},
+      {R"({"shutdown_grace_seconds": -1})", "shutdown_grace_seconds: must be >= 0"},
+      {R"({"lmstudio": {"connect_timeout_seconds": -1}})", "lmstudio.connect_timeout_seconds: must be >= 0"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = ParseConfig(c.json);
+    ASSERT_FALSE(parsed.ok()) << c.json;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos) << parsed.status();
+  }
+  Config c;
+  c.worker_threads = 0;
+  EXPECT_NE(ValidateConfig(c, kKnown).message().find("worker_threads: must be 1..4096"),
+            std::string::npos);
+  c = Config();
+  c.host.request_timeout = absl::ZeroDuration();
+  EXPECT_NE(ValidateConfig(c, kKnown).message().find("lmstudio.request_timeout_seconds: must be > 0"),
+            std::string::npos);
+}
+
+// A start refuses a metrics address without a port (MetricsServer::Start), so validation does.
+TEST(ConfigTest, ListenAddressesNeedAPort) {
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "localhost:http", "::1", "h:99999"}) {
+    Config c;
+    c.metrics_listen = bad;
+    auto st = ValidateConfig(c, kKnown);
+    EXPECT_NE(st.message().find("metrics_listen: \"" + std::string(bad) + "\" is not host:port"),
+              std::string::npos)
+        << bad << ": " << st;
+    c = Config();
+    c.listen = bad;
+    EXPECT_NE(ValidateConfig(c, kKnown).message().find("listen"), std::string::npos) << bad;
+  }
+  for (const char* good : {"", "127.0.0.1:0", "[::1]:9464", "localhost:9464"}) {
+    Config c;
+    c.metrics_listen = good;
+    EXPECT_TRUE(ValidateConfig(c, kKnown).ok()) << good;
+  }
+}
+
+// --check_config prints this: every key, re-readable, with no secret in it.
+TEST(ConfigTest, EffectiveConfigRoundTripsWithoutSecrets) {
+  setenv("CONFIG_TEST_TOKEN", "sk-lm-fromenv:secret2", 1);
+  auto c = ParseConfig(R"({
+    "listen": "127.0.0.1:6000",
+    "lmstudio": {"url": "http://lm:1234", "api_token": "sk-lm-abc:supersecret", "max_retries": 3},
+    "drivers": ["rest", "openai"],
+    "default_ttl_seconds": 600,
+    "models": {"qwen/qwen3-4b": {"context_length": 8192, "keep_loaded": true, "ttl_seconds": 30,
+                                 "sampling": {"temperature": 0.5, "stop": ["\n\n"]}}},
+    "admission": {"max_queue_per_model": 8, "queue_timeout_seconds": 2.5},
+    "keys": [{"tenant": "app", "key_env": "APP_KEY", "requests_per_minute": 60, "weight": 2,
+              "max_priority": "normal"},
+             {"tenant": "ops", "client_cn": "ops.example", "roles": ["admin"]}],
+    "metrics_listen": ""
+  })");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string printed = ConfigToJson(*c);
+  EXPECT_EQ(printed.find("supersecret"), std::string::npos) << printed;
+  EXPECT_NE(printed.find(kRedacted), std::string::npos) << printed;
+  for (const char* key : {"\"listen\"", "\"lmstudio\"", "\"connect_timeout_seconds\"",
+                          "\"drivers\"", "\"prefer_configured_order\"", "\"default_model\"",
+                          "\"default_embedding_model\"", "\"default_ttl_seconds\"",
+                          "\"allow_client_ttl\"", "\"max_loaded_models\"", "\"max_loaded_bytes\"",
+                          "\"refresh_interval_seconds\"", "\"models\"", "\"admission\"",
+                          "\"aging_seconds\"", "\"keys\"", "\"allow_cidrs\"", "\"tls\"",
+                          "\"metrics_listen\"", "\"insecure\"", "\"worker_threads\"",
+                          "\"shutdown_grace_seconds\"", "\"log_level\""}) {
+    EXPECT_NE(printed.find(key), std::string::npos) << key << " missing from\n" << printed;
+  }
+  // Printing what was read back gives the same text (only the token became the marker).
+  auto again = ParseConfig(printed);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << printed;
+  EXPECT_EQ(ConfigToJson(*again), printed);
+  EXPECT_EQ(again->gateway.admission.queue_timeout, absl::Milliseconds(2500));
+  EXPECT_EQ(again->identity.keys[1].tenant.admin, true);
+  EXPECT_EQ(again->identity.keys[1].tenant.inference, false);
+
+  // A token from the environment shows as its variable's name.
+  auto from_env = ParseConfig(R"({"lmstudio": {"api_token_env": "CONFIG_TEST_TOKEN"}})");
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_EQ(from_env->host.api_token, "sk-lm-fromenv:secret2");
+  const std::string env_printed = ConfigToJson(*from_env);
+  EXPECT_EQ(env_printed.find("secret2"), std::string::npos) << env_printed;
+  EXPECT_NE(env_printed.find("\"api_token_env\": \"CONFIG_TEST_TOKEN\""), std::string::npos)
+      << env_printed;
 }
 
 }  // namespace
