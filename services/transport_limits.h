@@ -16,7 +16,7 @@ struct TransportLimits {
   // gRPC's memory quota for everything its transport holds (read buffers, messages being
   // received, call arenas). Beyond it gRPC cancels streams (RESOURCE_EXHAUSTED) and shrinks the
   // flow-control windows it advertises.
-  int64_t server_memory_bytes = int64_t{96} << 20;
+  int64_t server_memory_bytes = int64_t{32} << 20;
   // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams one connection may have open at once.
   int max_concurrent_streams_per_connection = 1000;
   // Client connections open at once; beyond it a new connection is closed when accepted. Never

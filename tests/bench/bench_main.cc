@@ -130,6 +130,10 @@ std::string WriteConfig(const std::string& emu_url) {
       {"log_level", "warn"},
       // The benchmark measures the gateway, not its queue: every call runs upstream at once.
       {"admission", {{"concurrency_per_model", 1000000}, {"max_queue_per_model", 1000000}}},
+      // The open-streams rows put 5,000 streams on each of --channels=2 connections, past the
+      // deployed per-connection stream limit (1,000) and transport memory quota (32 MiB).
+      {"limits", {{"max_concurrent_streams_per_connection", 100000},
+                  {"server_memory_bytes", int64_t{2} << 30}}},
       {"models", {{kModel, {{"context_length", 40960}, {"keep_loaded", true}}}}},
   };
   char path[] = "/tmp/lmgate-bench-config.XXXXXX";

@@ -102,6 +102,40 @@ TEST(ConfigTest, IntegerFieldsAreIntegersInRange) {
   EXPECT_EQ(p.sampling.seed, INT64_MIN);
 }
 
+TEST(ConfigTest, TransportLimits) {
+  auto d = ParseConfig("{}");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->limits.max_request_bytes, 4 << 20);
+  EXPECT_EQ(d->limits.server_memory_bytes, int64_t{32} << 20);
+  EXPECT_EQ(d->limits.max_concurrent_streams_per_connection, 1000);
+  EXPECT_EQ(d->limits.max_connections, 1024);
+  EXPECT_EQ(d->limits.handshake_timeout, absl::Seconds(10));
+  auto c = ParseConfig(R"({"limits": {"max_request_bytes": 1048576, "server_memory_bytes": 67108864,
+      "max_concurrent_streams_per_connection": 64, "max_connections": 100,
+      "handshake_timeout_seconds": 2.5}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->limits.max_request_bytes, 1 << 20);
+  EXPECT_EQ(c->limits.server_memory_bytes, int64_t{64} << 20);
+  EXPECT_EQ(c->limits.max_concurrent_streams_per_connection, 64);
+  EXPECT_EQ(c->limits.max_connections, 100);
+  EXPECT_EQ(c->limits.handshake_timeout, absl::Milliseconds(2500));
+  struct {
+    const char* json;
+    const char* names;
+  } bad[] = {{R"({"limits": {"max_conections": 5}})", "limits.max_conections"},
+             {R"({"limits": {"max_connections": 0}})", "limits.max_connections"},
+             {R"({"limits": {"max_request_bytes": 10}})", "limits.max_request_bytes"},
+             {R"({"limits": {"server_memory_bytes": 1000}})", "limits.server_memory_bytes"},
+             {R"({"limits": {"handshake_timeout_seconds": 0}})", "limits.handshake_timeout_seconds"},
+             {R"({"limits": {"max_concurrent_streams_per_connection": 1.5}})",
+              "limits.max_concurrent_streams_per_connection"}};
+  for (const auto& b : bad) {
+    auto r = ParseConfig(b.json);
+    ASSERT_FALSE(r.ok()) << b.json;
+    EXPECT_NE(r.status().message().find(b.names), std::string::npos) << r.status();
+  }
+}
+
 TEST(ConfigTest, KeysAndTheLoopbackGuard) {
   auto c = ParseConfig(R"({
     "listen": "0.0.0.0:50051",

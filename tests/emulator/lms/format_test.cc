@@ -41,7 +41,7 @@ TEST(Args, CommanderErrors) {
     return p.text;
   };
   EXPECT_EQ(error({"ps", "--nope"}), "error: unknown option '--nope'\n");
-  EXPECT_EQ(error({"--version"}), "error: unknown option '--version'\n");
+  EXPECT_EQ(error({"--frobnicate"}), "error: unknown option '--frobnicate'\n");  // -v: lms_test
   EXPECT_EQ(error({"frobnicate"}), "error: unknown command 'frobnicate'\n");
   EXPECT_EQ(error({"ps", "extra"}),
             "error: too many arguments for 'ps'. Expected 0 arguments but got 1.\n");
