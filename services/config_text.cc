@@ -179,6 +179,9 @@ absl::StatusOr<json> ParseConfigText(const std::string& text, const std::string&
     const auto [line, column] = LineColumn(text, e.byte == 0 ? 0 : e.byte - 1);
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", line, ":", column, ": not valid JSON: ", Reason(e)));
+  } catch (const json::exception& e) {
+    // out_of_range: a number beyond double ("1e309").
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON: ", e.what()));
   }
   if (auto st = CheckDuplicateKeys(text, source); !st.ok()) return st;
   return doc;

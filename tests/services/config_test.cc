@@ -256,6 +256,12 @@ TEST(ConfigTest, SyntaxErrorsNameLineAndColumn) {
   EXPECT_EQ(loaded.status().message().rfind(path + ":3:1: not valid JSON: ", 0), 0u)
       << loaded.status();
   EXPECT_EQ(ParseConfig("").status().message().rfind("config:1:1: ", 0), 0u);
+  // A number beyond double: nlohmann throws out_of_range, not parse_error (the config fuzzer's
+  // corpus aborted on it).
+  auto huge = ParseConfig(R"({"worker_threads": 1e309})");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("1e309"), std::string::npos) << huge.status();
 }
 
 // nlohmann keeps the last of two equal keys; lmgate refuses them, at any depth, naming the key,
