@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "services/admission/identity.h"
 #include "tests/reliability/fixture.h"
 #include "tests/util/time_scale.h"
 
@@ -193,6 +194,66 @@ TEST_F(UnknownModelsTest, FiveHundredNamesAtOnceShareOneListingAndNoThreads) {
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
+
+  // That listing is fresh: GetModel of more unknown names is answered from it.
+  const int host_mid = HostRequests(emu_->Stats());
+  for (int i = 0; i < 200; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(10))));
+    v1::GetModelRequest req;
+    req.set_model(absl::StrCat("nosuch/get-", i));
+    v1::Model resp;
+    grpc::Status st = models_->GetModel(&ctx, req, &resp);
+    ASSERT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  }
+  EXPECT_EQ(HostRequests(emu_->Stats()) - host_mid, 0);
+}
+
+// The tenant label comes from the configured keys, never from what a caller sends: random keys
+// are all one unauthenticated label (tenant=""), and add no series.
+class UnknownTenantsTest : public UnknownModelsTest {
+ protected:
+  static constexpr char kKey[] = "reliability-key-0123456789";
+  void Configure(emulator::Options& emulator, backends::HostConfig& host,
+                 services::ServerOptions& server) override {
+    UnknownModelsTest::Configure(emulator, host, server);
+    admission::IdentityOptions io;
+    admission::KeyConfig k;
+    k.tenant.name = "team-a";
+    k.key_sha256 = admission::Identity::Sha256Hex(kKey);
+    io.keys.push_back(k);
+    auto identity = admission::Identity::Create(io);
+    ASSERT_TRUE(identity.ok()) << identity.status();
+    server.identity = std::shared_ptr<const admission::Identity>(std::move(*identity));
+  }
+  grpc::Status ChatWithKey(const std::string& key, const std::string& model) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(10))));
+    ctx.AddMetadata("authorization", "Bearer " + key);
+    auto reader = inference_->Chat(&ctx, ChatFor(model));
+    v1::ChatResponse r;
+    while (reader->Read(&r)) {
+    }
+    return reader->Finish();
+  }
+};
+
+TEST_F(UnknownTenantsTest, RandomKeysAndModelsAddNoSeries) {
+  auto round = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string key = absl::StrCat("random-key-", i, "-abcdefghijkl");
+      EXPECT_EQ(ChatWithKey(key, "nosuch/m").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+      EXPECT_EQ(ChatWithKey(kKey, absl::StrCat("nosuch/m-", i)).error_code(),
+                grpc::StatusCode::NOT_FOUND);
+    }
+  };
+  round(0, 50);
+  const size_t before = server_->metrics().Render().size();
+  round(50, 550);
+  const std::string after = server_->metrics().Render();
+  EXPECT_LT(after.size(), before + 512) << before << " -> " << after.size();
+  EXPECT_EQ(after.find("random-key"), std::string::npos);
+  EXPECT_NE(after.find("tenant=\"team-a\""), std::string::npos);
 }
 
 }  // namespace
