@@ -6,6 +6,7 @@
 #include "services/auth.h"
 #include "services/call_util.h"
 #include "services/convert.h"
+#include "services/server_info.h"
 #include "services/status.h"
 #include "services/stream_reactor.h"
 #include "google/protobuf/util/time_util.h"
@@ -223,6 +224,28 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
   }
   // Server shutdown ends the stream with OK (grace period, then cancellation).
   return reactor;
+}
+
+grpc::ServerUnaryReactor* ModelManagerService::GetServerInfo(grpc::CallbackServerContext* ctx,
+                                                             const v1::GetServerInfoRequest*,
+                                                             v1::ServerInfo* resp) {
+  return RunUnary(ctx, pool_, observer_, "GetServerInfo",
+                  [=](const backends::CallContext& call, CallInfo* info) {
+    auto tenant = Authorize(identity_, ctx, Role::kAdmin);
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
+    ServerReport report = CollectServerInfo(gateway_->drivers(), call);
+    resp->set_version(report.version);
+    resp->set_lmstudio_version(report.lmstudio_version);
+    for (const DriverReport& d : report.drivers) {
+      v1::DriverInfo* out = resp->add_drivers();
+      out->set_driver(ToProto(d.kind));
+      out->set_working(d.probe.ok());
+      if (!d.probe.ok()) out->set_error(std::string(d.probe.message()));
+      for (const auto& c : d.capabilities) out->add_capabilities(c);
+    }
+    return grpc::Status::OK;
+  });
 }
 
 }  // namespace lmgate::services

@@ -29,6 +29,9 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
                                         v1::UnloadModelResponse* resp) override;
   grpc::ServerWriteReactor<v1::ModelEvent>* WatchModels(
       grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) override;
+  grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* ctx,
+                                          const v1::GetServerInfoRequest* req,
+                                          v1::ServerInfo* resp) override;
 
  private:
   gateway::Gateway* const gateway_;

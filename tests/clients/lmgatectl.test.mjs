@@ -1,5 +1,5 @@
 // clients/cpp/lmgatectl (//clients/cpp:lmgatectl) against lmgate in front of the LM Studio host
-// emulator: every command (models, load, unload, chat, embed, watch), Ctrl-C, API keys, TLS, and
+// emulator: every command (models, load, unload, chat, embed, watch, info), Ctrl-C, API keys, TLS, and
 // the errors a person sees (gateway unreachable, bad usage).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -465,6 +465,13 @@ describe("lmgatectl with API keys", () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /UNAUTHENTICATED/);
   });
+
+  test("info needs the admin role: PERMISSION_DENIED for an inference key", async () => {
+    const r = await ctl(["--addr", gw.addr, "--key", key, "info"], { env: { LMGATE_API_KEY: "" } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lmgatectl: PERMISSION_DENIED: .*admin/m);
+    assert.equal(r.stdout, "");
+  });
 });
 
 describe("lmgatectl over TLS", () => {
@@ -556,8 +563,8 @@ describe("lmgatectl errors without a gateway", () => {
   });
 
   const usage = [
-    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch\); see --help$/m],
-    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch\); see --help$/m],
+    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch, info\); see --help$/m],
+    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch, info\); see --help$/m],
     [["load"], /^lmgatectl: load needs a MODEL; see --help$/m],
     [["unload"], /^lmgatectl: unload needs a MODEL; see --help$/m],
     [["load", "a", "b"], /^lmgatectl: load needs a MODEL; see --help$/m],
@@ -595,6 +602,47 @@ describe("lmgatectl errors without a gateway", () => {
     }
     assert.match(text, /Ctrl-C cancels/);
     assert.match(text, /--addr \(default "127.0.0.1:50051"\)\n\s+lmgate address/);
+  });
+});
+
+describe("lmgatectl info", () => {
+  test("versions, every enabled driver with its probe and capabilities; cli without lms fails", async () => {
+    const gw = await startGateway({ config: { lmstudio: { lms_path: "/nonexistent/lms" } } });
+    try {
+      const r = await ctl(["--addr", gw.addr, "info"]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trimEnd().split("\n");
+      assert.match(lines[0], /^lmgate \d+\.\d+\.\d+$/);
+      // The emulator's system/version (tests/emulator/sdk_rpc.cc), through the SDK driver.
+      assert.equal(lines[1], "LM Studio 0.4.0");
+      assert.match(lines[2], /^DRIVER\s+STATUS\s+CAPABILITIES$/);
+      const rows = Object.fromEntries(
+        lines.slice(3).map((l) => {
+          const m = /^(\S+)\s+(working|failing)\s+(.*)$/.exec(l);
+          assert.ok(m, `not a driver row: ${JSON.stringify(l)}`);
+          return [m[1], { status: m[2], rest: m[3] }];
+        }),
+      );
+      assert.deepEqual(Object.keys(rows), ["sdk", "rest", "openai", "cli"]);
+      for (const d of ["sdk", "rest", "openai"]) assert.equal(rows[d].status, "working", d);
+      assert.match(rows.sdk.rest, /^list_models,load,load_progress,unload,chat,complete,embed,tokenize/);
+      assert.equal(rows.cli.status, "failing");
+      assert.match(rows.cli.rest, /^list_models,load,unload \(.*\/nonexistent\/lms/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("LM Studio version is unknown when no enabled driver can tell (REST only)", async () => {
+    const gw = await startGateway({ config: { drivers: ["rest"] } });
+    try {
+      const r = await ctl(["--addr", gw.addr, "info"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^LM Studio unknown$/m);
+      assert.match(r.stdout, /^rest\s+working\s+list_models/m);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 
@@ -658,13 +706,14 @@ describe("the README's lmgatectl commands", () => {
     const cmds = readmeCommands();
     const verbs = cmds.map((c) => c.args.find((a) => !a.startsWith("--")));
     // watch streams until Ctrl-C, --key and --ca need another lmgate: covered by the tests above.
-    assert.deepEqual(verbs, ["models", "load", "chat", "embed", "watch", "unload", "models", "models"]);
+    assert.deepEqual(verbs, ["models", "info", "load", "chat", "embed", "watch", "unload", "models", "models"]);
     const expected = {
       load: /^loaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)$/m,
       chat: /\S/,
       embed: /^\[1\] dim 768:/m,
       unload: /^unloaded qwen\/qwen3-4b$/m,
       models: /^qwen\/qwen3-4b /m,
+      info: /^sdk\s+working\s/m,
     };
     for (const { line, args } of cmds) {
       if (args.includes("watch") || args.some((a) => /^--(key|ca)=/.test(a))) continue;
