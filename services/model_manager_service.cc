@@ -81,7 +81,7 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
   return RunUnary(ctx, pool_, observer_, "ListModels",
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateListModels(*req); !st.ok()) return ToGrpcStatus(st);
-    auto tenant = Authorize(identity_, ctx, Role::kInference);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto models = gateway_->ListModels(call, req->refresh());
@@ -100,7 +100,7 @@ grpc::ServerUnaryReactor* ModelManagerService::GetModel(grpc::CallbackServerCont
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    auto tenant = Authorize(identity_, ctx, Role::kInference);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto model = gateway_->GetModel(call, req->model(), *tenant);
@@ -121,7 +121,8 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
     channel->Finish(ToGrpcStatus(params.status()));
     return reactor;
   }
-  auto tenant = Authorize(identity_, ctx, Role::kAdmin);  // the gateway checks model, identifier
+  // The gateway checks the model and identifier.
+  auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
   if (!tenant.ok()) {
     channel->Finish(ToGrpcStatus(tenant.status()));
     return reactor;
@@ -174,7 +175,7 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateUnload(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    auto tenant = Authorize(identity_, ctx, Role::kAdmin);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
@@ -193,7 +194,7 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
     reactor->channel()->Finish(ToGrpcStatus(st));
     return reactor;
   }
-  auto tenant = Authorize(identity_, ctx, Role::kInference);
+  auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
   absl::Status allowed = tenant.ok() ? gateway_->CheckTenantModel(*tenant, req->model())
                                      : tenant.status();
   if (!allowed.ok()) {
@@ -231,7 +232,7 @@ grpc::ServerUnaryReactor* ModelManagerService::GetServerInfo(grpc::CallbackServe
                                                              v1::ServerInfo* resp) {
   return RunUnary(ctx, pool_, observer_, "GetServerInfo",
                   [=](const backends::CallContext& call, CallInfo* info) {
-    auto tenant = Authorize(identity_, ctx, Role::kAdmin);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     ServerReport report = CollectServerInfo(gateway_->drivers(), call);

@@ -3,6 +3,7 @@
 // the errors a person sees (gateway unreachable, bad usage).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -643,6 +644,87 @@ describe("lmgatectl info", () => {
     } finally {
       await gw.stop();
     }
+  });
+});
+
+describe("SIGHUP reloads the config", () => {
+  const oldKey = "reload-old-key-7Hq2mZp4";
+  const newKey = "reload-new-key-Vx9cLw3R";
+  const entry = (key, extra = {}) => ({
+    tenant: "ops",
+    key_sha256: crypto.createHash("sha256").update(key).digest("hex"),
+    roles: ["inference", "admin"],
+    ...extra,
+  });
+  const noEnvKey = { env: { LMGATE_API_KEY: "" } };
+  let gw;
+  let good;  // the config as started, edited by each reload
+  // Rewrites the config file (`edit` of the last valid one, or raw text) and sends SIGHUP.
+  const reload = (edit) => {
+    good ??= JSON.parse(fs.readFileSync(gw.configFile, "utf8"));
+    if (typeof edit !== "string") good = edit(good);
+    fs.writeFileSync(gw.configFile, typeof edit === "string" ? edit : JSON.stringify(good));
+    process.kill(gw.pid, "SIGHUP");
+  };
+  const works = async (key) => (await ctl(["--addr", gw.addr, "--key", key, "models"], noEnvKey)).code === 0;
+  before(async () => {
+    gw = await startGateway({ config: { keys: [entry(oldKey)] } });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("key rotation: a stream on the old key completes OK, then only the new key works", async () => {
+    await control(gw.emulator, "settings", {
+      tokens_per_second: 20,
+      min_response_tokens: 100,
+      max_response_tokens: 100,
+    });
+    try {
+      const chat = startCtl(["--addr", gw.addr, "--key", oldKey, "chat", "a long answer"], noEnvKey);
+      await chat.waitForLine(/\S/);
+      reload((c) => ({ ...c, keys: [entry(newKey)] }));
+      await waitFor(() => works(newKey), "the new key is accepted after SIGHUP");
+      assert.ok((await emulatorStats(gw.emulator)).predictions_active > 0, "the stream still runs");
+      const old = await ctl(["--addr", gw.addr, "--key", oldKey, "models"], noEnvKey);
+      assert.equal(old.code, 1);
+      assert.match(old.stderr, /^lmgatectl: UNAUTHENTICATED: /m);
+      const r = await chat.done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^-- \S+ via DRIVER_\w+: \d+ prompt \+ \d+ completion tokens, .*stop STOP_REASON_EOS$/m);
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
+  });
+
+  test("a config error on reload keeps the running config, and says why", async () => {
+    reload("{ not json");
+    await waitFor(
+      () => /reload failed, keeping the running configuration: /.test(gw.stdout()),
+      "the reload error is logged",
+    );
+    assert.ok(await works(newKey), "the running keys are kept");
+    assert.equal(gw.stdout().match(/reload failed/g).length, 1);
+  });
+
+  test("listen cannot change live: reported, kept; the rest applies", async () => {
+    reload((c) => ({ ...c, listen: "127.0.0.1:1", keys: [entry(newKey)] }));
+    await waitFor(() => /reload: listen cannot change while lmgate runs/.test(gw.stdout()),
+                  "the reload names what it cannot change");
+    assert.ok(await works(newKey), "still serving on the original port");
+  });
+
+  test("a quota change applies to the tenant at once", async () => {
+    const chat = () => ctl(["--addr", gw.addr, "--key", newKey, "chat", "hi"], noEnvKey);
+    assert.equal((await chat()).code, 0);
+    reload((c) => ({ ...c, listen: "127.0.0.1:0", keys: [entry(newKey, { requests_per_minute: 1 })] }));
+    let refused;
+    await waitFor(async () => {
+      const r = await chat();
+      if (r.code !== 0) refused = r;
+      return r.code !== 0;
+    }, "a chat beyond the new limit is refused");
+    assert.match(refused.stderr, /^lmgatectl: RESOURCE_EXHAUSTED: .*1 requests\/minute/m);
   });
 });
 
