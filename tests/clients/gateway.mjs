@@ -41,9 +41,11 @@ export function tempDir() {
 // Starts an emulator and lmgate in front of it. `config` (an object) is written to a file and
 // passed with --config (listen/metrics/lmstudio.url are filled in); `env` is added to lmgate's
 // environment. Resolves to { addr, pid, emulator, configFile, stdout(), stderr(), stop() }.
-export async function startGateway({ config, env = {} } = {}) {
+// `logLevelFlag` null leaves the level to the config (`log_level`), e.g. to reload it.
+export async function startGateway({ config, env = {}, logLevelFlag = "warn" } = {}) {
   const emulator = await startEmulator();
-  const args = ["--log_level", "warn", "--shutdown_grace_seconds", "2"];
+  const args = ["--shutdown_grace_seconds", "2"];
+  if (logLevelFlag !== null) args.push("--log_level", logLevelFlag);
   let file;
   if (config) {
     file = path.join(tempDir(), "lmgate.json");

@@ -728,6 +728,21 @@ describe("SIGHUP reloads the config", () => {
   });
 });
 
+test("SIGHUP applies log_level live", async () => {
+  const gw = await startGateway({ config: { log_level: "warn" }, logLevelFlag: null });
+  try {
+    const config = JSON.parse(fs.readFileSync(gw.configFile, "utf8"));
+    assert.doesNotMatch(gw.stdout(), /\[info\]/, "no info lines at warn");
+    fs.writeFileSync(gw.configFile, JSON.stringify({ ...config, log_level: "info" }));
+    process.kill(gw.pid, "SIGHUP");
+    // Logged at info after the level changed: seen only if the new level is in force.
+    await waitFor(() => /reloaded the configuration: 0 key\(s\), log level info/.test(gw.stdout()),
+                  "the reload is logged at the new level");
+  } finally {
+    await gw.stop();
+  }
+});
+
 describe("lmgate's command line", () => {
   const LMGATE = runfile("LMGATE_BIN");
   test("an enabled cli driver without `lms` is a warning at start, with the install hint", async () => {
