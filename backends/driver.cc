@@ -118,6 +118,10 @@ absl::Status DriverBase::Unsupported(absl::string_view operation) const {
 
 absl::Status DriverBase::Probe(const CallContext&) { return absl::OkStatus(); }
 
+absl::StatusOr<std::string> DriverBase::HostVersion(const CallContext&) {
+  return Unsupported("tell the LM Studio version");
+}
+
 absl::StatusOr<HostModels> DriverBase::ListModels(const CallContext&) {
   return Unsupported("list models");
 }

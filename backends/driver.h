@@ -143,6 +143,9 @@ class Driver {
   // FAILED_PRECONDITION with an actionable message when it is not installed/configured (e.g. the
   // `lms` binary missing), UNAVAILABLE when the host does not answer.
   virtual absl::Status Probe(const CallContext& ctx) = 0;
+  // The LM Studio version the host reports ("x.y.z"), for GetServerInfo. UNIMPLEMENTED when the
+  // interface has no way to tell (REST, OpenAI, CLI); UNAVAILABLE when the host does not answer.
+  virtual absl::StatusOr<std::string> HostVersion(const CallContext& ctx) = 0;
 
   virtual absl::StatusOr<HostModels> ListModels(const CallContext& ctx) = 0;
   // Loads and returns the new instance. Progress, when supported, goes to `progress`.
@@ -167,6 +170,7 @@ class Driver {
 class DriverBase : public Driver {
  public:
   absl::Status Probe(const CallContext& ctx) override;
+  absl::StatusOr<std::string> HostVersion(const CallContext& ctx) override;
   absl::StatusOr<HostModels> ListModels(const CallContext& ctx) override;
   absl::StatusOr<InstanceInfo> Load(const CallContext& ctx, const LoadParams& params,
                                     const LoadProgressFn& progress) override;

@@ -48,8 +48,9 @@ absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* id
     t = *tenant;
   }
   if (role == Role::kAdmin && !t->admin) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "tenant ", t->name, " lacks the admin role needed to load or unload models"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("tenant ", t->name,
+                     " lacks the admin role needed to load or unload models or read server info"));
   }
   if (role == Role::kInference && !t->inference) {
     return absl::PermissionDeniedError(

@@ -128,7 +128,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
   if (!call.ok()) return fail(call.status());
   info.model = EffectiveModel(call->model, /*embedding=*/false);
   // The gateway checks the model: against the key the name resolves to, and again on the lease.
-  auto tenant = Authorize(identity_, ctx, Role::kInference);
+  auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
   if (!tenant.ok()) return fail(tenant.status());
   call->tenant = *tenant;
   info.tenant = (*tenant)->name;
@@ -170,7 +170,8 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateEmbed(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = EffectiveModel(req->model(), true);
-    auto tenant = Authorize(identity_, ctx, Role::kInference);  // the gateway checks the model
+    // The gateway checks the model.
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     std::vector<std::string> inputs(req->inputs().begin(), req->inputs().end());
@@ -207,7 +208,8 @@ grpc::ServerUnaryReactor* InferenceService::RunTokenize(
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateTokenize(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = EffectiveModel(req->model(), false);
-    auto tenant = Authorize(identity_, ctx, Role::kInference);  // the gateway checks the model
+    // The gateway checks the model.
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     backends::DriverKind used = backends::DriverKind::kAuto;

@@ -19,10 +19,11 @@ namespace lmgate::services {
 // Thread-safe. `gateway` and `pool` must outlive the server.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  // `identity` may be null (no API keys, no allowlist). `stream_limits` bound each Chat/Complete
-  // stream's send queue: a client that does not read gets its generation cancelled.
+  // `identity` must outlive the server; it may hold null (no API keys, no allowlist).
+  // `stream_limits` bound each Chat/Complete stream's send queue: a client that does not read
+  // gets its generation cancelled.
   InferenceService(gateway::Gateway* gateway, WorkerPool* pool,
-                   const admission::Identity* identity, Observer* observer,
+                   const admission::IdentityHolder* identity, Observer* observer,
                    StreamLimits stream_limits = {})
       : gateway_(gateway),
         pool_(pool),
@@ -59,7 +60,7 @@ class InferenceService final : public v1::Inference::CallbackService {
 
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
-  const admission::Identity* const identity_;
+  const admission::IdentityHolder* const identity_;
   Observer* const observer_;
   const StreamLimits stream_limits_;
 };

@@ -136,6 +136,53 @@ absl::StatusOr<Prepared> Prepare(const backends::BackendRegistry& registry) {
   return p;
 }
 
+// The settings a reload cannot change in a running process (they are bound at start: sockets,
+// TLS, drivers, threads), named when `next` differs from `running` in them.
+std::vector<std::string> NotLive(const services::Config& running, const services::Config& next) {
+  std::vector<std::string> changed;
+  auto check = [&](bool differs, const char* name) {
+    if (differs) changed.push_back(name);
+  };
+  check(running.listen != next.listen, "listen");
+  check(running.metrics_listen != next.metrics_listen, "metrics_listen");
+  check(running.tls_cert_file != next.tls_cert_file, "tls_cert_file");
+  check(running.tls_key_file != next.tls_key_file, "tls_key_file");
+  check(running.tls_client_ca_file != next.tls_client_ca_file, "tls_client_ca_file");
+  check(running.tls_require_client_cert != next.tls_require_client_cert, "tls_require_client_cert");
+  check(running.drivers != next.drivers, "drivers");
+  check(running.host.base_url != next.host.base_url, "lmstudio.url");
+  check(running.host.lms_path != next.host.lms_path, "lmstudio.lms_path");
+  check(running.worker_threads != next.worker_threads, "worker_threads");
+  check(running.gateway.default_model != next.gateway.default_model, "default_model");
+  check(running.gateway.default_embedding_model != next.gateway.default_embedding_model,
+        "default_embedding_model");
+  return changed;
+}
+
+// SIGHUP: re-runs the start-up's configuration build and checks (Prepare), and on success puts
+// the keys, tenants' roles, models and limits (quota state is kept per tenant name), the client
+// allowlist and the log level in force; what is bound at start is reported and left as is. On
+// error the running configuration stays, and the reason is logged.
+void Reload(const backends::BackendRegistry& registry, services::Config* running,
+            services::LmgateServer* server) {
+  auto next = Prepare(registry);
+  if (!next.ok()) {
+    spdlog::error("reload failed, keeping the running configuration: {}",
+                  std::string(next.status().message()));
+    return;
+  }
+  if (auto changed = NotLive(*running, next->config); !changed.empty()) {
+    spdlog::warn("reload: {} cannot change while lmgate runs (restart to apply); kept as is",
+                 absl::StrJoin(changed, ", "));
+  }
+  server->ReplaceIdentity(std::shared_ptr<const admission::Identity>(std::move(next->identity)));
+  spdlog::set_level(spdlog::level::from_str(next->config.log_level));
+  running->identity = next->config.identity;
+  running->log_level = next->config.log_level;
+  spdlog::info("reloaded the configuration: {} key(s), log level {}",
+               next->config.identity.keys.size(), next->config.log_level);
+}
+
 int Run() {
   // Block the stop signals in every thread; this one waits for them. First thing: threads inherit
   // the mask, and the drivers created below start theirs (the HTTP client's loop): a thread
@@ -144,6 +191,7 @@ int Run() {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reload (Reload above), not a stop
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -157,7 +205,7 @@ int Run() {
     std::cerr << "lmgate: " << prepared.status().message() << "\n";
     return 2;
   }
-  const services::Config* config = &prepared->config;
+  services::Config* config = &prepared->config;
   if (absl::GetFlag(FLAGS_check_config)) {
     std::cout << services::ConfigToJson(*config);
     std::cerr << "lmgate: config OK\n";
@@ -216,7 +264,9 @@ int Run() {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    Reload(registry, config, server->get());
+  }
   spdlog::info("signal {}: draining (grace {}s)", sig, absl::ToDoubleSeconds(config->shutdown_grace));
   // Stop accepting → drain for the grace → cancel the rest → stop the drivers (LmgateServer::
   // Shutdown), then destroy the server (gateway, registry, observer) before the drivers.
@@ -236,8 +286,9 @@ int main(int argc, char** argv) {
       "  lmgate --lmstudio_url=http://127.0.0.1:1234 --listen=127.0.0.1:50051\n"
       "Services: lmgate.v1.ModelManager, lmgate.v1.Inference, grpc.health.v1.Health, server\n"
       "reflection. Most flags are also config file keys (deploy/CONFIG.md); a flag given here\n"
-      "overrides the file. Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it\n"
-      "cannot start, 2 for a bad configuration or bad usage.");
+      "overrides the file. SIGHUP re-reads the config (keys, limits, log level; deploy/CONFIG.md).\n"
+      "Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start, 2 for a\n"
+      "bad configuration or bad usage.");
   // Debian's Abseil is built without NDEBUG, so by default every absl::Mutex::Lock also records
   // lock order in a process-wide graph (deadlock detection) under a global lock: ~8% of lmgate's
   // CPU per call in the benchmark's profile, and a point of contention between threads. Tests

@@ -6,6 +6,7 @@
 #include "services/auth.h"
 #include "services/call_util.h"
 #include "services/convert.h"
+#include "services/server_info.h"
 #include "services/status.h"
 #include "services/stream_reactor.h"
 #include "google/protobuf/util/time_util.h"
@@ -80,7 +81,7 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
   return RunUnary(ctx, pool_, observer_, "ListModels",
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateListModels(*req); !st.ok()) return ToGrpcStatus(st);
-    auto tenant = Authorize(identity_, ctx, Role::kInference);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto models = gateway_->ListModels(call, req->refresh());
@@ -99,7 +100,7 @@ grpc::ServerUnaryReactor* ModelManagerService::GetModel(grpc::CallbackServerCont
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateModelName(req->model(), false); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    auto tenant = Authorize(identity_, ctx, Role::kInference);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto model = gateway_->GetModel(call, req->model(), *tenant);
@@ -120,7 +121,8 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
     channel->Finish(ToGrpcStatus(params.status()));
     return reactor;
   }
-  auto tenant = Authorize(identity_, ctx, Role::kAdmin);  // the gateway checks model, identifier
+  // The gateway checks the model and identifier.
+  auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
   if (!tenant.ok()) {
     channel->Finish(ToGrpcStatus(tenant.status()));
     return reactor;
@@ -173,7 +175,7 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
                   [=](const backends::CallContext& call, CallInfo* info) {
     if (auto st = ValidateUnload(*req); !st.ok()) return ToGrpcStatus(st);
     info->model = req->model();
-    auto tenant = Authorize(identity_, ctx, Role::kAdmin);
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
@@ -192,7 +194,7 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
     reactor->channel()->Finish(ToGrpcStatus(st));
     return reactor;
   }
-  auto tenant = Authorize(identity_, ctx, Role::kInference);
+  auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
   absl::Status allowed = tenant.ok() ? gateway_->CheckTenantModel(*tenant, req->model())
                                      : tenant.status();
   if (!allowed.ok()) {
@@ -223,6 +225,28 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
   }
   // Server shutdown ends the stream with OK (grace period, then cancellation).
   return reactor;
+}
+
+grpc::ServerUnaryReactor* ModelManagerService::GetServerInfo(grpc::CallbackServerContext* ctx,
+                                                             const v1::GetServerInfoRequest*,
+                                                             v1::ServerInfo* resp) {
+  return RunUnary(ctx, pool_, observer_, "GetServerInfo",
+                  [=](const backends::CallContext& call, CallInfo* info) {
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
+    ServerReport report = CollectServerInfo(gateway_->drivers(), call);
+    resp->set_version(report.version);
+    resp->set_lmstudio_version(report.lmstudio_version);
+    for (const DriverReport& d : report.drivers) {
+      v1::DriverInfo* out = resp->add_drivers();
+      out->set_driver(ToProto(d.kind));
+      out->set_working(d.probe.ok());
+      if (!d.probe.ok()) out->set_error(std::string(d.probe.message()));
+      for (const auto& c : d.capabilities) out->add_capabilities(c);
+    }
+    return grpc::Status::OK;
+  });
 }
 
 }  // namespace lmgate::services

@@ -12,9 +12,9 @@ namespace lmgate::services {
 // Thread-safe. `gateway` and `pool` must outlive the server.
 class ModelManagerService final : public v1::ModelManager::CallbackService {
  public:
-  // `identity` may be null (no API keys, no allowlist).
+  // `identity` must outlive the server; it may hold null (no API keys, no allowlist).
   ModelManagerService(gateway::Gateway* gateway, WorkerPool* pool,
-                      const admission::Identity* identity, Observer* observer)
+                      const admission::IdentityHolder* identity, Observer* observer)
       : gateway_(gateway), pool_(pool), identity_(identity), observer_(observer) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
@@ -29,11 +29,14 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
                                         v1::UnloadModelResponse* resp) override;
   grpc::ServerWriteReactor<v1::ModelEvent>* WatchModels(
       grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) override;
+  grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* ctx,
+                                          const v1::GetServerInfoRequest* req,
+                                          v1::ServerInfo* resp) override;
 
  private:
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
-  const admission::Identity* const identity_;
+  const admission::IdentityHolder* const identity_;
   Observer* const observer_;
 };
 

@@ -85,7 +85,7 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->gateway_ = *std::move(gw);
   s->drivers_ = options.drivers;
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
-  s->identity_ = options.identity;
+  s->identity_ = std::make_unique<admission::IdentityHolder>(options.identity);
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
   if (!options.metrics_listen.empty()) {
     metrics::ServerOptions mo;

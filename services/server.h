@@ -93,6 +93,11 @@ class LmgateServer {
   metrics::Registry& metrics() { return metrics_; }
   // Idempotent; call from one thread.
   void Shutdown(absl::Duration grace = absl::Seconds(10));
+  // Puts `identity` (keys, roles, allowlists, limits; null = none) in force for calls that start
+  // from now on; running calls keep theirs (admission::IdentityHolder). Used by a SIGHUP reload.
+  void ReplaceIdentity(std::shared_ptr<const admission::Identity> identity) {
+    identity_->Replace(std::move(identity));
+  }
 
  private:
   LmgateServer() = default;
@@ -100,7 +105,7 @@ class LmgateServer {
   // Declared callees first, so that each member outlives what calls into it: the observer
   // records into metrics_, the gateway's sinks report to the observer, the metrics endpoint and
   // the services read the gateway. ~LmgateServer also resets them explicitly in that order.
-  std::shared_ptr<const admission::Identity> identity_;
+  std::unique_ptr<admission::IdentityHolder> identity_;
   metrics::Registry metrics_;
   std::unique_ptr<Observer> observer_;
   std::shared_ptr<backends::DriverSet> drivers_;

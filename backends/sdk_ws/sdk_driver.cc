@@ -293,6 +293,17 @@ absl::Status SdkWsDriver::Probe(const CallContext& ctx) {
   return status;
 }
 
+absl::StatusOr<std::string> SdkWsDriver::HostVersion(const CallContext& ctx) {
+  if (!unsupported_.ok()) return unsupported_;
+  if (absl::Status s = ctx.CheckAlive(); !s.ok()) return s;
+  absl::StatusOr<Json> r = Call(ctx, {Namespace::kSystem, "version", std::nullopt}, true);
+  if (!r.ok()) return r.status();
+  if (!r->is_object() || !r->contains("version") || !(*r)["version"].is_string()) {
+    return absl::InternalError("the host's system/version answer has no \"version\" string");
+  }
+  return (*r)["version"].get<std::string>();
+}
+
 absl::StatusOr<HostModels> SdkWsDriver::ListModels(const CallContext& ctx) {
   if (!unsupported_.ok()) return unsupported_;
   if (absl::Status s = ctx.CheckAlive(); !s.ok()) return s;

@@ -67,6 +67,8 @@ class SdkWsDriver : public DriverBase {
   void Shutdown() override;
 
   absl::Status Probe(const CallContext& ctx) override;
+  // system/version: {"version":"x.y.z","build":N}.
+  absl::StatusOr<std::string> HostVersion(const CallContext& ctx) override;
   absl::StatusOr<HostModels> ListModels(const CallContext& ctx) override;
   absl::StatusOr<InstanceInfo> Load(const CallContext& ctx, const LoadParams& params,
                                     const LoadProgressFn& progress) override;

@@ -1,7 +1,7 @@
 // lmgatectl: command-line client for lmgate.
 //   lmgatectl [--addr=HOST:PORT] [--key=KEY] <command> [args]
 // Commands: models, load MODEL, unload MODEL, chat TEXT..., complete TEXT..., embed TEXT...,
-// watch. `lmgatectl --help` lists every flag.
+// watch, info. `lmgatectl --help` lists every flag.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,7 +17,9 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "clients/cpp/client.h"
@@ -54,7 +56,7 @@ namespace {
 
 using client::Client;
 
-constexpr const char* kCommands = "models, load, unload, chat, complete, embed, watch";
+constexpr const char* kCommands = "models, load, unload, chat, complete, embed, watch, info";
 constexpr const char* kDrivers = "auto, sdk, rest, openai, cli";
 
 // --driver; false for an unknown value (a usage error, never silently AUTO).
@@ -217,6 +219,27 @@ int Models(Client& c) {
                 m.type() == v1::MODEL_TYPE_EMBEDDING ? "embedding" : "llm", StateName(m.state()),
                 m.size_bytes() / 1e9, m.quantization().c_str(), m.max_context_length(),
                 absl::StrJoin(inst, ", ").c_str());
+  }
+  return 0;
+}
+
+// GetServerInfo (admin): versions, then one row per enabled driver.
+int Info(Client& c) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx);
+  v1::ServerInfo resp;
+  grpc::Status st = c.models().GetServerInfo(&ctx, v1::GetServerInfoRequest(), &resp);
+  if (!st.ok()) return Fail(st, c);
+  std::printf("lmgate %s\nLM Studio %s\n", resp.version().c_str(),
+              resp.lmstudio_version().c_str());
+  std::printf("%-8s %-8s %s\n", "DRIVER", "STATUS", "CAPABILITIES");
+  for (const auto& d : resp.drivers()) {
+    std::string name = v1::Driver_Name(d.driver());
+    name = absl::AsciiStrToLower(absl::StripPrefix(name, "DRIVER_"));
+    std::string caps = absl::StrJoin(d.capabilities(), ",");
+    if (!d.working()) absl::StrAppend(&caps, " (", d.error(), ")");
+    std::printf("%-8s %-8s %s\n", name.c_str(), d.working() ? "working" : "failing",
+                caps.c_str());
   }
   return 0;
 }
@@ -445,7 +468,7 @@ int Run(const std::vector<std::string>& args, bool addr_given) {
   if (args.empty()) return Usage(absl::StrCat("missing command (", kCommands, "); see --help"));
   const std::string& cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "models" || cmd == "watch") {
+  if (cmd == "models" || cmd == "watch" || cmd == "info") {
     if (!rest.empty()) return Usage(cmd + " takes no arguments; see --help");
   } else if (cmd == "load" || cmd == "unload") {
     if (rest.size() != 1) return Usage(cmd + " needs a MODEL; see --help");
@@ -482,6 +505,7 @@ int Run(const std::vector<std::string>& args, bool addr_given) {
   const std::string text = absl::StrJoin(rest, " ");
   if (cmd == "models") return Models(**c);
   if (cmd == "watch") return Watch(**c);
+  if (cmd == "info") return Info(**c);
   if (cmd == "load") return Load(**c, rest[0]);
   if (cmd == "unload") return Unload(**c, rest[0]);
   if (cmd == "chat") return Chat(**c, text);
@@ -496,7 +520,7 @@ int main(int argc, char** argv) {
   constexpr const char* kUsage =
       "lmgatectl: command-line client for lmgate.\n"
       "  lmgatectl [--addr=127.0.0.1:50051] models | load MODEL | unload MODEL |\n"
-      "            chat TEXT... | complete TEXT... | embed TEXT... | watch\n"
+      "            chat TEXT... | complete TEXT... | embed TEXT... | watch | info\n"
       "--addr defaults to $LMGATE_ADDR, then 127.0.0.1:50051; --key to $LMGATE_API_KEY.\n"
       "Ctrl-C cancels a running chat or load (the upstream prediction or load stops too; exit\n"
       "130) and ends watch. watch reconnects when lmgate restarts.\n"

@@ -16,7 +16,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "services/admission/scheduler.h"
 
 namespace lmgate::admission {
@@ -98,6 +100,33 @@ class Identity {
   std::map<std::string, Tenant> by_cn_;                  // mTLS common name → tenant
   Tenant anonymous_;
   std::vector<Cidr> allow_;
+};
+
+// The Identity in force, replaceable at run time (a SIGHUP reload rotates keys, changes limits).
+// Readers take a snapshot with Get() per call; a call keeps the snapshot (and the Tenant it
+// authenticated as) it started with, so a stream running on a key a reload removed completes.
+// Tenant pointers handed out stay valid for the holder's lifetime: replaced snapshots are
+// retired, not destroyed (a reload costs one Identity, a few KB). Quota state lives elsewhere
+// (QuotaTracker, keyed by tenant name), so a tenant that survives a reload keeps its buckets.
+// Thread-safe.
+class IdentityHolder {
+ public:
+  // `initial` may be null (no keys, no allowlist).
+  explicit IdentityHolder(std::shared_ptr<const Identity> initial) : current_(std::move(initial)) {}
+  std::shared_ptr<const Identity> Get() const {
+    absl::MutexLock lock(&mu_);
+    return current_;
+  }
+  void Replace(std::shared_ptr<const Identity> next) {
+    absl::MutexLock lock(&mu_);
+    if (current_ != nullptr) retired_.push_back(std::move(current_));
+    current_ = std::move(next);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Identity> current_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const Identity>> retired_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lmgate::admission

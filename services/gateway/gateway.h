@@ -175,6 +175,8 @@ class Gateway {
   // Re-reads the host now (readiness probes of a host that was down).
   absl::Status Refresh(const CallContext& ctx) { return registry_->Refresh(ctx); }
   const GatewayOptions& options() const { return options_; }
+  // The enabled drivers (GetServerInfo probes them).
+  const backends::DriverSet& drivers() const { return *drivers_; }
 
  private:
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);

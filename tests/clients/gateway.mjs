@@ -40,12 +40,15 @@ export function tempDir() {
 
 // Starts an emulator and lmgate in front of it. `config` (an object) is written to a file and
 // passed with --config (listen/metrics/lmstudio.url are filled in); `env` is added to lmgate's
-// environment. Resolves to { addr, pid, emulator, stdout(), stderr(), stop() }.
-export async function startGateway({ config, env = {} } = {}) {
+// environment. Resolves to { addr, pid, emulator, configFile, stdout(), stderr(), stop() }.
+// `logLevelFlag` null leaves the level to the config (`log_level`), e.g. to reload it.
+export async function startGateway({ config, env = {}, logLevelFlag = "warn" } = {}) {
   const emulator = await startEmulator();
-  const args = ["--log_level", "warn", "--shutdown_grace_seconds", "2"];
+  const args = ["--shutdown_grace_seconds", "2"];
+  if (logLevelFlag !== null) args.push("--log_level", logLevelFlag);
+  let file;
   if (config) {
-    const file = path.join(tempDir(), "lmgate.json");
+    file = path.join(tempDir(), "lmgate.json");
     const full = {
       listen: "127.0.0.1:0",
       metrics_listen: "127.0.0.1:0",
@@ -102,6 +105,8 @@ export async function startGateway({ config, env = {} } = {}) {
     addr,
     pid: child.pid,
     emulator,
+    // The --config file (undefined without `config`): rewrite it and SIGHUP `pid` to reload.
+    configFile: file,
     stderr: () => stderr,
     // lmgate's log lines (spdlog writes to stdout) and its start-up lines.
     stdout: () => stdout,

@@ -38,6 +38,7 @@ const expectations = {
       "lmgate.v1.ModelManager.LoadModel",
       "lmgate.v1.ModelManager.UnloadModel",
       "lmgate.v1.ModelManager.WatchModels",
+      "lmgate.v1.ModelManager.GetServerInfo",
     ]);
   },
   "describe lmgate.v1.Inference": (out) => {

@@ -1,8 +1,9 @@
 // clients/cpp/lmgatectl (//clients/cpp:lmgatectl) against lmgate in front of the LM Studio host
-// emulator: every command (models, load, unload, chat, embed, watch), Ctrl-C, API keys, TLS, and
+// emulator: every command (models, load, unload, chat, embed, watch, info), Ctrl-C, API keys, TLS, and
 // the errors a person sees (gateway unreachable, bad usage).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -465,6 +466,13 @@ describe("lmgatectl with API keys", () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /UNAUTHENTICATED/);
   });
+
+  test("info needs the admin role: PERMISSION_DENIED for an inference key", async () => {
+    const r = await ctl(["--addr", gw.addr, "--key", key, "info"], { env: { LMGATE_API_KEY: "" } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lmgatectl: PERMISSION_DENIED: .*admin/m);
+    assert.equal(r.stdout, "");
+  });
 });
 
 describe("lmgatectl over TLS", () => {
@@ -556,8 +564,8 @@ describe("lmgatectl errors without a gateway", () => {
   });
 
   const usage = [
-    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch\); see --help$/m],
-    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch\); see --help$/m],
+    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch, info\); see --help$/m],
+    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch, info\); see --help$/m],
     [["load"], /^lmgatectl: load needs a MODEL; see --help$/m],
     [["unload"], /^lmgatectl: unload needs a MODEL; see --help$/m],
     [["load", "a", "b"], /^lmgatectl: load needs a MODEL; see --help$/m],
@@ -596,6 +604,143 @@ describe("lmgatectl errors without a gateway", () => {
     assert.match(text, /Ctrl-C cancels/);
     assert.match(text, /--addr \(default "127.0.0.1:50051"\)\n\s+lmgate address/);
   });
+});
+
+describe("lmgatectl info", () => {
+  test("versions, every enabled driver with its probe and capabilities; cli without lms fails", async () => {
+    const gw = await startGateway({ config: { lmstudio: { lms_path: "/nonexistent/lms" } } });
+    try {
+      const r = await ctl(["--addr", gw.addr, "info"]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trimEnd().split("\n");
+      assert.match(lines[0], /^lmgate \d+\.\d+\.\d+$/);
+      // The emulator's system/version (tests/emulator/sdk_rpc.cc), through the SDK driver.
+      assert.equal(lines[1], "LM Studio 0.4.0");
+      assert.match(lines[2], /^DRIVER\s+STATUS\s+CAPABILITIES$/);
+      const rows = Object.fromEntries(
+        lines.slice(3).map((l) => {
+          const m = /^(\S+)\s+(working|failing)\s+(.*)$/.exec(l);
+          assert.ok(m, `not a driver row: ${JSON.stringify(l)}`);
+          return [m[1], { status: m[2], rest: m[3] }];
+        }),
+      );
+      assert.deepEqual(Object.keys(rows), ["sdk", "rest", "openai", "cli"]);
+      for (const d of ["sdk", "rest", "openai"]) assert.equal(rows[d].status, "working", d);
+      assert.match(rows.sdk.rest, /^list_models,load,load_progress,unload,chat,complete,embed,tokenize/);
+      assert.equal(rows.cli.status, "failing");
+      assert.match(rows.cli.rest, /^list_models,load,unload \(.*\/nonexistent\/lms/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("LM Studio version is unknown when no enabled driver can tell (REST only)", async () => {
+    const gw = await startGateway({ config: { drivers: ["rest"] } });
+    try {
+      const r = await ctl(["--addr", gw.addr, "info"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^LM Studio unknown$/m);
+      assert.match(r.stdout, /^rest\s+working\s+list_models/m);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe("SIGHUP reloads the config", () => {
+  const oldKey = "reload-old-key-7Hq2mZp4";
+  const newKey = "reload-new-key-Vx9cLw3R";
+  const entry = (key, extra = {}) => ({
+    tenant: "ops",
+    key_sha256: crypto.createHash("sha256").update(key).digest("hex"),
+    roles: ["inference", "admin"],
+    ...extra,
+  });
+  const noEnvKey = { env: { LMGATE_API_KEY: "" } };
+  let gw;
+  let good;  // the config as started, edited by each reload
+  // Rewrites the config file (`edit` of the last valid one, or raw text) and sends SIGHUP.
+  const reload = (edit) => {
+    good ??= JSON.parse(fs.readFileSync(gw.configFile, "utf8"));
+    if (typeof edit !== "string") good = edit(good);
+    fs.writeFileSync(gw.configFile, typeof edit === "string" ? edit : JSON.stringify(good));
+    process.kill(gw.pid, "SIGHUP");
+  };
+  const works = async (key) => (await ctl(["--addr", gw.addr, "--key", key, "models"], noEnvKey)).code === 0;
+  before(async () => {
+    gw = await startGateway({ config: { keys: [entry(oldKey)] } });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test("key rotation: a stream on the old key completes OK, then only the new key works", async () => {
+    await control(gw.emulator, "settings", {
+      tokens_per_second: 20,
+      min_response_tokens: 100,
+      max_response_tokens: 100,
+    });
+    try {
+      const chat = startCtl(["--addr", gw.addr, "--key", oldKey, "chat", "a long answer"], noEnvKey);
+      await chat.waitForLine(/\S/);
+      reload((c) => ({ ...c, keys: [entry(newKey)] }));
+      await waitFor(() => works(newKey), "the new key is accepted after SIGHUP");
+      assert.ok((await emulatorStats(gw.emulator)).predictions_active > 0, "the stream still runs");
+      const old = await ctl(["--addr", gw.addr, "--key", oldKey, "models"], noEnvKey);
+      assert.equal(old.code, 1);
+      assert.match(old.stderr, /^lmgatectl: UNAUTHENTICATED: /m);
+      const r = await chat.done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^-- \S+ via DRIVER_\w+: \d+ prompt \+ \d+ completion tokens, .*stop STOP_REASON_EOS$/m);
+    } finally {
+      await control(gw.emulator, "settings", DEFAULT_SETTINGS);
+    }
+  });
+
+  test("a config error on reload keeps the running config, and says why", async () => {
+    reload("{ not json");
+    await waitFor(
+      () => /reload failed, keeping the running configuration: /.test(gw.stdout()),
+      "the reload error is logged",
+    );
+    assert.ok(await works(newKey), "the running keys are kept");
+    assert.equal(gw.stdout().match(/reload failed/g).length, 1);
+  });
+
+  test("listen cannot change live: reported, kept; the rest applies", async () => {
+    reload((c) => ({ ...c, listen: "127.0.0.1:1", keys: [entry(newKey)] }));
+    await waitFor(() => /reload: listen cannot change while lmgate runs/.test(gw.stdout()),
+                  "the reload names what it cannot change");
+    assert.ok(await works(newKey), "still serving on the original port");
+  });
+
+  test("a quota change applies to the tenant at once", async () => {
+    const chat = () => ctl(["--addr", gw.addr, "--key", newKey, "chat", "hi"], noEnvKey);
+    assert.equal((await chat()).code, 0);
+    reload((c) => ({ ...c, listen: "127.0.0.1:0", keys: [entry(newKey, { requests_per_minute: 1 })] }));
+    let refused;
+    await waitFor(async () => {
+      const r = await chat();
+      if (r.code !== 0) refused = r;
+      return r.code !== 0;
+    }, "a chat beyond the new limit is refused");
+    assert.match(refused.stderr, /^lmgatectl: RESOURCE_EXHAUSTED: .*1 requests\/minute/m);
+  });
+});
+
+test("SIGHUP applies log_level live", async () => {
+  const gw = await startGateway({ config: { log_level: "warn" }, logLevelFlag: null });
+  try {
+    const config = JSON.parse(fs.readFileSync(gw.configFile, "utf8"));
+    assert.doesNotMatch(gw.stdout(), /\[info\]/, "no info lines at warn");
+    fs.writeFileSync(gw.configFile, JSON.stringify({ ...config, log_level: "info" }));
+    process.kill(gw.pid, "SIGHUP");
+    // Logged at info after the level changed: seen only if the new level is in force.
+    await waitFor(() => /reloaded the configuration: 0 key\(s\), log level info/.test(gw.stdout()),
+                  "the reload is logged at the new level");
+  } finally {
+    await gw.stop();
+  }
 });
 
 describe("lmgate's command line", () => {
@@ -658,13 +803,14 @@ describe("the README's lmgatectl commands", () => {
     const cmds = readmeCommands();
     const verbs = cmds.map((c) => c.args.find((a) => !a.startsWith("--")));
     // watch streams until Ctrl-C, --key and --ca need another lmgate: covered by the tests above.
-    assert.deepEqual(verbs, ["models", "load", "chat", "embed", "watch", "unload", "models", "models"]);
+    assert.deepEqual(verbs, ["models", "info", "load", "chat", "embed", "watch", "unload", "models", "models"]);
     const expected = {
       load: /^loaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)$/m,
       chat: /\S/,
       embed: /^\[1\] dim 768:/m,
       unload: /^unloaded qwen\/qwen3-4b$/m,
       models: /^qwen\/qwen3-4b /m,
+      info: /^sdk\s+working\s/m,
     };
     for (const { line, args } of cmds) {
       if (args.includes("watch") || args.some((a) => /^--(key|ca)=/.test(a))) continue;

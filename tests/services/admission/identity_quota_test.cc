@@ -156,5 +156,41 @@ TEST(QuotaTest, ConcurrentStreamsAndTokens) {
   EXPECT_NE(d.status().message().find("tokens/minute"), std::string::npos) << d.status();
 }
 
+// A reload (SIGHUP) swaps the identity: calls already authenticated keep their tenant (the
+// pointer stays valid), new calls see the new keys, and quota state follows the tenant's name.
+TEST(IdentityHolderTest, ReplaceKeepsOldTenantsAliveAndQuotaStateByName) {
+  auto make = [](const std::string& key, int streams) {
+    IdentityOptions o;
+    KeyConfig k;
+    k.tenant.name = "ops";
+    k.tenant.limits.concurrent_streams = streams;
+    k.key_sha256 = Identity::Sha256Hex(key);
+    o.keys = {k};
+    auto id = Identity::Create(o);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return std::shared_ptr<const Identity>(*std::move(id));
+  };
+  IdentityHolder holder(make("old-key-0123456789", 1));
+  auto old_tenant = holder.Get()->Authenticate("old-key-0123456789");
+  ASSERT_TRUE(old_tenant.ok());
+  QuotaTracker quotas;
+  auto permit = quotas.Admit(**old_tenant);  // a stream running on the old key
+  ASSERT_TRUE(permit.ok());
+
+  holder.Replace(make("new-key-9876543210", 1));
+  EXPECT_EQ(holder.Get()->Authenticate("old-key-0123456789").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  auto new_tenant = holder.Get()->Authenticate("new-key-9876543210");
+  ASSERT_TRUE(new_tenant.ok());
+  EXPECT_EQ((*old_tenant)->name, "ops");  // still readable (ASan: not freed)
+  // The running stream still counts against "ops" under the new identity.
+  EXPECT_EQ(quotas.Admit(**new_tenant).status().code(), absl::StatusCode::kResourceExhausted);
+  permit->reset();
+  EXPECT_TRUE(quotas.Admit(**new_tenant).ok());
+
+  IdentityHolder empty(nullptr);
+  EXPECT_EQ(empty.Get(), nullptr);
+}
+
 }  // namespace
 }  // namespace lmgate::admission
