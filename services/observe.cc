@@ -38,7 +38,7 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
   r->Describe("lmgate_model_loaded", "gauge",
               "1 for every instance loaded on the host (model key, instance identifier).");
   r->Describe("lmgate_host_up", "gauge",
-              "1 while the LM Studio host answered its last check, 0 otherwise.");
+              "1 if lmgate's last listing of the LM Studio host's models succeeded, else 0.");
   r->Describe("lmgate_build_info", "gauge", "Always 1: the version and commit of lmgate.");
   r->GaugeSet("lmgate_build_info", {{"version", kVersion}, {"commit", kCommit}}, 1);
   metrics::AddProcessMetrics(r);

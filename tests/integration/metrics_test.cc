@@ -23,6 +23,7 @@
 #include "lmgate/v1/inference.grpc.pb.h"
 #include "lmgate/v1/model_manager.grpc.pb.h"
 #include "tests/util/gateway_fixture.h"
+#include "tests/util/time_scale.h"
 
 namespace lmgate {
 namespace {
@@ -78,6 +79,7 @@ class MetricsTest : public testutil::GatewayFixture {
   void Configure(emulator::Options&, backends::HostConfig&,
                  services::ServerOptions& server) override {
     server.metrics_listen = "127.0.0.1:0";
+    server.health_interval = absl::Milliseconds(50);  // the loop that retries a host that is down
   }
 
   // GET /metrics over HTTP (what Prometheus sees).
@@ -206,6 +208,38 @@ TEST_F(MetricsTest, PromtoolAcceptsAScrapeAfterAMixedLoad) {
   for (const auto& [k, v] : Matching(s, "lmgate_in_flight")) {
     EXPECT_TRUE(absl::StrContains(k, "model=\"")) << k;
   }
+}
+
+// lmgate_host_up follows the host: 0 once a listing fails, 1 again when the health loop's retry
+// succeeds.
+TEST_F(MetricsTest, HostUpFollowsTheHost) {
+  auto host_up = [&] {
+    const Samples s = Parse(Scrape());
+    return s.count("lmgate_host_up") ? s.at("lmgate_host_up") : -1;
+  };
+  // Polls the gauge (a scrape has no notification) until it reads `want`.
+  auto wait_for = [&](double want) {
+    const absl::Time until = absl::Now() + testutil::Scaled(absl::Seconds(10));
+    while (host_up() != want) {
+      if (absl::Now() > until) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  };
+  ASSERT_TRUE(wait_for(1));
+  emu_->RefuseConnections(absl::ToInt64Milliseconds(testutil::Scaled(absl::Seconds(2))),
+                          /*drop_existing_connections=*/true);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListModelsRequest req;
+    req.set_refresh(true);
+    req.set_driver(v1::DRIVER_REST);
+    v1::ListModelsResponse resp;
+    EXPECT_FALSE(models_->ListModels(&ctx, req, &resp).ok());
+  }
+  EXPECT_TRUE(wait_for(0)) << "lmgate_host_up stayed 1 after a failed listing";
+  EXPECT_TRUE(wait_for(1)) << "lmgate_host_up did not come back once the host listened again";
 }
 
 }  // namespace
