@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libspdlog-dev libfmt-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev
   libboost-dev nlohmann-json3-dev
   prometheus-cpp-dev  # the /metrics endpoint: prometheus-cpp's Exposer (civetweb thread pool)
+  prometheus  # promtool: tests/integration:metrics_test runs `promtool check metrics` on a scrape
   python3 python3-grpcio python3-protobuf python3-yaml
   nodejs npm
   # clients/go, built offline in GOPATH mode. golang-google-grpc-dev would pull in

@@ -1,5 +1,6 @@
 #include "services/inference_service.h"
 
+#include <atomic>
 #include <string>
 #include <utility>
 
@@ -44,9 +45,11 @@ class ChatSink : public gateway::GenerateSink {
         no_deltas_(no_deltas),
         quiet_(quiet),
         observer_(observer),
-        info_(std::move(info)) {}
+        info_(std::move(info)),
+        driver_(info_.driver) {}
 
   void OnDriver(backends::DriverKind driver) override {
+    driver_.store(driver);
     channel_->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
   }
   void OnModelLoading(double progress) override {
@@ -89,7 +92,11 @@ class ChatSink : public gateway::GenerateSink {
     channel_->Push(std::move(r));
   }
   void OnComplete(absl::StatusOr<gateway::GenerateOutcome> outcome) override {
-    if (observer_ != nullptr) observer_->Generated(info_, outcome);
+    if (observer_ != nullptr) {
+      CallInfo info = info_;
+      info.driver = driver_.load();  // the routed driver, for a failed or cancelled call too
+      observer_->Generated(info, outcome);
+    }
     if (!outcome.ok()) {
       channel_->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -105,6 +112,7 @@ class ChatSink : public gateway::GenerateSink {
   const bool quiet_;
   Observer* const observer_;
   const CallInfo info_;
+  std::atomic<backends::DriverKind> driver_;  // the requested driver until one is chosen
 };
 
 }  // namespace
@@ -127,6 +135,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
   };
   if (!call.ok()) return fail(call.status());
   info.model = EffectiveModel(call->model, /*embedding=*/false);
+  info.driver = call->driver;
   // The gateway checks the model: against the key the name resolves to, and again on the lease.
   auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
   if (!tenant.ok()) return fail(tenant.status());

@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "services/metrics/process.h"
+#include "services/version.h"
 
 namespace lmgate::services {
 namespace {
@@ -33,9 +35,17 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
               {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                0.025, 0.1});
   r->Describe("lmgate_upstream_errors_total", "counter", "Failed upstream calls by driver and code.");
+  r->Describe("lmgate_model_loaded", "gauge",
+              "1 for every instance loaded on the host (model key, instance identifier).");
+  r->Describe("lmgate_host_up", "gauge",
+              "1 if lmgate's last listing of the LM Studio host's models succeeded, else 0.");
+  r->Describe("lmgate_build_info", "gauge", "Always 1: the version and commit of lmgate.");
+  r->GaugeSet("lmgate_build_info", {{"version", kVersion}, {"commit", kCommit}}, 1);
+  metrics::AddProcessMetrics(r);
   r->Describe("lmgate_model_load_seconds", "histogram", "Model load durations.");
   r->Describe("lmgate_model_unload_seconds", "histogram", "Model unload durations.");
-  r->Describe("lmgate_model_events_total", "counter", "Lifecycle events by kind.");
+  r->Describe("lmgate_model_events_total", "counter",
+              "Lifecycle events by kind (load progress ticks and snapshots are not counted).");
   r->Describe("lmgate_queue_depth", "gauge", "Requests waiting in the admission queue per model.");
   r->Describe("lmgate_in_flight", "gauge", "Requests running per model.");
   r->AddCollector([gateway](metrics::Registry& reg) {
@@ -54,6 +64,17 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
     }
     reg.GaugeReplace("lmgate_queue_depth", depth);
     reg.GaugeReplace("lmgate_in_flight", in_flight);
+    // Instances of the registry's state (no host call): the host's models, so the labels are
+    // bounded by what is loaded there.
+    std::vector<std::pair<metrics::Labels, double>> loaded;
+    for (const auto& m : gateway->Snapshot()) {
+      for (const auto& inst : m.instances) {
+        if (inst.state != lifecycle::State::kReady) continue;
+        loaded.push_back({{{"model", m.info.key}, {"instance", inst.info.identifier}}, 1});
+      }
+    }
+    reg.GaugeReplace("lmgate_model_loaded", loaded);
+    reg.GaugeSet("lmgate_host_up", {}, gateway->HostStatus().ok() ? 1 : 0);
   });
 }
 
@@ -87,8 +108,9 @@ void Observer::Log(const CallInfo& call, absl::string_view driver, const absl::S
 void Observer::Generated(const CallInfo& call,
                          const absl::StatusOr<gateway::GenerateOutcome>& outcome) {
   const absl::Duration took = absl::Now() - call.start;
-  const std::string driver =
-      outcome.ok() ? std::string(backends::DriverKindName(outcome->driver)) : "";
+  // A call that failed or was cancelled keeps the driver it was routed to (or asked for).
+  const std::string driver(
+      backends::DriverKindName(outcome.ok() ? outcome->driver : call.driver));
   const absl::StatusCode code = outcome.ok() ? absl::StatusCode::kOk : outcome.status().code();
   registry_->CounterAdd("lmgate_requests_total", {{"method", call.method},
                                                   {"tenant", call.tenant},
@@ -100,7 +122,8 @@ void Observer::Generated(const CallInfo& call,
   if (!outcome.ok()) {
     if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kAborted ||
         code == absl::StatusCode::kUnauthenticated) {
-      registry_->CounterAdd("lmgate_upstream_errors_total", {{"code", CodeName(code)}});
+      registry_->CounterAdd("lmgate_upstream_errors_total",
+                            {{"driver", driver}, {"code", CodeName(code)}});
     }
     Log(call, driver, outcome.status(), took, nullptr);
     return;
@@ -146,6 +169,11 @@ void Observer::Unary(const CallInfo& call, const absl::Status& status) {
 // Runs inside the registry's event callback (Gateway::ModelLabel would take the registry lock
 // again); the events named here are of loaded or unloaded instances, so their keys are known.
 void Observer::ModelEvent(const lifecycle::Event& e) {
+  // A load reports progress many times a second; those ticks are not events.
+  if (e.kind == lifecycle::Event::Kind::kLoadProgress ||
+      e.kind == lifecycle::Event::Kind::kSnapshot) {
+    return;
+  }
   registry_->CounterAdd("lmgate_model_events_total",
                         {{"kind", std::string(lifecycle::EventKindName(e.kind))}});
   if (e.kind == lifecycle::Event::Kind::kLoaded) {

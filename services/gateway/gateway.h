@@ -170,6 +170,8 @@ class Gateway {
   std::string ModelLabel(const std::string& model) const;
   // True when `model_key` is a known model with a READY instance (per-model health).
   bool ModelReady(const std::string& model_key) const { return registry_->ModelReady(model_key); }
+  // What the registry knows now (no host call): models and their instances.
+  std::vector<lifecycle::ModelSnapshot> Snapshot() const { return registry_->Snapshot(); }
   // OK when the last sync with the host succeeded (readiness).
   absl::Status HostStatus() const { return registry_->host_status(); }
   // Re-reads the host now (readiness probes of a host that was down).

@@ -18,7 +18,7 @@ namespace {
 
 const std::vector<double> kSecondsBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                              0.1,    0.25,  0.5,    1,     2.5,  5,     10,
-                                             30,     60,    120};
+                                             30,     60,    120,   300,   600};
 
 // Identifies a label set within a family (the values are raw; '\0' cannot occur in names).
 std::string LabelKey(const Labels& labels) {
@@ -72,6 +72,11 @@ void Registry::CounterAdd(const std::string& name, const Labels& labels, double 
   SeriesLocked(FamilyLocked(name, "counter"), labels).value += v;
 }
 
+void Registry::CounterSet(const std::string& name, const Labels& labels, double v) {
+  absl::MutexLock lock(&mu_);
+  SeriesLocked(FamilyLocked(name, "counter"), labels).value = v;
+}
+
 void Registry::GaugeSet(const std::string& name, const Labels& labels, double v) {
   absl::MutexLock lock(&mu_);
   SeriesLocked(FamilyLocked(name, "gauge"), labels).value = v;
@@ -82,7 +87,7 @@ void Registry::GaugeReplace(const std::string& name,
   absl::MutexLock lock(&mu_);
   Family& f = FamilyLocked(name, "gauge");
   f.series.clear();
-  for (const auto& [labels, v] : series) f.series[LabelKey(labels)].value = v;
+  for (const auto& [labels, v] : series) SeriesLocked(f, labels).value = v;
 }
 
 void Registry::Observe(const std::string& name, const Labels& labels, double v) {

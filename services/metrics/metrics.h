@@ -33,6 +33,8 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 class Registry : public prometheus::Collectable {
  public:
   void CounterAdd(const std::string& name, const Labels& labels, double v = 1);
+  // For collectors mirroring a total kept elsewhere (e.g. the kernel's CPU time).
+  void CounterSet(const std::string& name, const Labels& labels, double v);
   void GaugeSet(const std::string& name, const Labels& labels, double v);
   // Replaces every series of gauge `name` with `series` (for collectors that own a family, so a
   // label set that is gone does not stay at its last value).
