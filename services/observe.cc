@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "services/metrics/process.h"
-#include "services/version.h"
+#include "common/version.h"
 
 namespace lmgate::services {
 namespace {
@@ -40,7 +40,7 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
   r->Describe("lmgate_host_up", "gauge",
               "1 if lmgate's last listing of the LM Studio host's models succeeded, else 0.");
   r->Describe("lmgate_build_info", "gauge", "Always 1: the version and commit of lmgate.");
-  r->GaugeSet("lmgate_build_info", {{"version", kVersion}, {"commit", kCommit}}, 1);
+  r->GaugeSet("lmgate_build_info", {{"version", kLmgateVersion}, {"commit", kLmgateCommit}}, 1);
   metrics::AddProcessMetrics(r);
   r->Describe("lmgate_model_load_seconds", "histogram", "Model load durations.");
   r->Describe("lmgate_model_unload_seconds", "histogram", "Model unload durations.");
