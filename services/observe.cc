@@ -67,6 +67,8 @@ void Observer::Log(const CallInfo& call, absl::string_view driver, const absl::S
   if (!logger->should_log(spdlog::level::info)) return;
   nlohmann::json j = {{"ts", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())},
                       {"request_id", call.request_id},
+                      {"trace_id", call.trace_id},
+                      {"peer", call.peer},
                       {"method", call.method},
                       {"tenant", call.tenant},
                       {"model", call.model},
@@ -74,8 +76,12 @@ void Observer::Log(const CallInfo& call, absl::string_view driver, const absl::S
                       {"code", CodeName(status.code())},
                       {"ms", absl::ToDoubleMilliseconds(took)}};
   if (!status.ok()) j["error"] = std::string(status.message());
+  if (!call.instance.empty()) j["instance"] = call.instance;
   if (o != nullptr) {
     j["instance"] = o->instance;
+    if (o->result.stats.time_to_first_token) {
+      j["ttft_ms"] = absl::ToDoubleMilliseconds(*o->result.stats.time_to_first_token);
+    }
     j["prompt_tokens"] = o->result.stats.prompt_tokens;
     j["completion_tokens"] = o->result.stats.completion_tokens;
     j["queue_ms"] = absl::ToDoubleMilliseconds(o->queue_wait);
