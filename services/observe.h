@@ -50,6 +50,12 @@ class Observer {
   gateway::Gateway* const gateway_;
 };
 
+// One log line per lifecycle event (logger "lifecycle"): loaded, load failed/cancelled, unloaded,
+// expired, evicted, changed outside lmgate — with the event's cause (`reason`: "idle TTL expired",
+// "evicted to make room for <model>", "UnloadModel by tenant <name>", ...). Starts are debug.
+// Call it outside any registry lock (the server's event subscriber does).
+void LogModelEvent(const lifecycle::Event& event);
+
 }  // namespace lmgate::services
 
 #endif  // LMGATE_SERVICES_OBSERVE_H_

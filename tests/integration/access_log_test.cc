@@ -119,6 +119,25 @@ class AccessLogTest : public testutil::GatewayFixture {
     return j.is_discarded() ? nlohmann::json() : j;
   }
 
+  // The lifecycle-event line of `event` whose reason contains `reason`, parsed; null if none came.
+  static nlohmann::json LifecycleLine(const std::string& event, const std::string& reason) {
+    nlohmann::json found;
+    Sink()->WaitFor(
+        [&](const std::string& l) {
+          auto brace = l.find('{');
+          if (brace == std::string::npos) return false;
+          auto j = nlohmann::json::parse(l.substr(brace), nullptr, false);
+          if (!j.is_object() || j.value("event", "") != event ||
+              j.value("reason", "").find(reason) == std::string::npos) {
+            return false;
+          }
+          found = j;
+          return true;
+        },
+        testutil::Scaled(absl::Seconds(10)));
+    return found;
+  }
+
   static int CountLines(const std::string& id) {
     int n = 0;
     for (const auto& l : Sink()->Lines()) {
@@ -200,6 +219,8 @@ TEST_F(AccessLogTest, OneLinePerRpcForEveryMethod) {
     grpc::Status st = models_->UnloadModel(&ctx, req, &resp);
     ASSERT_TRUE(st.ok()) << st.error_message();
     ExpectCommon(AccessLine("unload-1"), "UnloadModel", "ops", "OK");
+    // ... and so is the lifecycle event, with the tenant that asked.
+    EXPECT_NE(LifecycleLine("unloaded", "UnloadModel by tenant ops"), nullptr);
   }
   {  // A denied LoadModel is logged too: no tenant was authorised.
     grpc::ClientContext ctx;
@@ -216,6 +237,57 @@ TEST_F(AccessLogTest, OneLinePerRpcForEveryMethod) {
   for (const char* id : {"load-1", "chat-1", "list-1", "watch-1", "unload-1", "load-denied"}) {
     EXPECT_EQ(CountLines(id), 1) << id;
   }
+}
+
+// Lifecycle events are logged with their cause: an eviction names the model it made room for.
+class EvictionLogTest : public AccessLogTest {
+ protected:
+  void Configure(emulator::Options& e, backends::HostConfig& h,
+                 services::ServerOptions& so) override {
+    AccessLogTest::Configure(e, h, so);
+    so.gateway.lifecycle.max_loaded_models = 1;
+  }
+};
+
+TEST_F(EvictionLogTest, EvictionNamesTheModelItMadeRoomFor) {
+  for (const char* model : {kModel, "google/gemma-3-1b"}) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, "app-key", std::string("evict-") + model);
+    v1::ChatRequest req = ChatRequest(v1::DRIVER_REST);
+    req.set_model(model);
+    auto reader = inference_->Chat(&ctx, req);
+    v1::ChatResponse r;
+    while (reader->Read(&r)) {
+    }
+    grpc::Status st = reader->Finish();
+    ASSERT_TRUE(st.ok()) << model << ": " << st.error_message();
+  }
+  nlohmann::json j = LifecycleLine("evicted", "to make room for google/gemma-3-1b");
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(j.value("model", ""), kModel);
+  EXPECT_NE(LifecycleLine("loaded", ""), nullptr);
+}
+
+class TtlLogTest : public AccessLogTest {
+ protected:
+  void Configure(emulator::Options& e, backends::HostConfig& h,
+                 services::ServerOptions& so) override {
+    AccessLogTest::Configure(e, h, so);
+    so.gateway.lifecycle.default_ttl = absl::Milliseconds(20);
+  }
+};
+
+TEST_F(TtlLogTest, ExpiryIsLoggedWithItsCause) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, "app-key", "ttl-chat");
+  auto reader = inference_->Chat(&ctx, ChatRequest(v1::DRIVER_REST));
+  v1::ChatResponse r;
+  while (reader->Read(&r)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  nlohmann::json j = LifecycleLine("expired", "idle TTL expired");
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(j.value("model", ""), kModel);
 }
 
 }  // namespace
