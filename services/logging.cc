@@ -72,13 +72,6 @@ std::string TextValue(const nlohmann::json& v) {
 
 }  // namespace
 
-absl::StatusOr<LogFormat> ParseLogFormat(absl::string_view value, absl::string_view field) {
-  if (value == "text") return LogFormat::kText;
-  if (value == "json") return LogFormat::kJson;
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": must be text or json, not \"", value, "\""));
-}
-
 LogFormat CurrentLogFormat() { return g_format.load(std::memory_order_relaxed); }
 void SetLogFormat(LogFormat format) { g_format.store(format, std::memory_order_relaxed); }
 

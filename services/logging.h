@@ -20,9 +20,6 @@ namespace lmgate::services {
 
 enum class LogFormat { kText, kJson };
 
-// "text" or "json"; INVALID_ARGUMENT naming `field` otherwise.
-absl::StatusOr<LogFormat> ParseLogFormat(absl::string_view value, absl::string_view field);
-
 // The format of structured records (json until set, as lmgate always printed its access log).
 LogFormat CurrentLogFormat();
 void SetLogFormat(LogFormat format);
@@ -36,7 +33,8 @@ void SetupLogging(LogFormat format);
 void LogRecord(spdlog::logger& logger, spdlog::level::level_enum level, absl::string_view what,
                const nlohmann::json& fields);
 
-// A logger named `name` sharing the default logger's sinks (made on first use; thread-safe).
+// A logger named `name` sharing the default logger's sinks, made on first use and kept: set the
+// default logger before the first record. Thread-safe.
 spdlog::logger& RecordLogger(const std::string& name);
 
 }  // namespace lmgate::services
