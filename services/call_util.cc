@@ -84,6 +84,16 @@ backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
   return c;
 }
 
+CallInfo CallInfoFor(const grpc::CallbackServerContext* ctx, const char* method,
+                     const std::string& request_id) {
+  CallInfo info;
+  info.method = method;
+  info.request_id = request_id;
+  info.trace_id = TraceIdOf(TraceparentFor(ctx));
+  info.peer = ctx->peer();
+  return info;
+}
+
 grpc::ServerUnaryReactor* RunUnary(
     grpc::CallbackServerContext* ctx, WorkerPool* pool, Observer* observer, const char* method,
     std::function<grpc::Status(const backends::CallContext&, CallInfo* info)> work) {
@@ -91,9 +101,7 @@ grpc::ServerUnaryReactor* RunUnary(
   backends::CallContext call = MakeCallContext(ctx, id);
   ctx->AddInitialMetadata(kRequestIdHeader, id);
   auto* reactor = new UnaryReactor(call.cancel);
-  CallInfo info;
-  info.method = method;
-  info.request_id = id;
+  CallInfo info = CallInfoFor(ctx, method, id);
   pool->Schedule([reactor, observer, info, call = std::move(call), work = std::move(work)]() mutable {
     grpc::Status st = work(call, &info);
     if (observer != nullptr) {

@@ -31,6 +31,10 @@ std::string TraceIdOf(const std::string& traceparent);
 backends::CallContext MakeCallContext(const grpc::CallbackServerContext* ctx,
                                       const std::string& request_id);
 
+// The start of a call's access-log record: method, request id, trace id and peer.
+CallInfo CallInfoFor(const grpc::CallbackServerContext* ctx, const char* method,
+                     const std::string& request_id);
+
 // Runs `work` on `pool` and finishes the unary RPC with its status. A client cancel or deadline
 // cancels the CallContext handed to `work`. Sets x-request-id initial metadata; `work` may add
 // more through the context before returning, and fills in `info` (tenant, model, driver) for the

@@ -245,7 +245,7 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   Config c;
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
                                     "default_model", "default_embedding_model", "worker_threads",
-                                    "shutdown_grace_seconds", "log_level", "models",
+                                    "shutdown_grace_seconds", "log_level", "log_format", "models",
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
                                     "refresh_interval_seconds", "unknown_model_cache_seconds",
@@ -323,6 +323,9 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
            .ok())
     return st;
   if (doc.contains("log_level") && !(st = Read(doc["log_level"], "log_level", &c.log_level)).ok())
+    return st;
+  if (doc.contains("log_format") &&
+      !(st = Read(doc["log_format"], "log_format", &c.log_format)).ok())
     return st;
   lifecycle::RegistryOptions& lc = c.gateway.lifecycle;
   if (doc.contains("default_ttl_seconds")) {
@@ -622,6 +625,7 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   if (c.host.idle_timeout <= absl::ZeroDuration()) return Bad("lmstudio.idle_timeout_seconds", "must be > 0");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
+  if (c.log_format != "text" && c.log_format != "json") return Bad("log_format", "must be text|json");
   const bool loopback = IsLoopbackListen(c.listen);
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     return Bad("tls", "set both cert_file and key_file");

@@ -30,6 +30,8 @@ struct Config {
   // SIGTERM/SIGINT: stop accepting, let calls finish for this long, then cancel them.
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
+  // Every stdout line as text (spdlog's pattern; records as key=value) or one JSON object.
+  std::string log_format = "text";
   // API keys and client-address allowlist (empty = no keys: loopback only unless `insecure`).
   admission::IdentityOptions identity;
   // TLS for the gRPC port; cert_file empty = plaintext.

@@ -250,6 +250,7 @@ std::string ConfigToJson(const Config& c) {
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);
   out["log_level"] = c.log_level;
+  out["log_format"] = c.log_format;
   return out.dump(2) + "\n";
 }
 

@@ -120,13 +120,11 @@ class ChatSink : public gateway::GenerateSink {
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
     grpc::CallbackServerContext* ctx, const char* method,
     absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet) {
-  CallInfo info;
-  info.method = method;
   auto* reactor = new ChatReactor(ctx, MergeChatResponse);
   const auto& channel = reactor->channel();
   channel->SetLimits(stream_limits_);
   const std::string id = RequestIdFor(ctx);
-  info.request_id = id;
+  CallInfo info = CallInfoFor(ctx, method, id);
   channel->AddInitialMetadata(kRequestIdHeader, id);
   auto fail = [&](const absl::Status& st) {
     if (observer_ != nullptr) observer_->Generated(info, st);

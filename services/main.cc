@@ -15,6 +15,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -25,6 +26,7 @@
 #include "common/cli_flags.h"
 #include "services/config.h"
 #include "services/listener.h"
+#include "services/logging.h"
 #include "services/server.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -52,6 +54,9 @@ ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM/SIGINT: seconds running calls may take to finish before they are "
           "cancelled (upstream predictions included).");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text or json: the format of every stdout line (access log and lifecycle events "
+          "included).");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "host:port of the Prometheus /metrics endpoint (empty = off).");
 ABSL_FLAG(bool, insecure, false,
@@ -101,6 +106,7 @@ absl::StatusOr<services::Config> BuildConfig() {
   if (Specified("shutdown_grace_seconds"))
     c.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   if (Specified("log_level")) c.log_level = absl::GetFlag(FLAGS_log_level);
+  if (Specified("log_format")) c.log_format = absl::GetFlag(FLAGS_log_format);
   if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
   if (Specified("metrics_listen") || absl::GetFlag(FLAGS_config).empty())
     c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
@@ -212,6 +218,8 @@ int Run() {
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
+  services::SetupLogging(config->log_format == "json" ? services::LogFormat::kJson
+                                                      : services::LogFormat::kText);
 
   std::vector<std::unique_ptr<backends::Driver>> drivers;
   for (const auto& name : config->drivers) {
@@ -254,12 +262,21 @@ int Run() {
     return 1;
   }
   const std::string host = config->listen.substr(0, config->listen.rfind(':'));
-  std::printf("lmgate listening on %s:%d (LM Studio at %s)\n", host.c_str(), (*server)->port(),
-              config->host.base_url.c_str());
+  // Scripts wait for these lines ("lmgate listening on HOST:PORT "): bare in text, each one JSON
+  // object (the same words in "msg") in json, like every other stdout line.
+  auto announce = [](const std::string& line) {
+    if (services::CurrentLogFormat() == services::LogFormat::kJson) {
+      spdlog::info("{}", line);
+    } else {
+      std::printf("%s\n", line.c_str());
+    }
+  };
+  announce(absl::StrCat("lmgate listening on ", host, ":", (*server)->port(), " (LM Studio at ",
+                        config->host.base_url, ")"));
   if ((*server)->metrics_port() != 0) {
-    std::printf("metrics on http://%s:%d/metrics\n",
-                config->metrics_listen.substr(0, config->metrics_listen.rfind(':')).c_str(),
-                (*server)->metrics_port());
+    announce(absl::StrCat("metrics on http://",
+                          config->metrics_listen.substr(0, config->metrics_listen.rfind(':')),
+                          ":", (*server)->metrics_port(), "/metrics"));
   }
   std::fflush(stdout);
 

@@ -39,11 +39,22 @@ bool Matches(const lifecycle::ModelSnapshot& m, const v1::ListModelsRequest& req
 // takes the next one only when the stream is idle (nothing queued, no write in flight). A client
 // that does not read therefore costs one write in flight plus the bus's bounded queue, and what the
 // bus drops is reported in `events_dropped` of the next event the client gets.
+//
+// The call is recorded (access log, lmgate_requests_total) when it is done, with the status the
+// stream finished with; `info()` is filled in before the stream can end.
 class WatchReactor : public StreamReactor<v1::ModelEvent> {
  public:
-  WatchReactor(grpc::CallbackServerContext* ctx, lifecycle::EventBus* bus)
-      : StreamReactor<v1::ModelEvent>(ctx), bus_(bus) {}
-  ~WatchReactor() override { bus_->Unsubscribe(id_); }
+  WatchReactor(grpc::CallbackServerContext* ctx, lifecycle::EventBus* bus, Observer* observer,
+               CallInfo info)
+      : StreamReactor<v1::ModelEvent>(ctx), bus_(bus), observer_(observer), info_(std::move(info)) {}
+  ~WatchReactor() override {
+    bus_->Unsubscribe(id_);
+    if (observer_ == nullptr) return;
+    const grpc::Status st = channel()->final_status();
+    observer_->Unary(info_, absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                                         st.error_message()));
+  }
+  CallInfo& info() { return info_; }
   // `tenant` outlives the server (it belongs to the Identity); only events of models it may use
   // are streamed.
   void Start(const std::string& filter, const admission::Tenant* tenant) {
@@ -70,6 +81,8 @@ class WatchReactor : public StreamReactor<v1::ModelEvent> {
 
  private:
   lifecycle::EventBus* const bus_;
+  Observer* const observer_;
+  CallInfo info_;
   lifecycle::EventBus::SubscriberId id_ = 0;
 };
 
@@ -116,32 +129,44 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
   std::shared_ptr<LoadReactor::Channel> channel = reactor->channel();
   const std::string id = RequestIdFor(ctx);
   channel->AddInitialMetadata(kRequestIdHeader, id);
+  CallInfo info = CallInfoFor(ctx, "LoadModel", id);
+  info.model = req->model();
+  info.driver = FromProto(req->driver());
+  // Every way out records the call (access log, lmgate_requests_total) and then finishes it.
+  Observer* const observer = observer_;
+  auto finish = [observer, channel](const CallInfo& info, const absl::Status& st) {
+    if (observer != nullptr) observer->Unary(info, st);
+    channel->Finish(ToGrpcStatus(st));
+  };
   auto params = ToLoadParams(*req);
   if (!params.ok()) {
-    channel->Finish(ToGrpcStatus(params.status()));
+    finish(info, params.status());
     return reactor;
   }
   // The gateway checks the model and identifier.
   auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
   if (!tenant.ok()) {
-    channel->Finish(ToGrpcStatus(tenant.status()));
+    finish(info, tenant.status());
     return reactor;
   }
+  info.tenant = (*tenant)->name;
   backends::CallContext call = MakeCallContext(ctx, id);
   channel->SetOnCancel([token = call.cancel] { token->Cancel(); });
   const backends::DriverKind driver = FromProto(req->driver());
   const bool keep_loaded = req->config().keep_loaded();
   const bool new_instance = req->new_instance();
   pool_->Schedule([this, channel, call, driver, keep_loaded, new_instance, tenant = *tenant,
+                   info = std::move(info), finish,
                    params = *std::move(params)]() mutable {
     // The model's limits are known once its name resolves (re-reading the host if need be):
     // check them before anything is sent. A name that does not resolve is the load's to report.
     const std::string& name = params.model_key.empty() ? gateway_->options().default_model
                                                        : params.model_key;
+    if (info.model.empty()) info.model = name;
     if (params.context_length && !name.empty()) {
       if (auto model = gateway_->GetModel(call, name); model.ok()) {
         if (auto st = ValidateLoadForModel(params, model->info); !st.ok()) {
-          channel->Finish(ToGrpcStatus(st));
+          finish(info, st);
           return;
         }
       }
@@ -155,10 +180,13 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
     };
     auto inst = gateway_->Load(call, driver, std::move(params), keep_loaded, new_instance,
                                progress, &used, tenant);
+    info.driver = used;
     if (!inst.ok()) {
-      channel->Finish(ToGrpcStatus(inst.status()));
+      finish(info, inst.status());
       return;
     }
+    info.instance = inst->info.identifier;
+    if (observer_ != nullptr) observer_->Unary(info, absl::OkStatus());
     channel->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(used)));
     v1::LoadModelResponse r;
     ToProto(*inst, r.mutable_instance());
@@ -188,8 +216,11 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
 
 grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
     grpc::CallbackServerContext* ctx, const v1::WatchModelsRequest* req) {
-  auto* reactor = new WatchReactor(ctx, gateway_->events());
-  reactor->channel()->AddInitialMetadata(kRequestIdHeader, RequestIdFor(ctx));
+  const std::string id = RequestIdFor(ctx);
+  auto* reactor = new WatchReactor(ctx, gateway_->events(), observer_,
+                                   CallInfoFor(ctx, "WatchModels", id));
+  reactor->info().model = req->model();
+  reactor->channel()->AddInitialMetadata(kRequestIdHeader, id);
   if (auto st = ValidateWatch(*req); !st.ok()) {
     reactor->channel()->Finish(ToGrpcStatus(st));
     return reactor;
@@ -197,6 +228,7 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
   auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
   absl::Status allowed = tenant.ok() ? gateway_->CheckTenantModel(*tenant, req->model())
                                      : tenant.status();
+  if (tenant.ok()) reactor->info().tenant = (*tenant)->name;
   if (!allowed.ok()) {
     reactor->channel()->Finish(ToGrpcStatus(allowed));
     return reactor;

@@ -8,8 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "services/metrics/process.h"
 #include "common/version.h"
+#include "services/logging.h"
+#include "services/metrics/process.h"
 
 namespace lmgate::services {
 namespace {
@@ -80,14 +81,13 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
 
 void Observer::Log(const CallInfo& call, absl::string_view driver, const absl::Status& status,
                    absl::Duration took, const gateway::GenerateOutcome* o) {
-  static auto logger = [] {
-    auto l = spdlog::default_logger()->clone("access");
-    l->set_pattern("%v");
-    return l;
-  }();
-  if (!logger->should_log(spdlog::level::info)) return;
+  // Not set_pattern() on a clone: that would re-format the sinks every logger shares.
+  static spdlog::logger& logger = RecordLogger("access");
+  if (!logger.should_log(spdlog::level::info)) return;
   nlohmann::json j = {{"ts", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())},
                       {"request_id", call.request_id},
+                      {"trace_id", call.trace_id},
+                      {"peer", call.peer},
                       {"method", call.method},
                       {"tenant", call.tenant},
                       {"model", call.model},
@@ -95,14 +95,18 @@ void Observer::Log(const CallInfo& call, absl::string_view driver, const absl::S
                       {"code", CodeName(status.code())},
                       {"ms", absl::ToDoubleMilliseconds(took)}};
   if (!status.ok()) j["error"] = std::string(status.message());
+  if (!call.instance.empty()) j["instance"] = call.instance;
   if (o != nullptr) {
     j["instance"] = o->instance;
+    if (o->result.stats.time_to_first_token) {
+      j["ttft_ms"] = absl::ToDoubleMilliseconds(*o->result.stats.time_to_first_token);
+    }
     j["prompt_tokens"] = o->result.stats.prompt_tokens;
     j["completion_tokens"] = o->result.stats.completion_tokens;
     j["queue_ms"] = absl::ToDoubleMilliseconds(o->queue_wait);
     j["load_ms"] = absl::ToDoubleMilliseconds(o->load_wait);
   }
-  logger->info(j.dump());
+  LogRecord(logger, spdlog::level::info, "access", j);
 }
 
 void Observer::Generated(const CallInfo& call,
@@ -185,6 +189,26 @@ void Observer::ModelEvent(const lifecycle::Event& e) {
     registry_->Observe("lmgate_model_unload_seconds", {{"model", e.model_key}},
                        absl::ToDoubleSeconds(e.duration));
   }
+}
+
+void LogModelEvent(const lifecycle::Event& e) {
+  using K = lifecycle::Event::Kind;
+  if (e.kind == K::kSnapshot || e.kind == K::kLoadProgress) return;
+  static spdlog::logger& logger = RecordLogger("lifecycle");
+  // Starts are debug: the outcome (loaded, failed, unloaded, ...) follows with the same cause.
+  const auto level = (e.kind == K::kLoadStarted || e.kind == K::kUnloadStarted)
+                         ? spdlog::level::debug
+                         : (e.kind == K::kLoadFailed ? spdlog::level::warn : spdlog::level::info);
+  if (!logger.should_log(level)) return;
+  nlohmann::json j = {{"ts", absl::FormatTime(absl::RFC3339_full, e.time, absl::UTCTimeZone())},
+                      {"event", std::string(lifecycle::EventKindName(e.kind))},
+                      {"model", e.model_key},
+                      {"instance", e.instance},
+                      {"state", std::string(lifecycle::StateName(e.state))},
+                      {"reason", e.reason}};
+  if (e.duration > absl::ZeroDuration()) j["ms"] = absl::ToDoubleMilliseconds(e.duration);
+  if (e.events_dropped > 0) j["events_dropped"] = e.events_dropped;
+  LogRecord(logger, level, "model event", j);
 }
 
 }  // namespace lmgate::services

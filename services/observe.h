@@ -20,11 +20,16 @@
 
 namespace lmgate::services {
 
+// What one call's access-log line says about it (besides its status and durations). Filled in
+// by CallInfoFor() when the call starts and by the service method as it learns more.
 struct CallInfo {
   std::string method;  // "Chat", "Embed", ...
   std::string request_id;
-  std::string tenant;
+  std::string trace_id;  // of the caller's W3C traceparent, "" without one
+  std::string peer;      // gRPC peer string, "ipv4:127.0.0.1:5555"
+  std::string tenant;    // the authorised tenant; "" until (or unless) the caller is authorised
   std::string model;
+  std::string instance;  // unary calls that name one (LoadModel); generations take the outcome's
   backends::DriverKind driver = backends::DriverKind::kAuto;  // unary calls fill it in
   absl::Time start = absl::Now();
 };
@@ -44,6 +49,12 @@ class Observer {
   metrics::Registry* const registry_;
   gateway::Gateway* const gateway_;
 };
+
+// One log line per lifecycle event (logger "lifecycle"): loaded, load failed/cancelled, unloaded,
+// expired, evicted, changed outside lmgate — with the event's cause (`reason`: "idle TTL expired",
+// "evicted to make room for <model>", "UnloadModel by tenant <name>", ...). Starts are debug.
+// Call it outside any registry lock (the server's event subscriber does).
+void LogModelEvent(const lifecycle::Event& event);
 
 }  // namespace lmgate::services
 

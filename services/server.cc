@@ -149,6 +149,7 @@ void LmgateServer::OnModelEvent() {
   lifecycle::Event e;
   while (gateway_->events()->Next(subscription_, &e)) {
     observer_->ModelEvent(e);
+    LogModelEvent(e);
     // Readiness changes only; a load starting or progressing leaves a ready instance serving.
     if (e.model_key.empty() || e.kind == K::kLoadStarted || e.kind == K::kLoadProgress ||
         e.kind == K::kSnapshot) {

@@ -175,6 +175,12 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
       return cancelled_;
     }
 
+    // The status the stream finished (or will finish) with; OK while it has none yet.
+    grpc::Status final_status() const {
+      absl::MutexLock lock(&mu_);
+      return final_status_.value_or(grpc::Status::OK);
+    }
+
    private:
     friend class StreamReactor;
 

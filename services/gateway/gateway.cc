@@ -462,10 +462,11 @@ absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
     if (auto c = drivers_->Candidates(driver, Operation::kUnload); !c.ok()) return c.status();
   }
   if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
-  auto ids = registry_->Unload(ctx, driver, model, all_instances, force);
+  const std::string by = tenant != nullptr ? tenant->name : "";
+  auto ids = registry_->Unload(ctx, driver, model, all_instances, force, by);
   if (absl::IsNotFound(ids.status()) && registry_->RefreshIfStale(ctx).ok()) {
     if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
-    ids = registry_->Unload(ctx, driver, model, all_instances, force);
+    ids = registry_->Unload(ctx, driver, model, all_instances, force, by);
   }
   if (!ids.ok()) return ForTenant(tenant, ids.status(), model);
   return ids;

@@ -206,10 +206,12 @@ class ModelRegistry {
                                         const std::function<void(double)>& progress,
                                         DriverKind* used);
   // Explicit unload of an instance identifier, or of a model key (one instance, or all with
-  // `all_instances`). Returns the unloaded identifiers. Blocking.
+  // `all_instances`). Returns the unloaded identifiers. Blocking. `requested_by` (the tenant that
+  // asked, "" if unknown) goes into the events' reason.
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
                                                   const std::string& model, bool all_instances,
-                                                  bool force);
+                                                  bool force,
+                                                  const std::string& requested_by = "");
 
   std::vector<ModelSnapshot> Snapshot() const;
   // NOT_FOUND with close matches.

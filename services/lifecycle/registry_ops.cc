@@ -426,7 +426,8 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
 absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext& ctx,
                                                                DriverKind driver,
                                                                const std::string& model,
-                                                               bool all_instances, bool force) {
+                                                               bool all_instances, bool force,
+                                                               const std::string& requested_by) {
   std::vector<std::string> targets;
   std::vector<std::function<void()>> force_hooks;
   {
@@ -474,8 +475,10 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
     }
   }
   for (auto& hook : force_hooks) hook();
+  const std::string reason =
+      requested_by.empty() ? "UnloadModel" : absl::StrCat("UnloadModel by tenant ", requested_by);
   for (const auto& id : targets) {
-    if (auto st = UnloadOne(ctx, driver, id, Event::Kind::kUnloaded, "UnloadModel"); !st.ok()) {
+    if (auto st = UnloadOne(ctx, driver, id, Event::Kind::kUnloaded, reason); !st.ok()) {
       return st;
     }
   }

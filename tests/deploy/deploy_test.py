@@ -287,7 +287,8 @@ class CheckConfigTest(unittest.TestCase):
                 r = self.check(path, env)
                 self.assertEqual(r.returncode, 0, f"{name}: {r.stderr}")
                 self.assertIn("config OK", r.stderr)
-                json.loads(r.stdout)
+                # Shipped configs log JSON (one object per line) for log collectors.
+                self.assertEqual(json.loads(r.stdout).get("log_format"), "json", name)
 
     def test_placeholder_and_weak_keys_are_refused(self):
         systemd_env = dict(re.findall(r"^(\w+)=(.*)$", read("deploy/systemd/lmgate.env.example"),
