@@ -83,8 +83,11 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
     auto tenant = Authorize(identity_, ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
-    auto models = gateway_->ListModels(call, req->refresh());
+    backends::DriverKind answered = backends::DriverKind::kAuto;
+    auto models = gateway_->ListModels(call, req->refresh(), FromProto(req->driver()), &answered);
     if (!models.ok()) return ToGrpcStatus(models.status());
+    resp->set_driver(ToProto(answered));
+    info->driver = answered;
     for (const auto& m : *models) {
       if (Matches(m, *req) && (*tenant)->AllowsModel(m.info.key)) ToProto(m, resp->add_models());
     }

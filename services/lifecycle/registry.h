@@ -77,9 +77,13 @@ class DriverHostOps : public HostOps {
                                               DriverKind* used) override;
   absl::Status Unload(const CallContext& ctx, DriverKind driver,
                       const std::string& identifier) override;
+  // The driver whose listing last succeeded; nullopt while the host has never answered one.
+  std::optional<DriverKind> last_listed() const;
 
  private:
   std::shared_ptr<backends::DriverSet> drivers_;
+  mutable absl::Mutex mu_;
+  std::optional<DriverKind> last_listed_ ABSL_GUARDED_BY(mu_);
 };
 
 // Per-model settings from lmgate's config.
