@@ -29,6 +29,9 @@ struct Config {
   int worker_threads = 32;
   // SIGTERM/SIGINT: stop accepting, let calls finish for this long, then cancel them.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // SIGTERM/SIGINT, before the grace: readiness NOT_SERVING while lmgate keeps serving this long
+  // (load balancers and the kubelet stop sending first).
+  absl::Duration drain_delay = absl::ZeroDuration();
   std::string log_level = "info";
   // API keys and client-address allowlist (empty = no keys: loopback only unless `insecure`).
   admission::IdentityOptions identity;

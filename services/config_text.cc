@@ -249,6 +249,7 @@ std::string ConfigToJson(const Config& c) {
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);
+  out["drain_delay_seconds"] = Seconds(c.drain_delay);
   out["log_level"] = c.log_level;
   return out.dump(2) + "\n";
 }

@@ -1,5 +1,6 @@
 #include "services/model_manager_service.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -224,8 +225,31 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
       }
     }
   }
-  // Server shutdown ends the stream with OK (grace period, then cancellation).
+  // Server shutdown ends the stream with OK at once (EndWatches).
+  if (!TrackWatch(reactor->channel())) reactor->channel()->Finish(grpc::Status::OK);
   return reactor;
+}
+
+bool ModelManagerService::TrackWatch(const std::shared_ptr<WatchChannel>& channel) {
+  absl::MutexLock lock(&watch_mu_);
+  if (watches_ended_) return false;
+  watches_.erase(std::remove_if(watches_.begin(), watches_.end(),
+                                [](const auto& w) { return w.expired(); }),
+                 watches_.end());
+  watches_.push_back(channel);
+  return true;
+}
+
+void ModelManagerService::EndWatches() {
+  std::vector<std::weak_ptr<WatchChannel>> open;
+  {
+    absl::MutexLock lock(&watch_mu_);
+    watches_ended_ = true;
+    open.swap(watches_);
+  }
+  for (auto& w : open) {
+    if (auto ch = w.lock()) ch->Finish(grpc::Status::OK);
+  }
 }
 
 }  // namespace lmgate::services

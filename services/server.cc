@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   if (!gw.ok()) return gw.status();
   s->gateway_ = *std::move(gw);
   s->drivers_ = options.drivers;
+  s->drain_delay_ = options.drain_delay;
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = options.identity;
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
@@ -183,7 +184,7 @@ void LmgateServer::HealthLoop(absl::Duration interval) {
 int LmgateServer::connections() const { return listener_ ? listener_->connections() : 0; }
 
 LmgateServer::~LmgateServer() {
-  Shutdown(absl::ZeroDuration());
+  Stop(absl::ZeroDuration(), absl::ZeroDuration());
   // Nothing runs any more; destroy callers before what they call into (see server.h).
   metrics_server_.reset();
   models_.reset();
@@ -192,7 +193,9 @@ LmgateServer::~LmgateServer() {
   observer_.reset();
 }
 
-void LmgateServer::Shutdown(absl::Duration grace) {
+void LmgateServer::Shutdown(absl::Duration grace) { Stop(grace, drain_delay_); }
+
+void LmgateServer::Stop(absl::Duration grace, absl::Duration drain_delay) {
   if (!server_) return;
   {
     absl::MutexLock lock(&health_mu_);
@@ -205,6 +208,13 @@ void LmgateServer::Shutdown(absl::Duration grace) {
     events_closed_ = true;
   }
   server_->GetHealthCheckService()->Shutdown();
+  // Watches would hold the grace open to the end; the proto promises them OK at shutdown.
+  models_->EndWatches();
+  if (drain_delay > absl::ZeroDuration()) {
+    spdlog::info("draining: readiness NOT_SERVING, still serving for {}s",
+                 absl::ToDoubleSeconds(drain_delay));
+    absl::SleepFor(drain_delay);
+  }
   listener_->Stop();  // before the server: it must not be handed connections once shut down
   // Stop accepting, drain for the grace, cancel what is left, and wait until every call is done
   // (the cancels reach the drivers through each call's OnCancel).

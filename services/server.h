@@ -52,6 +52,9 @@ struct ServerOptions {
   absl::Duration health_interval = absl::Seconds(2);
   // Request size, transport memory, streams per connection, connections, handshake timeout.
   TransportLimits limits;
+  // Shutdown(): how long lmgate keeps serving after readiness turned NOT_SERVING, before it
+  // stops accepting (config drain_delay_seconds).
+  absl::Duration drain_delay = absl::ZeroDuration();
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
@@ -61,8 +64,10 @@ struct ServerOptions {
 // unauthenticated health port does not say which models exist).
 //
 // Thread-safe. Shutdown() (or the destructor) goes in one order: every health status turns
-// NOT_SERVING and the health loop stops; the server stops accepting calls and lets running calls
-// finish until the grace period ends, then cancels the rest (their upstream predictions too) and
+// NOT_SERVING and the health loop stops; WatchModels streams end OK (they are not work to
+// drain); for `drain_delay` (not in the destructor) new calls are still served, so load balancers
+// see NOT_SERVING and stop sending first; then the server stops accepting calls and lets running
+// calls finish until the grace period ends, then cancels the rest (their upstream predictions too) and
 // waits until every call is done; then the drivers shut down (DriverSet::Shutdown: predictions
 // still running upstream complete, the drivers' threads are joined) and the worker pool drains.
 // After Shutdown() no thread calls into the gateway, observer or metrics any more; the
@@ -91,11 +96,12 @@ class LmgateServer {
   // Port of the /metrics endpoint (0 if none).
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
   metrics::Registry& metrics() { return metrics_; }
-  // Idempotent; call from one thread.
+  // Idempotent; call from one thread. Takes drain_delay + at most grace (+ the cancels).
   void Shutdown(absl::Duration grace = absl::Seconds(10));
 
  private:
   LmgateServer() = default;
+  void Stop(absl::Duration grace, absl::Duration drain_delay);
 
   // Declared callees first, so that each member outlives what calls into it: the observer
   // records into metrics_, the gateway's sinks report to the observer, the metrics endpoint and
@@ -109,6 +115,7 @@ class LmgateServer {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
+  absl::Duration drain_delay_;
   std::unique_ptr<HealthService> health_;  // outlives server_ (declared before it)
   void HealthLoop(absl::Duration interval);
   void OnModelEvent();
