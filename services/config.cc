@@ -246,6 +246,7 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
                                     "default_model", "default_embedding_model", "worker_threads",
                                     "shutdown_grace_seconds", "drain_delay_seconds",
+                                    "ready_requires_pinned",
                                     "log_level", "models",
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
@@ -325,6 +326,10 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
     return st;
   if (doc.contains("drain_delay_seconds") &&
       !(st = ReadSeconds(doc["drain_delay_seconds"], "drain_delay_seconds", &c.drain_delay)).ok())
+    return st;
+  if (doc.contains("ready_requires_pinned") &&
+      !(st = Read(doc["ready_requires_pinned"], "ready_requires_pinned",
+                  &c.ready_requires_pinned)).ok())
     return st;
   if (doc.contains("log_level") && !(st = Read(doc["log_level"], "log_level", &c.log_level)).ok())
     return st;

@@ -32,6 +32,8 @@ struct Config {
   // SIGTERM/SIGINT, before the grace: readiness NOT_SERVING while lmgate keeps serving this long
   // (load balancers and the kubelet stop sending first).
   absl::Duration drain_delay = absl::ZeroDuration();
+  // Readiness waits until every keep_loaded model has a READY instance.
+  bool ready_requires_pinned = false;
   std::string log_level = "info";
   // API keys and client-address allowlist (empty = no keys: loopback only unless `insecure`).
   admission::IdentityOptions identity;

@@ -250,6 +250,7 @@ std::string ConfigToJson(const Config& c) {
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);
   out["drain_delay_seconds"] = Seconds(c.drain_delay);
+  out["ready_requires_pinned"] = c.ready_requires_pinned;
   out["log_level"] = c.log_level;
   return out.dump(2) + "\n";
 }

@@ -203,6 +203,7 @@ int Run() {
   opts.stream_limits.max_pending_bytes = config->stream_max_pending_bytes;
   opts.limits = config->limits;
   opts.drain_delay = config->drain_delay;
+  opts.ready_requires_pinned = config->ready_requires_pinned;
   // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
   // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
   services::RaiseFileLimit();

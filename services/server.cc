@@ -1,5 +1,6 @@
 #include "services/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <limits>
@@ -85,6 +86,11 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->gateway_ = *std::move(gw);
   s->drivers_ = options.drivers;
   s->drain_delay_ = options.drain_delay;
+  if (options.ready_requires_pinned) {
+    for (const auto& [key, policy] : options.gateway.lifecycle.models) {
+      if (policy.keep_loaded) s->ready_pinned_.push_back(key);
+    }
+  }
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = options.identity;
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
@@ -156,6 +162,11 @@ void LmgateServer::OnModelEvent() {
       continue;
     }
     health_->ModelChanged(e.model_key, e.state == lifecycle::State::kReady);
+    if (std::find(ready_pinned_.begin(), ready_pinned_.end(), e.model_key) !=
+        ready_pinned_.end()) {
+      absl::MutexLock lock(&health_mu_);
+      health_kick_ = true;
+    }
   }
 }
 
@@ -169,15 +180,22 @@ void LmgateServer::HealthLoop(absl::Duration interval) {
       ctx.deadline = absl::Now() + interval;
       host = gateway_->Refresh(ctx);
     }
-    health->SetServingStatus("lmgate.v1.Inference", host.ok());
-    health->SetServingStatus("lmgate.v1.ModelManager", host.ok());
+    bool ready = host.ok();
+    for (const auto& key : ready_pinned_) ready = ready && gateway_->ModelReady(key);
+    health->SetServingStatus("lmgate.v1.Inference", ready);
+    health->SetServingStatus("lmgate.v1.ModelManager", ready);
     // Watchdog: liveness fails (so the supervisor restarts lmgate) if the accept loop stopped
     // going round; it wakes every 500 ms even when idle.
     health->SetServingStatus("", listener_->Alive(absl::Seconds(5) + 2 * interval));
     // After a burst, give the freed memory back instead of keeping the peak RSS forever.
     heap.MaybeRelease();
     absl::MutexLock lock(&health_mu_);
-    if (health_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+    auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(health_mu_) {
+      return stopping_ || health_kick_;
+    };
+    health_mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
+    if (stopping_) return;
+    health_kick_ = false;
   }
 }
 

@@ -55,11 +55,14 @@ struct ServerOptions {
   // Shutdown(): how long lmgate keeps serving after readiness turned NOT_SERVING, before it
   // stops accepting (config drain_delay_seconds).
   absl::Duration drain_delay = absl::ZeroDuration();
+  // Readiness also waits for every keep_loaded model (gateway.lifecycle.models) to have a READY
+  // instance (config ready_requires_pinned).
+  bool ready_requires_pinned = false;
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
 // "lmgate.v1.Inference" and "lmgate.v1.ModelManager" are readiness (SERVING while the LM Studio
-// host answers); and "lmgate.model/<model key>" is per-model readiness (SERVING while the model
+// host answers, and with ready_requires_pinned every keep_loaded model is READY); and "lmgate.model/<model key>" is per-model readiness (SERVING while the model
 // has a READY instance, NOT_SERVING otherwise — also for a name the host does not have, so the
 // unauthenticated health port does not say which models exist).
 //
@@ -126,6 +129,8 @@ class LmgateServer {
   int port_ = 0;
   absl::Mutex health_mu_;
   bool stopping_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool health_kick_ ABSL_GUARDED_BY(health_mu_) = false;  // a pinned model changed: re-evaluate
+  std::vector<std::string> ready_pinned_;  // keep_loaded keys readiness waits for (immutable)
   // Held while OnModelEvent runs: the bus may call a wake it copied before Unsubscribe()
   // returned, so Shutdown() closes this too before anything OnModelEvent uses goes away.
   absl::Mutex events_mu_;
