@@ -245,7 +245,8 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   Config c;
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
                                     "default_model", "default_embedding_model", "worker_threads",
-                                    "shutdown_grace_seconds", "log_level", "log_format", "models",
+                                    "shutdown_grace_seconds", "drain_delay_seconds",
+                                    "ready_requires_pinned", "log_level", "log_format", "models",
                                     "default_ttl_seconds", "allow_client_ttl",
                                     "max_loaded_models", "max_loaded_bytes",
                                     "refresh_interval_seconds", "unknown_model_cache_seconds",
@@ -321,6 +322,13 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
       !(st = ReadSeconds(doc["shutdown_grace_seconds"], "shutdown_grace_seconds",
                          &c.shutdown_grace))
            .ok())
+    return st;
+  if (doc.contains("drain_delay_seconds") &&
+      !(st = ReadSeconds(doc["drain_delay_seconds"], "drain_delay_seconds", &c.drain_delay)).ok())
+    return st;
+  if (doc.contains("ready_requires_pinned") &&
+      !(st = Read(doc["ready_requires_pinned"], "ready_requires_pinned",
+                  &c.ready_requires_pinned)).ok())
     return st;
   if (doc.contains("log_level") && !(st = Read(doc["log_level"], "log_level", &c.log_level)).ok())
     return st;
@@ -618,6 +626,7 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
     return Bad("metrics_max_connections", "must be 1..1024");
   if (c.metrics_timeout <= absl::ZeroDuration()) return Bad("metrics_timeout_seconds", "must be > 0");
   if (c.shutdown_grace < absl::ZeroDuration()) return Bad("shutdown_grace_seconds", "must be >= 0");
+  if (c.drain_delay < absl::ZeroDuration()) return Bad("drain_delay_seconds", "must be >= 0");
   if (c.host.max_retries < 0 || c.host.max_retries > 10) return Bad("lmstudio.max_retries", "must be 0..10");
   if (c.host.connect_timeout <= absl::ZeroDuration()) return Bad("lmstudio.connect_timeout_seconds", "must be > 0");
   if (c.host.request_timeout <= absl::ZeroDuration()) return Bad("lmstudio.request_timeout_seconds", "must be > 0");

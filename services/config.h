@@ -29,6 +29,11 @@ struct Config {
   int worker_threads = 32;
   // SIGTERM/SIGINT: stop accepting, let calls finish for this long, then cancel them.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // SIGTERM/SIGINT, before the grace: readiness NOT_SERVING while lmgate keeps serving this long
+  // (load balancers and the kubelet stop sending first).
+  absl::Duration drain_delay = absl::ZeroDuration();
+  // Readiness waits until every keep_loaded model has a READY instance.
+  bool ready_requires_pinned = false;
   std::string log_level = "info";
   // Every stdout line as text (spdlog's pattern; records as key=value) or one JSON object.
   std::string log_format = "text";

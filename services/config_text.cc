@@ -249,6 +249,8 @@ std::string ConfigToJson(const Config& c) {
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);
+  out["drain_delay_seconds"] = Seconds(c.drain_delay);
+  out["ready_requires_pinned"] = c.ready_requires_pinned;
   out["log_level"] = c.log_level;
   out["log_format"] = c.log_format;
   return out.dump(2) + "\n";

@@ -98,7 +98,7 @@ class ChatSink : public gateway::GenerateSink {
       observer_->Generated(info, outcome);
     }
     if (!outcome.ok()) {
-      channel_->Finish(ToGrpcStatus(outcome.status()));
+      channel_->Finish(ToGrpcStatus(outcome.status(), channel_.get()));
       return;
     }
     v1::ChatResponse r;
@@ -128,7 +128,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
   channel->AddInitialMetadata(kRequestIdHeader, id);
   auto fail = [&](const absl::Status& st) {
     if (observer_ != nullptr) observer_->Generated(info, st);
-    channel->Finish(ToGrpcStatus(st));
+    channel->Finish(ToGrpcStatus(st, channel.get()));
     return reactor;
   };
   if (!call.ok()) return fail(call.status());
@@ -187,7 +187,7 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
       ttl = absl::Seconds(req->ttl_hint().seconds()) + absl::Nanoseconds(req->ttl_hint().nanos());
     }
     auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl, *tenant);
-    if (!out.ok()) return ToGrpcStatus(out.status());
+    if (!out.ok()) return ToGrpcStatus(out.status(), ctx);
     if (out->result.embeddings.size() != inputs.size()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           absl::StrCat("LM Studio returned ", out->result.embeddings.size(),
@@ -223,7 +223,7 @@ grpc::ServerUnaryReactor* InferenceService::RunTokenize(
     auto tokens = gateway_->Tokenize(call, FromProto(req->driver()), req->model(), req->text(),
                                      &used, *tenant);
     info->driver = used;
-    if (!tokens.ok()) return ToGrpcStatus(tokens.status());
+    if (!tokens.ok()) return ToGrpcStatus(tokens.status(), ctx);
     fill(*tokens, ToProto(used));
     return grpc::Status::OK;
   });

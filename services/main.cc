@@ -53,6 +53,9 @@ ABSL_FLAG(int, worker_threads, 32, "Threads for blocking upstream calls (unary R
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM/SIGINT: seconds running calls may take to finish before they are "
           "cancelled (upstream predictions included).");
+ABSL_FLAG(double, drain_delay_seconds, 0,
+          "On SIGTERM/SIGINT, before the grace: seconds lmgate keeps serving with readiness "
+          "NOT_SERVING, so load balancers stop sending first.");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
 ABSL_FLAG(std::string, log_format, "text",
           "text or json: the format of every stdout line (access log and lifecycle events "
@@ -105,6 +108,8 @@ absl::StatusOr<services::Config> BuildConfig() {
   if (Specified("worker_threads")) c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   if (Specified("shutdown_grace_seconds"))
     c.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  if (Specified("drain_delay_seconds"))
+    c.drain_delay = absl::Seconds(absl::GetFlag(FLAGS_drain_delay_seconds));
   if (Specified("log_level")) c.log_level = absl::GetFlag(FLAGS_log_level);
   if (Specified("log_format")) c.log_format = absl::GetFlag(FLAGS_log_format);
   if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
@@ -253,6 +258,8 @@ int Run() {
   opts.stream_limits.write_stall = config->stream_write_stall;
   opts.stream_limits.max_pending_bytes = config->stream_max_pending_bytes;
   opts.limits = config->limits;
+  opts.drain_delay = config->drain_delay;
+  opts.ready_requires_pinned = config->ready_requires_pinned;
   // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
   // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
   services::RaiseFileLimit();

@@ -1,5 +1,6 @@
 #include "services/model_manager_service.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -97,8 +98,11 @@ grpc::ServerUnaryReactor* ModelManagerService::ListModels(grpc::CallbackServerCo
     auto tenant = Authorize(identity_->Get().get(), ctx, Role::kInference);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
-    auto models = gateway_->ListModels(call, req->refresh());
+    backends::DriverKind answered = backends::DriverKind::kAuto;
+    auto models = gateway_->ListModels(call, req->refresh(), FromProto(req->driver()), &answered);
     if (!models.ok()) return ToGrpcStatus(models.status());
+    resp->set_driver(ToProto(answered));
+    info->driver = answered;
     for (const auto& m : *models) {
       if (Matches(m, *req) && (*tenant)->AllowsModel(m.info.key)) ToProto(m, resp->add_models());
     }
@@ -255,7 +259,8 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
       }
     }
   }
-  // Server shutdown ends the stream with OK (grace period, then cancellation).
+  // Server shutdown ends the stream with OK at once (EndWatches).
+  if (!TrackWatch(reactor->channel())) reactor->channel()->Finish(grpc::Status::OK);
   return reactor;
 }
 
@@ -279,6 +284,28 @@ grpc::ServerUnaryReactor* ModelManagerService::GetServerInfo(grpc::CallbackServe
     }
     return grpc::Status::OK;
   });
+}
+
+bool ModelManagerService::TrackWatch(const std::shared_ptr<WatchChannel>& channel) {
+  absl::MutexLock lock(&watch_mu_);
+  if (watches_ended_) return false;
+  watches_.erase(std::remove_if(watches_.begin(), watches_.end(),
+                                [](const auto& w) { return w.expired(); }),
+                 watches_.end());
+  watches_.push_back(channel);
+  return true;
+}
+
+void ModelManagerService::EndWatches() {
+  std::vector<std::weak_ptr<WatchChannel>> open;
+  {
+    absl::MutexLock lock(&watch_mu_);
+    watches_ended_ = true;
+    open.swap(watches_);
+  }
+  for (auto& w : open) {
+    if (auto ch = w.lock()) ch->Finish(grpc::Status::OK);
+  }
 }
 
 }  // namespace lmgate::services

@@ -2,9 +2,15 @@
 #ifndef LMGATE_SERVICES_MODEL_MANAGER_SERVICE_H_
 #define LMGATE_SERVICES_MODEL_MANAGER_SERVICE_H_
 
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "lmgate/v1/model_manager.grpc.pb.h"
 #include "services/gateway/gateway.h"
 #include "services/observe.h"
+#include "services/stream_reactor.h"
 #include "services/worker_pool.h"
 
 namespace lmgate::services {
@@ -33,11 +39,22 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
                                           const v1::GetServerInfoRequest* req,
                                           v1::ServerInfo* resp) override;
 
+  // Server shutdown: every open WatchModels stream ends OK (after what is queued for it), and a
+  // watch started from now on ends OK at once. Idempotent.
+  void EndWatches();
+
  private:
+  using WatchChannel = StreamReactor<v1::ModelEvent>::Channel;
+  // False once EndWatches ran (then `channel` is finished instead of kept).
+  bool TrackWatch(const std::shared_ptr<WatchChannel>& channel);
+
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
   const admission::IdentityHolder* const identity_;
   Observer* const observer_;
+  absl::Mutex watch_mu_;
+  bool watches_ended_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::vector<std::weak_ptr<WatchChannel>> watches_ ABSL_GUARDED_BY(watch_mu_);
 };
 
 }  // namespace lmgate::services

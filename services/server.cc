@@ -1,5 +1,6 @@
 #include "services/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <limits>
@@ -84,6 +85,12 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   if (!gw.ok()) return gw.status();
   s->gateway_ = *std::move(gw);
   s->drivers_ = options.drivers;
+  s->drain_delay_ = options.drain_delay;
+  if (options.ready_requires_pinned) {
+    for (const auto& [key, policy] : options.gateway.lifecycle.models) {
+      if (policy.keep_loaded) s->ready_pinned_.push_back(key);
+    }
+  }
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = std::make_unique<admission::IdentityHolder>(options.identity);
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
@@ -156,6 +163,11 @@ void LmgateServer::OnModelEvent() {
       continue;
     }
     health_->ModelChanged(e.model_key, e.state == lifecycle::State::kReady);
+    if (std::find(ready_pinned_.begin(), ready_pinned_.end(), e.model_key) !=
+        ready_pinned_.end()) {
+      absl::MutexLock lock(&health_mu_);
+      health_kick_ = true;
+    }
   }
 }
 
@@ -169,22 +181,29 @@ void LmgateServer::HealthLoop(absl::Duration interval) {
       ctx.deadline = absl::Now() + interval;
       host = gateway_->Refresh(ctx);
     }
-    health->SetServingStatus("lmgate.v1.Inference", host.ok());
-    health->SetServingStatus("lmgate.v1.ModelManager", host.ok());
+    bool ready = host.ok();
+    for (const auto& key : ready_pinned_) ready = ready && gateway_->ModelReady(key);
+    health->SetServingStatus("lmgate.v1.Inference", ready);
+    health->SetServingStatus("lmgate.v1.ModelManager", ready);
     // Watchdog: liveness fails (so the supervisor restarts lmgate) if the accept loop stopped
     // going round; it wakes every 500 ms even when idle.
     health->SetServingStatus("", listener_->Alive(absl::Seconds(5) + 2 * interval));
     // After a burst, give the freed memory back instead of keeping the peak RSS forever.
     heap.MaybeRelease();
     absl::MutexLock lock(&health_mu_);
-    if (health_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+    auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(health_mu_) {
+      return stopping_ || health_kick_;
+    };
+    health_mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
+    if (stopping_) return;
+    health_kick_ = false;
   }
 }
 
 int LmgateServer::connections() const { return listener_ ? listener_->connections() : 0; }
 
 LmgateServer::~LmgateServer() {
-  Shutdown(absl::ZeroDuration());
+  Stop(absl::ZeroDuration(), absl::ZeroDuration());
   // Nothing runs any more; destroy callers before what they call into (see server.h).
   metrics_server_.reset();
   models_.reset();
@@ -193,7 +212,9 @@ LmgateServer::~LmgateServer() {
   observer_.reset();
 }
 
-void LmgateServer::Shutdown(absl::Duration grace) {
+void LmgateServer::Shutdown(absl::Duration grace) { Stop(grace, drain_delay_); }
+
+void LmgateServer::Stop(absl::Duration grace, absl::Duration drain_delay) {
   if (!server_) return;
   {
     absl::MutexLock lock(&health_mu_);
@@ -206,6 +227,13 @@ void LmgateServer::Shutdown(absl::Duration grace) {
     events_closed_ = true;
   }
   server_->GetHealthCheckService()->Shutdown();
+  // Watches would hold the grace open to the end; the proto promises them OK at shutdown.
+  models_->EndWatches();
+  if (drain_delay > absl::ZeroDuration()) {
+    spdlog::info("draining: readiness NOT_SERVING, still serving for {}s",
+                 absl::ToDoubleSeconds(drain_delay));
+    absl::SleepFor(drain_delay);
+  }
   listener_->Stop();  // before the server: it must not be handed connections once shut down
   // Stop accepting, drain for the grace, cancel what is left, and wait until every call is done
   // (the cancels reach the drivers through each call's OnCancel).

@@ -52,17 +52,25 @@ struct ServerOptions {
   absl::Duration health_interval = absl::Seconds(2);
   // Request size, transport memory, streams per connection, connections, handshake timeout.
   TransportLimits limits;
+  // Shutdown(): how long lmgate keeps serving after readiness turned NOT_SERVING, before it
+  // stops accepting (config drain_delay_seconds).
+  absl::Duration drain_delay = absl::ZeroDuration();
+  // Readiness also waits for every keep_loaded model (gateway.lifecycle.models) to have a READY
+  // instance (config ready_requires_pinned).
+  bool ready_requires_pinned = false;
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
 // "lmgate.v1.Inference" and "lmgate.v1.ModelManager" are readiness (SERVING while the LM Studio
-// host answers); and "lmgate.model/<model key>" is per-model readiness (SERVING while the model
+// host answers, and with ready_requires_pinned every keep_loaded model is READY); and "lmgate.model/<model key>" is per-model readiness (SERVING while the model
 // has a READY instance, NOT_SERVING otherwise — also for a name the host does not have, so the
 // unauthenticated health port does not say which models exist).
 //
 // Thread-safe. Shutdown() (or the destructor) goes in one order: every health status turns
-// NOT_SERVING and the health loop stops; the server stops accepting calls and lets running calls
-// finish until the grace period ends, then cancels the rest (their upstream predictions too) and
+// NOT_SERVING and the health loop stops; WatchModels streams end OK (they are not work to
+// drain); for `drain_delay` (not in the destructor) new calls are still served, so load balancers
+// see NOT_SERVING and stop sending first; then the server stops accepting calls and lets running
+// calls finish until the grace period ends, then cancels the rest (their upstream predictions too) and
 // waits until every call is done; then the drivers shut down (DriverSet::Shutdown: predictions
 // still running upstream complete, the drivers' threads are joined) and the worker pool drains.
 // After Shutdown() no thread calls into the gateway, observer or metrics any more; the
@@ -91,7 +99,7 @@ class LmgateServer {
   // Port of the /metrics endpoint (0 if none).
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
   metrics::Registry& metrics() { return metrics_; }
-  // Idempotent; call from one thread.
+  // Idempotent; call from one thread. Takes drain_delay + at most grace (+ the cancels).
   void Shutdown(absl::Duration grace = absl::Seconds(10));
   // Puts `identity` (keys, roles, allowlists, limits; null = none) in force for calls that start
   // from now on; running calls keep theirs (admission::IdentityHolder). Used by a SIGHUP reload.
@@ -101,6 +109,7 @@ class LmgateServer {
 
  private:
   LmgateServer() = default;
+  void Stop(absl::Duration grace, absl::Duration drain_delay);
 
   // Declared callees first, so that each member outlives what calls into it: the observer
   // records into metrics_, the gateway's sinks report to the observer, the metrics endpoint and
@@ -114,6 +123,7 @@ class LmgateServer {
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
+  absl::Duration drain_delay_;
   std::unique_ptr<HealthService> health_;  // outlives server_ (declared before it)
   void HealthLoop(absl::Duration interval);
   void OnModelEvent();
@@ -124,6 +134,8 @@ class LmgateServer {
   int port_ = 0;
   absl::Mutex health_mu_;
   bool stopping_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool health_kick_ ABSL_GUARDED_BY(health_mu_) = false;  // a pinned model changed: re-evaluate
+  std::vector<std::string> ready_pinned_;  // keep_loaded keys readiness waits for (immutable)
   // Held while OnModelEvent runs: the bus may call a wake it copied before Unsubscribe()
   // returned, so Shutdown() closes this too before anything OnModelEvent uses goes away.
   absl::Mutex events_mu_;

@@ -158,6 +158,14 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
       if (!metadata_sent_) metadata_.emplace_back(key, value);
     }
 
+    // Adds trailing metadata; ignored once the RPC is finishing (the status is on its way).
+    void AddTrailingMetadata(const std::string& key, const std::string& value) {
+      absl::MutexLock lock(&mu_);
+      // The reactor (and ctx_) lives until OnDone, which follows Finish; gRPC reads the trailers
+      // only at Finish, which starts only after finishing_ is set under mu_.
+      if (!finishing_ && reactor_ != nullptr) ctx_->AddTrailingMetadata(key, value);
+    }
+
     // `fn` runs once if the client cancels (or the deadline passes); at once if it already did.
     void SetOnCancel(std::function<void()> fn) {
       {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "services/admission/retry_after.h"
 
 namespace lmgate::admission {
 
@@ -36,8 +37,10 @@ absl::StatusOr<std::unique_ptr<QuotaPermit>> QuotaTracker::Admit(const Tenant& t
   State& s = state_[t.name];
   auto refuse = [&](const std::string& what, absl::Duration wait) {
     if (retry_after != nullptr) *retry_after = wait;
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "tenant %s: %s; retry in %.1fs", t.name, what, absl::ToDoubleSeconds(wait)));
+    return WithRetryAfter(absl::ResourceExhaustedError(absl::StrFormat(
+                              "tenant %s: %s; retry in %.1fs", t.name, what,
+                              absl::ToDoubleSeconds(wait))),
+                          wait);
   };
   if (l.concurrent_streams > 0 && s.streams >= l.concurrent_streams) {
     return refuse(absl::StrCat("limit of ", l.concurrent_streams, " concurrent requests reached"),

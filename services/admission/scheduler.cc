@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/admission/retry_after.h"
 
 namespace lmgate::admission {
 
@@ -143,9 +144,11 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
       item->done = true;
       slot = MakeSlotLocked(q, *item, now);
     } else if (q.queued >= options_.max_queue) {
-      refused = absl::ResourceExhaustedError(absl::StrCat(
-          "the queue for ", q.model, " is full (", q.queued, " waiting, ", q.in_use,
-          " running); retry in a few seconds"));
+      // A full queue drains within about one queue timeout.
+      refused = WithRetryAfter(absl::ResourceExhaustedError(absl::StrCat(
+                                   "the queue for ", q.model, " is full (", q.queued, " waiting, ",
+                                   q.in_use, " running); retry in a few seconds")),
+                               options_.queue_timeout);
     } else {
       item->seq = q.next_seq++;
       TenantQueue& tq = q.tenants[item->ticket.tenant];
@@ -282,10 +285,11 @@ void FairScheduler::TimerLoop() {
                                              "the deadline passed while the request was queued"));
             } else if (now - item->enqueued >= options_.queue_timeout) {
               expired.emplace_back(
-                  item, absl::ResourceExhaustedError(absl::StrCat(
-                            "queued for ", absl::FormatDuration(options_.queue_timeout), " behind ",
-                            q->in_use, " running requests for ", q->model,
-                            "; retry later")));
+                  item, WithRetryAfter(absl::ResourceExhaustedError(absl::StrCat(
+                                           "queued for ", absl::FormatDuration(options_.queue_timeout),
+                                           " behind ", q->in_use, " running requests for ",
+                                           q->model, "; retry later")),
+                                       options_.queue_timeout));
             }
           }
         }

@@ -1,5 +1,6 @@
 #include "services/gateway/gateway.h"
 
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -375,11 +376,60 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
   return g;
 }
 
+namespace {
+
+// A driver's listing in the registry's shape: one snapshot per downloaded or loaded model key.
+std::vector<lifecycle::ModelSnapshot> SnapshotsOf(const backends::HostModels& host) {
+  std::map<std::string, lifecycle::ModelSnapshot> by_key;
+  for (const auto& info : host.downloaded) by_key[info.key].info = info;
+  for (const auto& li : host.loaded) {
+    auto& m = by_key[li.model_key];
+    if (m.info.key.empty()) {
+      m.info.key = li.model_key;
+      m.info.display_name = li.model_key;
+      m.info.type = li.type;
+      m.downloaded = false;
+    }
+    lifecycle::InstanceSnapshot inst;
+    inst.info = li;
+    inst.state = lifecycle::State::kReady;
+    inst.ttl = li.ttl;
+    m.instances.push_back(std::move(inst));
+    m.state = lifecycle::State::kReady;
+  }
+  for (const auto& key : host.loading_keys) {
+    auto it = by_key.find(key);
+    if (it != by_key.end() && it->second.instances.empty()) {
+      it->second.state = lifecycle::State::kLoading;
+    }
+  }
+  std::vector<lifecycle::ModelSnapshot> out;
+  for (auto& [k, m] : by_key) out.push_back(std::move(m));
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> Gateway::ListModels(
-    const CallContext& ctx, bool refresh) {
+    const CallContext& ctx, bool refresh, DriverKind driver, DriverKind* answered) {
+  if (driver != DriverKind::kAuto) {
+    auto candidates = drivers_->Candidates(driver, Operation::kListModels);
+    if (!candidates.ok()) return candidates.status();
+    auto host = (*candidates)[0]->ListModels(ctx);
+    if (!host.ok()) return host.status();
+    if (answered != nullptr) *answered = (*candidates)[0]->kind();
+    return SnapshotsOf(*host);
+  }
   if (refresh) {
     if (auto st = registry_->Refresh(ctx); !st.ok()) return st;
   }
+  const std::optional<DriverKind> listed = host_ops_.last_listed();
+  if (!listed) {
+    return absl::UnavailableError(absl::StrCat(
+        "lmgate has not reached the LM Studio host yet (last attempt: ",
+        registry_->host_status().message(), "); retry, or set refresh to ask the host now"));
+  }
+  if (answered != nullptr) *answered = *listed;
   return registry_->Snapshot();
 }
 

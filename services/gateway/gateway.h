@@ -108,9 +108,13 @@ class Gateway {
   // afterwards would release its lease into a destroyed registry.
   ~Gateway();
 
-  // Models as lmgate sees them; `refresh` re-reads the host first.
-  absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> ListModels(const CallContext& ctx,
-                                                                   bool refresh);
+  // `driver` AUTO: models as lmgate sees them (`refresh` re-reads the host first); UNAVAILABLE
+  // naming the host's last error while it has never answered a listing. Another driver: what that
+  // driver lists now (the registry's view is not changed). `*answered` (if not null) gets the
+  // driver that produced the view.
+  absl::StatusOr<std::vector<lifecycle::ModelSnapshot>> ListModels(
+      const CallContext& ctx, bool refresh, DriverKind driver = DriverKind::kAuto,
+      DriverKind* answered = nullptr);
   // The model key `name` names, resolved as a request for it is: a model key first, else the
   // model of the instance with that identifier. NOT_FOUND when lmgate knows neither (no refresh).
   // Allowlists are checked against this, never against the string a caller sent.

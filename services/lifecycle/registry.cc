@@ -37,11 +37,20 @@ absl::StatusOr<backends::HostModels> DriverHostOps::List(const CallContext& ctx)
   absl::Status first_unavailable;
   for (backends::Driver* d : *candidates) {
     last = d->ListModels(ctx);
+    if (last.ok()) {
+      absl::MutexLock lock(&mu_);
+      last_listed_ = d->kind();
+    }
     if (!absl::IsUnavailable(last.status())) break;
     if (first_unavailable.ok()) first_unavailable = last.status();
   }
   if (last.ok()) return last;
   return Reported(first_unavailable, last.status());
+}
+
+std::optional<DriverKind> DriverHostOps::last_listed() const {
+  absl::MutexLock lock(&mu_);
+  return last_listed_;
 }
 
 absl::StatusOr<InstanceInfo> DriverHostOps::Load(const CallContext& ctx, DriverKind driver,

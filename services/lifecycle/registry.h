@@ -10,6 +10,9 @@
 // - A request holds a Lease on its instance while it runs. Unloading or evicting a leased instance
 //   is refused with FAILED_PRECONDITION naming the holders, unless forced (then the holders are
 //   told through their on_force_unload hook).
+// - keep_loaded models are loaded without waiting for a request: after every successful sync that
+//   finds one without a READY instance or a load (at start, after the host came back), through
+//   the request path's single flight; a failed load is retried after a backoff.
 // - Idle TTL per model (config), pins (keep_loaded), capacity limits (loaded models / bytes) with
 //   LRU eviction of idle unleased instances, or waiting for one to become idle.
 // - The registry's view is synchronised with the host at start, every refresh_interval and when a
@@ -77,9 +80,13 @@ class DriverHostOps : public HostOps {
                                               DriverKind* used) override;
   absl::Status Unload(const CallContext& ctx, DriverKind driver,
                       const std::string& identifier) override;
+  // The driver whose listing last succeeded; nullopt while the host has never answered one.
+  std::optional<DriverKind> last_listed() const;
 
  private:
   std::shared_ptr<backends::DriverSet> drivers_;
+  mutable absl::Mutex mu_;
+  std::optional<DriverKind> last_listed_ ABSL_GUARDED_BY(mu_);
 };
 
 // Per-model settings from lmgate's config.
@@ -326,6 +333,16 @@ class ModelRegistry {
   // Acquires of names not known at a stale listing, waiting for the next re-read.
   std::vector<std::shared_ptr<Waiter>> unresolved_ ABSL_GUARDED_BY(mu_);
   absl::Status host_status_ ABSL_GUARDED_BY(mu_) = absl::UnavailableError("not synced yet");
+  // keep_loaded models' loads without a request (LoadPinned): one at a time per model, failures
+  // retried by the maintenance loop after a doubling backoff (1 s .. 60 s).
+  struct PinRetry {
+    bool in_flight = false;
+    absl::Duration backoff;
+    absl::Time next = absl::InfinitePast();
+  };
+  std::map<std::string, PinRetry> pin_retry_ ABSL_GUARDED_BY(mu_);
+  // Starts a load for every keep_loaded model without a READY instance or a load in flight.
+  void LoadPinned() ABSL_LOCKS_EXCLUDED(mu_);
   std::thread maintenance_;
 };
 

@@ -1,4 +1,5 @@
 // ModelRegistry: synchronisation with the host, TTL expiry and the maintenance thread.
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <utility>
@@ -36,16 +37,58 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   if (host.ok()) Reconcile(*host, listed_at);
   // A listing cut short by its own caller says nothing about the host.
   const bool aborted = !host.ok() && !ctx.CheckAlive().ok();
-  absl::MutexLock lock(&mu_);
-  if (!aborted) {
-    host_status_ = host.status();
-    last_refresh_ = host.status();
-    last_refresh_at_ = started;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!aborted) {
+      host_status_ = host.status();
+      last_refresh_ = host.status();
+      last_refresh_at_ = started;
+    }
+    shared_refresh_ = host.status();
+    refresh_in_flight_ = false;
+    ++refresh_generation_;
   }
-  shared_refresh_ = host.status();
-  refresh_in_flight_ = false;
-  ++refresh_generation_;
+  // At start and after the host came back (its state lost): pins load without a first request.
+  if (host.ok()) LoadPinned();
   return host.status();
+}
+
+void ModelRegistry::LoadPinned() {
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || !host_status_.ok()) return;
+  const absl::Time now = absl::Now();
+  for (const auto& [key, policy] : options_.models) {
+    if (!policy.keep_loaded) continue;
+    ModelEntry* m = FindModelLocked(key);
+    if (m != nullptr && (PickReadyLocked(*m) != nullptr || m->loading > 0)) continue;
+    if (catalogue_known_ && m == nullptr) continue;  // not on this host: nothing to load
+    PinRetry& retry = pin_retry_[key];
+    if (retry.in_flight || now < retry.next) continue;
+    retry.in_flight = true;
+    // The request path's flight key (policy load settings, AUTO driver): a request arriving
+    // meanwhile joins this load instead of starting a second one.
+    backends::LoadParams params = policy.load;
+    params.identifier.clear();
+    auto waiter = std::make_shared<Waiter>();
+    waiter->request.holder = "keep_loaded";
+    waiter->started = now;
+    waiter->load_done = [this, key = key](absl::StatusOr<InstanceSnapshot> r) {
+      absl::MutexLock lock(&mu_);
+      PinRetry& retry = pin_retry_[key];
+      retry.in_flight = false;
+      if (r.ok()) {
+        retry.backoff = absl::ZeroDuration();
+        retry.next = absl::InfinitePast();
+      } else {
+        // The flight published kLoadFailed with the host's reason (the observer logs it); the
+        // maintenance loop retries after the backoff.
+        retry.backoff = std::min(absl::Seconds(60), std::max(absl::Seconds(1), retry.backoff * 2));
+        retry.next = absl::Now() + retry.backoff;
+      }
+    };
+    JoinOrStartFlightLocked(key, std::move(params), DriverKind::kAuto, /*explicit_load=*/false,
+                            /*keep_loaded=*/true, waiter);
+  }
 }
 
 absl::Status ModelRegistry::RefreshIfStale(const CallContext& ctx) {
@@ -235,6 +278,7 @@ void ModelRegistry::MaintenanceLoop() {
     }
     ExpireIdle();
     FailLateWaiters();
+    LoadPinned();  // a failed pin load, once its backoff passed
     if (refresh) {
       next_refresh = absl::Now() + options_.refresh_interval;
       (void)Refresh(HostContext(options_.host_call_timeout));

@@ -184,8 +184,13 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(app_env["LMGATE_ADDR"]["value"], f"127.0.0.1:{port}")
         self.assertIn(app_env["LMGATE_API_KEY"]["valueFrom"]["secretKeyRef"]["key"],
                       key_envs(config))
-        # Running streams can finish (shutdown grace) before the kubelet kills the pod.
-        self.assertGreater(pod["terminationGracePeriodSeconds"], config["shutdown_grace_seconds"])
+        # Running streams can finish (drain delay, then shutdown grace) before the kubelet kills
+        # the pod, and the drain lasts until the readiness probe has seen NOT_SERVING.
+        self.assertGreater(pod["terminationGracePeriodSeconds"],
+                           config["drain_delay_seconds"] + config["shutdown_grace_seconds"])
+        ready = gate["readinessProbe"]
+        self.assertGreaterEqual(config["drain_delay_seconds"],
+                                ready["periodSeconds"] * ready["failureThreshold"])
         for c in containers.values():
             self.assertTrue(c["resources"]["requests"], c["name"])
             self.assertTrue(c["resources"]["limits"], c["name"])
@@ -226,7 +231,7 @@ class HelmChartTest(unittest.TestCase):
                       "resources", "securityContext"):
             self.assertEqual(got[field], want[field], field)
         self.assertEqual(self.helm[("Deployment", "lmgate")]["spec"]["template"]["spec"]
-                         ["terminationGracePeriodSeconds"], 30)
+                         ["terminationGracePeriodSeconds"], 40)
 
     def test_rendered_objects_reference_each_other(self):
         pod = self.helm[("Deployment", "lmgate")]["spec"]["template"]["spec"]

@@ -1,5 +1,6 @@
 // lmgate end to end: gRPC client → LmgateServer (real drivers, lifecycle) → LM Studio emulator.
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -9,6 +10,9 @@
 #include <gtest/gtest.h>
 
 #include "absl/time/clock.h"
+#include "backends/builtin.h"
+#include "backends/registry.h"
+#include "backends/selector.h"
 #include "lmgate/v1/inference.grpc.pb.h"
 #include "lmgate/v1/model_manager.grpc.pb.h"
 #include "tests/util/gateway_fixture.h"
@@ -218,6 +222,70 @@ TEST_F(GatewayEmulatorTest, ContextOverflowPolicyIsCarriedOrRefused) {
         << st.error_message();
   }
   EXPECT_EQ(Stat("predictions_started"), predictions);
+}
+
+}  // namespace
+}  // namespace lmgate
+
+namespace lmgate {
+namespace {
+
+// ListModels lists through the driver the caller names and says which driver answered: a model
+// loaded outside lmgate shows at once through REST and SDK, while the synchronised (AUTO, no
+// refresh) view has not seen it yet.
+TEST_F(GatewayEmulatorTest, ListModelsListsThroughTheNamedDriver) {
+  ASSERT_TRUE(emu_->Load(kModel, std::string("outside")).ok());
+  for (v1::Driver d : {v1::DRIVER_REST, v1::DRIVER_SDK}) {
+    grpc::ClientContext ctx;
+    v1::ListModelsRequest req;
+    req.set_driver(d);
+    req.set_loaded_only(true);
+    v1::ListModelsResponse resp;
+    grpc::Status st = models_->ListModels(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << v1::Driver_Name(d) << ": " << st.error_message();
+    EXPECT_EQ(resp.driver(), d);
+    ASSERT_EQ(resp.models_size(), 1) << v1::Driver_Name(d);
+    EXPECT_EQ(resp.models(0).key(), kModel);
+    ASSERT_EQ(resp.models(0).instances_size(), 1);
+    EXPECT_EQ(resp.models(0).instances(0).identifier(), "outside");
+  }
+  grpc::ClientContext ctx;
+  v1::ListModelsRequest req;
+  req.set_loaded_only(true);
+  v1::ListModelsResponse resp;
+  ASSERT_TRUE(models_->ListModels(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.models_size(), 0);  // lmgate's view, synced before the outside load
+  EXPECT_NE(resp.driver(), v1::DRIVER_AUTO);  // the driver of that sync
+}
+
+// Without refresh, a host lmgate never reached is UNAVAILABLE (not OK with an empty list).
+TEST(ListModelsNeverReachedTest, UnavailableNamingTheHost) {
+  backends::BackendRegistry registry;
+  ASSERT_TRUE(backends::RegisterBuiltinBackends(registry).ok());
+  backends::HostConfig host;
+  host.base_url = "http://127.0.0.1:1";  // loopback, nothing listens: connection refused
+  std::vector<std::unique_ptr<backends::Driver>> drivers;
+  for (const char* name : {"rest", "openai"}) {
+    auto d = registry.Create(name, host);
+    ASSERT_TRUE(d.ok()) << d.status();
+    drivers.push_back(*std::move(d));
+  }
+  services::ServerOptions so;
+  so.listen = "127.0.0.1:0";
+  so.worker_threads = 2;
+  so.gateway.lifecycle.refresh_interval = absl::ZeroDuration();
+  so.drivers = std::make_shared<backends::DriverSet>(std::move(drivers));
+  auto server = services::LmgateServer::Create(std::move(so));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::ModelManager::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ListModelsResponse resp;
+  grpc::Status st = stub->ListModels(&ctx, v1::ListModelsRequest(), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_NE(st.error_message().find("127.0.0.1:1"), std::string::npos) << st.error_message();
+  (*server)->Shutdown(absl::Seconds(1));
 }
 
 }  // namespace

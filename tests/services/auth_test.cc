@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/numbers.h"
 #include "backends/fake/fake_driver.h"
 #include "backends/selector.h"
 #include "lmgate/v1/inference.grpc.pb.h"
@@ -83,8 +84,9 @@ class AuthTest : public ::testing::Test {
     if (server_) server_->Shutdown(absl::Seconds(1));
   }
 
+  // `retry_after` (if not null) gets the `retry-after-ms` trailer ("" if none).
   grpc::Status Chat(const std::string& key, const std::string& model = "",
-                    bool x_api_key = false) {
+                    bool x_api_key = false, std::string* retry_after = nullptr) {
     grpc::ClientContext ctx;
     if (!key.empty()) {
       if (x_api_key) {
@@ -102,7 +104,15 @@ class AuthTest : public ::testing::Test {
     v1::ChatResponse r;
     while (reader->Read(&r)) {
     }
-    return reader->Finish();
+    grpc::Status st = reader->Finish();
+    if (retry_after != nullptr) *retry_after = Trailer(ctx, "retry-after-ms");
+    return st;
+  }
+
+  static std::string Trailer(const grpc::ClientContext& ctx, const std::string& key) {
+    auto it = ctx.GetServerTrailingMetadata().find(key);
+    if (it == ctx.GetServerTrailingMetadata().end()) return "";
+    return std::string(it->second.data(), it->second.size());
   }
 
   grpc::Status Load(const std::string& key, const std::string& model = "fake/llm-small",
@@ -296,10 +306,29 @@ TEST_F(AuthTest, Ipv4MappedEntryAdmitsTheIpv4Client) {
 TEST_F(AuthTest, RequestsPerMinuteLimit) {
   ASSERT_TRUE(Start());
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(Chat(kTinyKey).ok()) << i;
-  grpc::Status st = Chat(kTinyKey);
+  std::string retry_after;
+  grpc::Status st = Chat(kTinyKey, "", false, &retry_after);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(st.error_message().find("retry in"), std::string::npos) << st.error_message();
   EXPECT_EQ(fake_->predictions_started(), 3);
+  // The promised trailer (inference.proto, CONFIG.md): the bucket's refill time for one request,
+  // 3/minute = one per 20 s, so at most 20000 ms.
+  int64_t ms = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(retry_after, &ms)) << "retry-after-ms: '" << retry_after << "'";
+  EXPECT_GT(ms, 0);
+  EXPECT_LE(ms, 20000);
+
+  // A unary call refused by the same quota carries it too.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kTinyKey);
+  v1::EmbedRequest req;
+  req.set_model("fake/llm-small");
+  req.add_inputs("hi");
+  v1::EmbedResponse resp;
+  st = inference_->Embed(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_TRUE(absl::SimpleAtoi(Trailer(ctx, "retry-after-ms"), &ms))
+      << "retry-after-ms: '" << Trailer(ctx, "retry-after-ms") << "'";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/synchronization/mutex.h"
+#include "services/admission/retry_after.h"
 
 namespace lmgate::admission {
 namespace {
@@ -147,6 +148,7 @@ TEST(FairSchedulerTest, FullQueueTimeoutDeadlineAndCancel) {
   ASSERT_TRUE(r.WaitErrors(1));
   EXPECT_EQ(r.errors()[0].code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(r.errors()[0].message().find("full"), std::string::npos);
+  EXPECT_EQ(RetryAfterMs(r.errors()[0]), 50);  // the queue timeout: retry-after-ms
   cancellable.cancel->Cancel();
   ASSERT_TRUE(r.WaitErrors(3));
   std::map<absl::StatusCode, int> codes;
@@ -157,6 +159,7 @@ TEST(FairSchedulerTest, FullQueueTimeoutDeadlineAndCancel) {
   s.Submit(T("e"), r.For("e"));  // waits for a, then times out in the queue
   ASSERT_TRUE(r.WaitErrors(4));
   EXPECT_EQ(r.errors()[3].code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryAfterMs(r.errors()[3]), 50);
   EXPECT_EQ(s.Stats("m").in_use, 1);
 }
 

@@ -373,6 +373,37 @@ TEST_F(RegistryTest, PinnedModelsDoNotExpire) {
   EXPECT_EQ(registry_->Get("fake/llm-small")->state, State::kReady);
 }
 
+// keep_loaded models load at start without a request, a request meanwhile shares that load, and
+// after the host lost the instance (restarted) the next sync loads it again (issue 16).
+TEST_F(RegistryTest, PinnedModelsLoadAtStartAndAfterTheHostLostThem) {
+  RegistryOptions o;
+  o.models["fake/llm-small"].keep_loaded = true;
+  Make(o);
+  auto lease = registry_->AcquireBlocking(Ctx(), Req("fake/llm-small"));  // joins or finds it
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_TRUE(log_->WaitFor(Event::Kind::kLoaded));
+  EXPECT_EQ(fake_->loads_started(), 1);
+  EXPECT_TRUE(registry_->ModelReady("fake/llm-small"));
+  EXPECT_TRUE(registry_->Get("fake/llm-small")->instances[0].keep_loaded);
+  lease->reset();
+  // The host forgets it (LM Studio restarted): the next sync sees it gone and loads it again.
+  const std::string id = registry_->Get("fake/llm-small")->instances[0].info.identifier;
+  ASSERT_TRUE(fake_->Unload(Ctx(), id).ok());
+  ASSERT_TRUE(registry_->Refresh(Ctx()).ok());
+  ASSERT_TRUE(log_->WaitFor(Event::Kind::kLoaded, 2));
+  EXPECT_EQ(fake_->loads_started(), 2);
+  EXPECT_TRUE(registry_->ModelReady("fake/llm-small"));
+}
+
+// Without a request and without the fix, nothing loads a pinned model until one arrives.
+TEST_F(RegistryTest, PinnedModelLoadsWithoutARequest) {
+  RegistryOptions o;
+  o.models["fake/llm-small"].keep_loaded = true;
+  Make(o);
+  ASSERT_TRUE(log_->WaitFor(Event::Kind::kLoaded, 1, absl::Seconds(5)));
+  EXPECT_EQ(fake_->loads_started(), 1);
+}
+
 TEST_F(RegistryTest, CapacityEvictsTheLeastRecentlyUsedIdleModel) {
   RegistryOptions o;
   o.max_loaded_models = 1;
