@@ -153,6 +153,8 @@ HostModels MergeModels(HostModels v0, HostModels v1) {
   out.loading_keys = std::move(v0.loading_keys);
   std::set<std::string> known;
   for (const ModelInfo& m : out.downloaded) known.insert(m.key);
+  // v0 lists an instance with a custom identifier as a row of its own; v1 says whose it is.
+  for (const InstanceInfo& i : out.loaded) known.insert(i.identifier);
   for (ModelInfo& m : v0.downloaded) {
     if (known.insert(m.key).second) out.downloaded.push_back(std::move(m));
   }

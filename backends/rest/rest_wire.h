@@ -21,7 +21,8 @@ absl::StatusOr<HostModels> ParseV0Models(absl::string_view body);
 // config.parallel). INTERNAL for a malformed answer.
 absl::StatusOr<HostModels> ParseV1Models(absl::string_view body);
 
-// v1's richer models and instances, plus v0's loading states and any model only v0 lists.
+// v1's richer models and instances, plus v0's loading states and any model only v0 lists (a v0
+// row named by a v1 instance's identifier is that instance, not a model).
 HostModels MergeModels(HostModels v0, HostModels v1);
 
 // POST /api/v1/models/load body: model, context_length, eval_batch_size, flash_attention,

@@ -157,6 +157,12 @@ class GenerateRun : public backends::GenerateObserver,
       driver = candidates_[attempt_]->kind();
     }
     const absl::Duration queue_wait = slot ? slot->queue_wait() : absl::ZeroDuration();
+    if (result.ok() && result->stats.stop_reason == backends::StopReason::kModelUnloaded) {
+      // The text is truncated: a generation that did not finish is not OK.
+      result = absl::UnavailableError(absl::StrCat(
+          "model ", request_.model,
+          " was unloaded outside lmgate during the request (output truncated); retry"));
+    }
     if (!result.ok()) {
       absl::Status st = result.status();
       if (force_unloaded) {

@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -266,6 +267,10 @@ class ModelRegistry {
 
   // Resolution helpers (lock held).
   ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Identifiers of loaded instances (in `host`'s listing or known here) that are not their
+  // model key: custom identifiers and "key:N".
+  std::set<std::string> CustomIdentifiersLocked(const backends::HostModels& host) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   InstanceEntry* PickReadyLocked(ModelEntry& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

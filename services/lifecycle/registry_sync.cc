@@ -136,11 +136,32 @@ absl::Status ModelRegistry::host_status() const {
   return host_status_;
 }
 
+std::set<std::string> ModelRegistry::CustomIdentifiersLocked(
+    const backends::HostModels& host) const {
+  std::set<std::string> names;
+  if (host.loaded_known) {
+    for (const auto& li : host.loaded) {
+      if (li.identifier != li.model_key) names.insert(li.identifier);
+    }
+  }
+  for (const auto& [key, m] : models_) {
+    for (const auto& inst : m->instances) {
+      if (inst->info.identifier != key) names.insert(inst->info.identifier);
+    }
+  }
+  return names;
+}
+
 void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time listed_at) {
   absl::MutexLock lock(&mu_);
   if (host.downloaded_known) {
+    // Some listings (the real host's /api/v0/models) show an instance with a custom identifier
+    // as a row of its own: an entry whose id is a loaded instance's identifier is that instance,
+    // never a downloaded model.
+    const std::set<std::string> instance_names = CustomIdentifiersLocked(host);
     std::set<std::string> listed;
     for (const auto& info : host.downloaded) {
+      if (instance_names.count(info.key)) continue;
       listed.insert(info.key);
       auto& entry = models_[info.key];
       if (!entry) entry = std::make_unique<ModelEntry>();

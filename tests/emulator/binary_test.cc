@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,29 @@ TEST(Binary, RejectsBadConfiguration) {
   EXPECT_NE(WaitExit(bad_token), 0);
   Child bad_catalogue = Spawn({"--port", "0", "--catalogue", "/nonexistent.json"});
   EXPECT_NE(WaitExit(bad_catalogue), 0);
+}
+
+TEST(Binary, LogFramesAndIdentifierRows) {
+  const std::string path = ::testing::TempDir() + "/binary_frames.jsonl";
+  std::remove(path.c_str());
+  Child c = Spawn({"--port", "0", "--log_frames=" + path, "--v0_identifier_rows"});
+  const int port = ReadPort(c);
+  ASSERT_GT(port, 0);
+  testing::HttpClient http(port);
+  EXPECT_EQ(http.Get("/__emulator/settings").json()["v0_identifier_rows"], true);
+  EXPECT_EQ(http.Get("/api/v0/models").status, 200);
+  EXPECT_EQ(http.Get("/__emulator/frames").json()["frames"].size(), 1u);
+  kill(c.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(c), 0);
+  std::ifstream in(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  nlohmann::json entry = nlohmann::json::parse(line, nullptr, false);
+  EXPECT_EQ(entry["path"], "/api/v0/models") << line;
+  EXPECT_FALSE(std::getline(in, line)) << "control requests are not logged: " << line;
+
+  Child unwritable = Spawn({"--port", "0", "--log_frames=/nonexistent-dir/frames.jsonl"});
+  EXPECT_NE(WaitExit(unwritable), 0);
 }
 
 }  // namespace

@@ -41,7 +41,8 @@ json Settings::ToJson() const {
           {"jit_default_ttl_ms", jit_default_ttl_ms},
           {"default_parallel", default_parallel},
           {"min_response_tokens", min_response_tokens},
-          {"max_response_tokens", max_response_tokens}};
+          {"max_response_tokens", max_response_tokens},
+          {"v0_identifier_rows", v0_identifier_rows}};
 }
 
 absl::Status Settings::Apply(const json& u) {
@@ -61,6 +62,7 @@ absl::Status Settings::Apply(const json& u) {
   EMU_TAKE(u, "default_parallel", s.default_parallel);
   EMU_TAKE(u, "min_response_tokens", s.min_response_tokens);
   EMU_TAKE(u, "max_response_tokens", s.max_response_tokens);
+  EMU_TAKE(u, "v0_identifier_rows", s.v0_identifier_rows);
   if (s.ttft_ms < 0 || s.tokens_per_second < 0 || s.load_ms_per_gb < 0 ||
       s.load_progress_steps < 1 || s.default_parallel < 1 || s.min_response_tokens < 1 ||
       s.max_response_tokens < s.min_response_tokens) {

@@ -25,6 +25,12 @@ struct Settings {
   int default_parallel = 4;         // slots per instance unless llm.load.numParallelSessions
   int min_response_tokens = 16;     // natural response length range (content tokens)
   int max_response_tokens = 48;
+  // Host fidelity (what the real LM Studio does, where the emulator used to be simpler).
+  // GET /api/v0/models lists every loaded instance whose identifier is not its model key (a
+  // custom `--identifier`, or `key:2`) as a row of its own (id = identifier, state loaded); the
+  // model key's row is then "loaded" only while an instance named by the key is. Off by default:
+  // it changes the rows existing tests read.
+  bool v0_identifier_rows = false;
 
   nlohmann::json ToJson() const;
   // Partial update: only the keys present are changed. Unknown keys → InvalidArgument.

@@ -25,13 +25,17 @@ absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Create(Options options) {
   }
   absl::StatusOr<Catalogue> catalogue = Catalogue::FromFile(options.catalogue_json);
   if (!catalogue.ok()) return catalogue.status();
+  absl::StatusOr<std::unique_ptr<FrameLog>> frames = FrameLog::Create(options.frame_log);
+  if (!frames.ok()) return frames.status();
   std::unique_ptr<Emulator> e(new Emulator());
   e->options_ = options;
+  e->frames_ = *std::move(frames);
   e->host_ = std::make_unique<Host>(*std::move(catalogue), options.settings, options.faults);
   e->auth_ = std::make_unique<SdkAuthenticator>(options.api_token);
   HttpApiOptions api_options;
   api_options.api_token = options.api_token;
   api_options.lmstudio_version = options.lmstudio_version;
+  api_options.frames = e->frames_.get();
   Emulator* raw = e.get();
   api_options.restart = [raw](int64_t ms, bool drop) { raw->RefuseConnections(ms, drop); };
   e->api_ = std::make_unique<HttpApi>(e->host_.get(), api_options);
@@ -40,6 +44,7 @@ absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Create(Options options) {
   server_options.port = options.port;
   server_options.io_threads = options.io_threads;
   server_options.sdk_info.version = options.lmstudio_version;
+  server_options.frames = e->frames_.get();
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Create(server_options, e->host_.get(), e->auth_.get(), e->api_.get());
   if (!server.ok()) return server.status();
@@ -107,6 +112,9 @@ absl::StatusOr<std::string> Emulator::Load(const std::string& key,
 }
 
 absl::Status Emulator::Unload(const std::string& identifier) { return host_->Unload(identifier); }
+
+std::vector<nlohmann::json> Emulator::Frames() const { return frames_->Frames(); }
+void Emulator::ClearFrames() { frames_->Clear(); }
 
 Host& Emulator::host() { return *host_; }
 

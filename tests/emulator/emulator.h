@@ -15,11 +15,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "tests/emulator/control.h"
+#include "tests/emulator/frame_log.h"
 
 namespace lmgate::emulator {
 
@@ -39,6 +41,9 @@ struct Options {
   std::string api_token;
   int io_threads = 2;
   std::string lmstudio_version = "0.4.0";  // reported by system/version and /lms-status
+  // Frame log (frame_log.h): in memory always, bounded; with a path also appended as JSON lines
+  // (--log_frames=FILE).
+  FrameLogOptions frame_log;
 };
 
 class Emulator {
@@ -82,6 +87,11 @@ class Emulator {
                                    int64_t context_length = 0, int parallel = 0);
   absl::Status Unload(const std::string& identifier);
 
+  // What clients sent, oldest first (frame_log.h has the entry shape); the same as
+  // GET /__emulator/frames. ClearFrames() forgets them (the file, if any, keeps them).
+  std::vector<nlohmann::json> Frames() const;
+  void ClearFrames();
+
   void Shutdown();
 
   Host& host();  // for white-box tests
@@ -90,7 +100,8 @@ class Emulator {
   Emulator() = default;
 
   Options options_;
-  std::unique_ptr<Host> host_;  // destroyed last: sessions call into it while being torn down
+  std::unique_ptr<FrameLog> frames_;  // destroyed after everything that records into it
+  std::unique_ptr<Host> host_;  // destroyed after the sessions: they call into it while torn down
   std::unique_ptr<SdkAuthenticator> auth_;
   std::unique_ptr<HttpApi> api_;
   std::unique_ptr<Server> server_;

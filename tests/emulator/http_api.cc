@@ -73,6 +73,9 @@ HttpHandleResult HttpApi::Spawn(std::shared_ptr<HttpResponder> responder,
 }
 
 HttpHandleResult HttpApi::Handle(const HttpRequest& req, std::shared_ptr<HttpResponder> r) {
+  if (options_.frames != nullptr && !absl::StartsWith(PathOf(req.target), "/__emulator/")) {
+    options_.frames->RecordHttpRequest(req.method, req.target, req.headers, req.body);
+  }
   try {
     return Route(req, r);
   } catch (const nlohmann::json::exception& e) {
@@ -130,6 +133,11 @@ HttpHandleResult HttpApi::Route(const HttpRequest& req, std::shared_ptr<HttpResp
         const bool drop = body.value("drop_existing_connections", false);
         return {nullptr, [restart = options_.restart, ms, drop] { restart(ms, drop); }};
       }
+    } else if (path == "/__emulator/frames" && (method == "GET" || method == "POST") &&
+               options_.frames != nullptr) {
+      if (method == "POST" && body.value("clear", false)) options_.frames->Clear();
+      RespondJson(*r, 200, {{"frames", options_.frames->Frames()},
+                            {"dropped", options_.frames->dropped()}});
     } else if (path == "/__emulator/settings" && (method == "GET" || method == "POST")) {
       if (method == "POST") {
         absl::Status s = host_->ApplySettings(body);
@@ -220,9 +228,10 @@ HttpHandleResult HttpApi::Route(const HttpRequest& req, std::shared_ptr<HttpResp
     if (injected()) return {};
     const std::string wanted = path.size() > 15 ? path.substr(15) : "";
     json data = json::array();
-    for (const auto& [spec, loaded] : host_->Models()) {
-      if (!wanted.empty() && !absl::EqualsIgnoreCase(spec->model_key, wanted)) continue;
-      data.push_back(V0Model(*spec, loaded));
+    for (const json& row : V0Models()) {
+      if (wanted.empty() || absl::EqualsIgnoreCase(row["id"].get<std::string>(), wanted)) {
+        data.push_back(row);
+      }
     }
     if (wanted.empty()) {
       RespondJson(*r, 200, {{"object", "list"}, {"data", data}});
@@ -282,6 +291,30 @@ json HttpApi::V0Model(const ModelSpec& spec, const std::vector<InstanceHandle>& 
   if (spec.trained_for_tool_use) caps.push_back("tool_use");
   if (spec.is_llm()) m["capabilities"] = caps;
   return m;
+}
+
+json HttpApi::V0Models() const {
+  json rows = json::array();
+  const bool identifier_rows = host_->settings().v0_identifier_rows;
+  for (const auto& [spec, loaded] : host_->Models()) {
+    if (!identifier_rows) {
+      rows.push_back(V0Model(*spec, loaded));
+      continue;
+    }
+    // Like the real host: an instance not named by its model key is a row of its own.
+    std::vector<InstanceHandle> by_key;
+    std::vector<InstanceHandle> own_rows;
+    for (const InstanceHandle& i : loaded) {
+      (host_->Identifier(i) == spec->model_key ? by_key : own_rows).push_back(i);
+    }
+    rows.push_back(V0Model(*spec, by_key));
+    for (const InstanceHandle& i : own_rows) {
+      json row = V0Model(*spec, {i});
+      row["id"] = host_->Identifier(i);
+      rows.push_back(std::move(row));
+    }
+  }
+  return rows;
 }
 
 json HttpApi::V1Models() const {

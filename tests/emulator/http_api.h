@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
+#include "tests/emulator/frame_log.h"
 #include "tests/emulator/model_host.h"
 
 namespace lmgate::emulator {
@@ -25,6 +26,7 @@ struct HttpRequest {
   std::string target;         // path plus optional query
   std::string authorization;  // the Authorization header, may be empty
   std::string body;
+  Headers headers;            // every request header, for the frame log
 };
 
 // One in-flight HTTP exchange, implemented by the server. Exactly one of Respond() or
@@ -49,6 +51,9 @@ struct HttpApiOptions {
   // Called by POST /__emulator/faults {"refuse_connections_ms": D, "drop_existing_connections"?}
   // after the response has been written.
   std::function<void(int64_t ms, bool drop_existing)> restart;
+  // Gets every request outside /__emulator/ (may be null; must outlive the HttpApi). Also served
+  // by GET /__emulator/frames and cleared by POST /__emulator/frames {"clear":true}.
+  FrameLog* frames = nullptr;
 };
 
 struct HttpHandleResult {
@@ -77,6 +82,7 @@ class HttpApi {
   HttpHandleResult HandleV1Load(const nlohmann::json& body,
                                 std::shared_ptr<HttpResponder> responder);
   nlohmann::json V0Model(const ModelSpec& spec, const std::vector<InstanceHandle>& loaded) const;
+  nlohmann::json V0Models() const;  // the rows of GET /api/v0/models
   nlohmann::json V1Models() const;
   HttpHandleResult Spawn(std::shared_ptr<HttpResponder> responder,
                          std::function<void(Job*)> work);

@@ -35,6 +35,14 @@ ABSL_FLAG(std::string, api_token, "",
 ABSL_FLAG(int, io_threads, 2, "I/O threads.");
 ABSL_FLAG(std::string, lmstudio_version, "0.4.0", "Version reported by system/version.");
 ABSL_FLAG(std::string, log_level, "warn", "trace|debug|info|warn|error|off (stderr).");
+ABSL_FLAG(std::string, log_frames, "",
+          "Append every SDK WebSocket frame and HTTP request received (JSON, namespace/path, "
+          "traceparent, redacted authorization) to this file as JSON lines; empty = only in "
+          "memory (GET /__emulator/frames).");
+ABSL_FLAG(bool, log_outgoing_frames, false, "The frame log also holds the SDK frames sent.");
+ABSL_FLAG(bool, v0_identifier_rows, false,
+          "GET /api/v0/models lists instances with a custom identifier as rows of their own, "
+          "like the real host.");
 // Faults armed at start (also settable at runtime: POST /__emulator/faults).
 ABSL_FLAG(int, drop_after_fragments, -1,
           "Fault: the next prediction drops its connection after N fragments (-1 = off).");
@@ -55,7 +63,7 @@ int main(int argc, char** argv) {
       "LM Studio host emulator for lmgate tests.\n"
       "Serves the SDK WebSocket namespaces (/llm, /embedding, /system, ...), OpenAI-compatible "
       "/v1/*, REST /api/v0/* and /api/v1/*, /lmstudio-greeting and /lms-status on one port, plus "
-      "/__emulator/{stats,reset,faults,settings}.\n"
+      "/__emulator/{stats,reset,faults,settings,frames}.\n"
       "Usage: lmstudio_emulator --port 0 [--catalogue FILE] [--ttft_ms N] "
       "[--tokens_per_second X] ...");
   absl::ParseCommandLine(argc, argv);
@@ -87,6 +95,9 @@ int main(int argc, char** argv) {
   s.default_parallel = absl::GetFlag(FLAGS_parallel);
   s.min_response_tokens = absl::GetFlag(FLAGS_min_response_tokens);
   s.max_response_tokens = absl::GetFlag(FLAGS_max_response_tokens);
+  s.v0_identifier_rows = absl::GetFlag(FLAGS_v0_identifier_rows);
+  o.frame_log.path = absl::GetFlag(FLAGS_log_frames);
+  o.frame_log.log_outgoing = absl::GetFlag(FLAGS_log_outgoing_frames);
   absl::Status valid = lmgate::emulator::Settings(s).Apply(s.ToJson());
   if (!valid.ok()) {
     std::fprintf(stderr, "lmstudio_emulator: %s\n", valid.ToString().c_str());

@@ -246,15 +246,19 @@ void SdkAuthenticator::Release(const std::string& id) {
 // ---------------------------------------------------------------- session
 
 SdkSession::SdkSession(Host* host, SdkAuthenticator* auth, SdkServerInfo info, std::string ns,
-                       std::shared_ptr<SdkTransport> transport)
+                       std::shared_ptr<SdkTransport> transport, FrameLog* frames)
     : host_(host), auth_(auth), info_(std::move(info)), ns_(std::move(ns)),
-      transport_(std::move(transport)) {
+      transport_(std::move(transport)), frames_(frames) {
   host_->OnWsOpened();
 }
 
 SdkSession::~SdkSession() { OnClose(); }
 
-void SdkSession::Send(const json& message) { transport_->Send(message.dump()); }
+void SdkSession::Send(const json& message) {
+  std::string frame = message.dump();
+  if (frames_ != nullptr && frames_->log_outgoing()) frames_->RecordWsFrame(false, ns_, frame);
+  transport_->Send(std::move(frame));
+}
 
 void SdkSession::SendChannel(int64_t id, json message) {
   Send({{"type", "channelSend"}, {"channelId", id}, {"message", std::move(message)}});
@@ -276,6 +280,7 @@ void SdkSession::OnClose() {
 }
 
 void SdkSession::OnMessage(const std::string& text) {
+  if (frames_ != nullptr) frames_->RecordWsFrame(true, ns_, text);
   // Bounded like any JSON parse: nlohmann copies and dumps recursively, and Dispatch copies.
   absl::StatusOr<json> parsed = backends::ParseBoundedJson(text, "the message");
   if (!parsed.ok() && authenticated_) {

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
+#include "tests/emulator/frame_log.h"
 #include "tests/emulator/model_host.h"
 
 namespace lmgate::emulator {
@@ -65,9 +66,11 @@ struct SdkServerInfo {
 
 class SdkSession : public std::enable_shared_from_this<SdkSession> {
  public:
-  // `ns` is the namespace from the URL path without the slash ("llm", "system", ...).
+  // `ns` is the namespace from the URL path without the slash ("llm", "system", ...). `frames`
+  // (may be null, must outlive the session) gets every frame received, and the frames sent when it
+  // logs outgoing ones.
   SdkSession(Host* host, SdkAuthenticator* auth, SdkServerInfo info, std::string ns,
-             std::shared_ptr<SdkTransport> transport);
+             std::shared_ptr<SdkTransport> transport, FrameLog* frames = nullptr);
   ~SdkSession();
 
   // One text frame from the client. Malformed envelopes and parameters of the wrong JSON type
@@ -100,6 +103,7 @@ class SdkSession : public std::enable_shared_from_this<SdkSession> {
   const SdkServerInfo info_;
   const std::string ns_;
   const std::shared_ptr<SdkTransport> transport_;
+  FrameLog* const frames_;
   bool authenticated_ = false;  // strand-confined
   bool auth_failed_ = false;    // strand-confined
   std::string client_identifier_;  // strand-confined

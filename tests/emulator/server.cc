@@ -68,7 +68,16 @@ struct Context {
   HttpApi* api;
   SdkServerInfo info;
   Registry* registry;
+  FrameLog* frames;
 };
+
+Headers HeadersOf(const http::request<http::string_body>& req) {
+  Headers out;
+  for (const auto& field : req) {
+    out.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  return out;
+}
 
 // ------------------------------------------------------------------ WebSocket
 
@@ -136,8 +145,10 @@ class WsSession : public Closable, public std::enable_shared_from_this<WsSession
 
   void OnAccept(beast::error_code ec) {
     if (ec) return Finish();
+    if (ctx_.frames != nullptr) ctx_.frames->RecordWsOpen(ns_, HeadersOf(req_));
     session_ = std::make_shared<SdkSession>(ctx_.host, ctx_.auth, ctx_.info, ns_,
-                                            std::make_shared<Transport>(weak_from_this()));
+                                            std::make_shared<Transport>(weak_from_this()),
+                                            ctx_.frames);
     // Like the reference AuthenticatedWsServer: no valid auth packet within 10 s → closed.
     auth_timer_.expires_after(std::chrono::seconds(10));
     auth_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -307,6 +318,7 @@ class HttpSession : public Closable, public std::enable_shared_from_this<HttpSes
     hr.target = std::string(req.target());
     hr.authorization = std::string(req[http::field::authorization]);
     hr.body = std::move(req.body());
+    hr.headers = HeadersOf(req);
     HttpHandleResult r = ctx_.api->Handle(hr, std::make_shared<Responder>(shared_from_this(), gen_));
     job_ = std::move(r.job);
     after_response_ = std::move(r.after_response);
@@ -504,7 +516,8 @@ struct Server::Impl {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, Host* host,
                                                        SdkAuthenticator* auth, HttpApi* api) {
-  auto impl = std::make_unique<Impl>(options, Context{host, auth, api, options.sdk_info, nullptr});
+  auto impl = std::make_unique<Impl>(
+      options, Context{host, auth, api, options.sdk_info, nullptr, options.frames});
   beast::error_code ec;
   const net::ip::address address = net::ip::make_address(options.host, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("bad host ", options.host));

@@ -24,6 +24,7 @@ struct ServerOptions {
   int port = 0;  // 0 = pick a free port
   int io_threads = 2;
   SdkServerInfo sdk_info;
+  FrameLog* frames = nullptr;  // WebSocket upgrades and frames are recorded here (may be null)
 };
 
 class Server {

@@ -96,6 +96,7 @@ TEST(RestWireTest, V1ModelsAndMerge) {
   HostModels v0;
   v0.downloaded.push_back(ModelInfo{"only-in-v0"});
   v0.downloaded.push_back(ModelInfo{"nomic"});
+  v0.downloaded.push_back(ModelInfo{"my-qwen"});  // the real v0: a custom identifier's own row
   v0.loading_keys = {"nomic"};
   HostModels merged = MergeModels(v0, *v1);
   EXPECT_EQ(merged.downloaded.size(), 3u);
