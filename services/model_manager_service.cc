@@ -224,6 +224,14 @@ grpc::ServerWriteReactor<v1::ModelEvent>* ModelManagerService::WatchModels(
   auto* reactor = new WatchReactor(ctx, gateway_->events(), observer_,
                                    CallInfoFor(ctx, "WatchModels", id));
   reactor->info().model = req->model();
+  // A watch opened while lmgate shuts down would end OK at once after its snapshot, which a
+  // client takes for a live lmgate: refuse it (no metadata, no snapshot) so it retries elsewhere
+  // or once this lmgate is back.
+  if (WatchesEnded()) {
+    reactor->channel()->Finish(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE, "lmgate is shutting down; watch again once it is back"));
+    return reactor;
+  }
   reactor->channel()->AddInitialMetadata(kRequestIdHeader, id);
   if (auto st = ValidateWatch(*req); !st.ok()) {
     reactor->channel()->Finish(ToGrpcStatus(st));
@@ -284,6 +292,11 @@ grpc::ServerUnaryReactor* ModelManagerService::GetServerInfo(grpc::CallbackServe
     }
     return grpc::Status::OK;
   });
+}
+
+bool ModelManagerService::WatchesEnded() {
+  absl::MutexLock lock(&watch_mu_);
+  return watches_ended_;
 }
 
 bool ModelManagerService::TrackWatch(const std::shared_ptr<WatchChannel>& channel) {

@@ -47,6 +47,7 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
   using WatchChannel = StreamReactor<v1::ModelEvent>::Channel;
   // False once EndWatches ran (then `channel` is finished instead of kept).
   bool TrackWatch(const std::shared_ptr<WatchChannel>& channel);
+  bool WatchesEnded();
 
   gateway::Gateway* const gateway_;
   WorkerPool* const pool_;
