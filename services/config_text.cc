@@ -73,7 +73,15 @@ absl::Status CheckDuplicateKeys(const std::string& text, const std::string& sour
       if (stack.empty() || !stack.back().object || !stack.back().expect_key) continue;
       Frame& f = stack.back();
       f.expect_key = false;
-      f.last_key = json::parse(text.substr(start, i - start + 1)).get<std::string>();
+      // The scan's view of a string can differ from the parser's on malformed text (a NUL byte
+      // ends nlohmann's input): a key it cannot read is a syntax error, never an exception.
+      const json key = json::parse(text.substr(start, i - start + 1), nullptr,
+                                   /*allow_exceptions=*/false);
+      if (!key.is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ":", line, ": not valid JSON: unreadable key"));
+      }
+      f.last_key = key.get<std::string>();
       auto [it, inserted] = f.keys.emplace(f.last_key, line);
       if (!inserted) {
         return absl::InvalidArgumentError(absl::StrCat(

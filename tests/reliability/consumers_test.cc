@@ -189,7 +189,9 @@ TEST_F(ConsumersTest, WatchersThatNeverReadStayBoundedAndCountTheirDrops) {
               kWatchers, rss_before, rss_after);
   // Per watcher: the bus's 1024 queued events and one stalled write; unbounded, the storm's ~24k
   // events per watcher cost ~100 MB.
-  EXPECT_LT(rss_after - rss_before, 30) << "watchers that do not read grow lmgate's memory";
+  if (!testutil::kAddressSanitizer) {
+    EXPECT_LT(rss_after - rss_before, 30) << "watchers that do not read grow lmgate's memory";
+  }
   // One watcher resumes: it gets what was in flight, then an event saying how many were dropped.
   uint64_t dropped = 0;
   v1::ModelEvent e;

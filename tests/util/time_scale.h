@@ -26,6 +26,22 @@ inline double TimeScale() {
 // `d` stretched by the time scale.
 inline absl::Duration Scaled(absl::Duration d) { return d * TimeScale(); }
 
+// True in an ASan build (--config=asan). Its allocator keeps freed blocks in a quarantine
+// (256 MB by default) and pads every allocation, so RSS bounds measure ASan, not lmgate: tests
+// assert them only when this is false.
+inline constexpr bool kAddressSanitizer =
+#if defined(__SANITIZE_ADDRESS__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
+
 }  // namespace lmgate::testutil
 
 #endif  // LMGATE_TESTS_UTIL_TIME_SCALE_H_
