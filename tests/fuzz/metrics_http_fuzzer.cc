@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -67,10 +68,16 @@ std::string Exchange(int port, absl::string_view bytes) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  Check(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0, "connect");
+  // libFuzzer's -timeout runs a SIGALRM timer: a blocking call may end with EINTR, which is the
+  // harness's doing, not the server's.
+  int rc;
+  do rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  while (rc != 0 && (errno == EINTR || errno == EALREADY));
+  Check(rc == 0 || errno == EISCONN, "connect");
   size_t off = 0;
   while (off < bytes.size()) {
     ssize_t w = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break;  // the server may close early (a request over the cap)
     off += static_cast<size_t>(w);
   }
@@ -78,7 +85,9 @@ std::string Exchange(int port, absl::string_view bytes) {
   std::string out;
   char buf[16384];
   ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) out.append(buf, n);
+  }
   close(fd);
   return out;
 }
@@ -133,6 +142,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   const std::string scrape = Exchange(port, "GET /metrics HTTP/1.0\r\n\r\n");
+  if (!absl::StartsWith(scrape, "HTTP/1.0 200 ") && !absl::StartsWith(scrape, "HTTP/1.1 200 "))
+    std::fprintf(stderr, "scrape (%zu bytes, errno %d %s): %.300s\n", scrape.size(), errno,
+                 std::strerror(errno), scrape.c_str());
   Check(absl::StartsWith(scrape, "HTTP/1.0 200 ") || absl::StartsWith(scrape, "HTTP/1.1 200 "),
         "the endpoint no longer serves a scrape");
   return 0;
