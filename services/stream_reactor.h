@@ -71,12 +71,12 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
           to_write = &in_flight_;
           SendMetadataLocked();
         } else {
-          const bool merged = !pending_.empty() && merge_ && [&] {
+          bool merged = false;
+          if (!pending_.empty() && merge_) {
             const size_t before = pending_.back().ByteSizeLong();
-            if (!merge_(&pending_.back(), msg)) return false;
-            pending_bytes_ += pending_.back().ByteSizeLong() - before;
-            return true;
-          }();
+            merged = merge_(&pending_.back(), msg);
+            if (merged) pending_bytes_ += pending_.back().ByteSizeLong() - before;
+          }
           if (!merged) {
             pending_bytes_ += msg.ByteSizeLong();
             pending_.push_back(std::move(msg));
@@ -114,6 +114,7 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
     // Finish (or the client's cancellation) counts.
     void Finish(grpc::Status status) {
       StreamReactor* finish_now = nullptr;
+      grpc::Status final_copy;
       {
         absl::MutexLock lock(&mu_);
         if (finishing_ || final_status_) return;
@@ -122,9 +123,10 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
           finishing_ = true;
           SendMetadataLocked();
           finish_now = reactor_;
+          final_copy = *final_status_;
         }
       }
-      if (finish_now) finish_now->Finish(*final_status_);
+      if (finish_now) finish_now->Finish(std::move(final_copy));
     }
 
     // Queues `last` and finishes with `status` once everything before it is written. When nothing
@@ -272,6 +274,7 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
     void OnCancel() {
       std::function<void()> hook;
       StreamReactor* finish_now = nullptr;
+      grpc::Status final_copy;
       {
         absl::MutexLock lock(&mu_);
         cancelled_ = true;
@@ -285,10 +288,11 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
         if (!write_in_flight_ && !finishing_) {
           finishing_ = true;
           finish_now = reactor_;
+          final_copy = *final_status_;
         }
       }
       if (hook) hook();
-      if (finish_now) finish_now->Finish(*final_status_);
+      if (finish_now) finish_now->Finish(std::move(final_copy));
     }
 
     void OnDone() {
