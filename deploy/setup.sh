@@ -24,6 +24,9 @@ APT_PACKAGES=(
   golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev systemd binutils
   clang libclang-rt-14-dev
   procps curl ca-certificates git
+  # Shared state of several lmgates on one host (issue 14): the client library, and the server the
+  # cluster tests start on a loopback port.
+  libhiredis-dev redis-server
 )
 
 missing=()

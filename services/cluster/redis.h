@@ -1,0 +1,106 @@
+// A blocking Redis client for the state several lmgates on one host share (issue 14: leases,
+// single-flight loads, quotas, queues). Built on Debian's hiredis 0.14.
+//
+// - RedisUrl: `redis://[[user]:password@]host[:port][/db]`; the password may instead come from an
+//   environment variable (the config names it). `rediss://` is refused: hiredis 0.14 has no TLS.
+// - RedisClient: one connection, serialised by a mutex (callers keep their commands short).
+//   Every call is bounded by `command_timeout`; an I/O error or timeout closes the connection and
+//   the next call reconnects (AUTH and SELECT again), so a restarted Redis is picked up without
+//   a restart of lmgate. Errors are statuses a caller can act on: UNAVAILABLE (cannot connect,
+//   timed out, connection lost — retryable), PERMISSION_DENIED (AUTH refused), INVALID_ARGUMENT
+//   (a bad URL), and the server's own error replies as FAILED_PRECONDITION with its text.
+// - RedisScript: a Lua script run with EVALSHA; after NOSCRIPT (a restarted or flushed Redis) it
+//   is loaded again and re-run once, so atomic multi-key steps survive a Redis restart.
+//
+// Thread-safe.
+#ifndef LMGATE_SERVICES_CLUSTER_REDIS_H_
+#define LMGATE_SERVICES_CLUSTER_REDIS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+struct redisContext;
+
+namespace lmgate::cluster {
+
+struct RedisUrl {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string user;      // Redis 6 ACL user; empty = the default user
+  std::string password;  // empty = no AUTH
+  int db = 0;
+  // host:port/db without the password, for logs and error messages.
+  std::string Redacted() const;
+};
+
+// Parses `url`. `password_env`, when not empty, names an environment variable holding the
+// password (it wins over one in the URL; an unset or empty variable is an error).
+absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url, const std::string& password_env = "");
+
+// A reply: what hiredis returns, copied out (so it outlives the connection's buffers).
+struct RedisReply {
+  enum class Type { kNil, kInteger, kString, kStatus, kArray };
+  Type type = Type::kNil;
+  int64_t integer = 0;
+  std::string str;  // kString, kStatus
+  std::vector<RedisReply> elements;  // kArray
+
+  bool is_nil() const { return type == Type::kNil; }
+};
+
+struct RedisOptions {
+  absl::Duration connect_timeout = absl::Seconds(1);
+  absl::Duration command_timeout = absl::Seconds(1);
+};
+
+class RedisClient {
+ public:
+  RedisClient(RedisUrl url, RedisOptions options = {});
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // Runs one command, e.g. {"SET", key, value, "PX", "3000"}. An error reply is
+  // FAILED_PRECONDITION with the server's message; see the header comment for the others.
+  absl::StatusOr<RedisReply> Command(const std::vector<std::string>& argv);
+
+  // Connects now if not connected (Command does it on demand); for a start-up check.
+  absl::Status Ping();
+
+  const RedisUrl& url() const { return url_; }
+
+ private:
+  absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<RedisReply> RunLocked(const std::vector<std::string>& argv)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const RedisUrl url_;
+  const RedisOptions options_;
+  absl::Mutex mu_;
+  redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// A Lua script, run atomically by Redis with EVALSHA (loaded again after NOSCRIPT).
+class RedisScript {
+ public:
+  explicit RedisScript(std::string source);
+  absl::StatusOr<RedisReply> Run(RedisClient& client, const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& args) const;
+  const std::string& sha1() const { return sha1_; }
+
+ private:
+  std::string source_;
+  std::string sha1_;  // lower-case hex, as SCRIPT LOAD answers
+};
+
+}  // namespace lmgate::cluster
+
+#endif  // LMGATE_SERVICES_CLUSTER_REDIS_H_

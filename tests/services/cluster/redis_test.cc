@@ -1,0 +1,190 @@
+// services/cluster/redis against a real redis-server (tests/util/redis_server.h).
+#include "services/cluster/redis.h"
+
+#include <cstdlib>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/util/redis_server.h"
+#include "tests/util/time_scale.h"
+
+namespace lmgate::cluster {
+namespace {
+
+using testutil::RedisServer;
+
+RedisUrl UrlOf(const RedisServer& s) {
+  auto u = ParseRedisUrl(s.url());
+  EXPECT_TRUE(u.ok()) << u.status();
+  return *u;
+}
+
+TEST(RedisUrlTest, Parses) {
+  auto u = ParseRedisUrl("redis://:s3cret@10.1.2.3:6380/2");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->host, "10.1.2.3");
+  EXPECT_EQ(u->port, 6380);
+  EXPECT_EQ(u->password, "s3cret");
+  EXPECT_EQ(u->user, "");
+  EXPECT_EQ(u->db, 2);
+  EXPECT_EQ(u->Redacted().find("s3cret"), std::string::npos) << u->Redacted();
+
+  u = ParseRedisUrl("redis://gw:pw@redis");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->host, "redis");
+  EXPECT_EQ(u->port, 6379);
+  EXPECT_EQ(u->user, "gw");
+  EXPECT_EQ(u->password, "pw");
+
+  u = ParseRedisUrl("redis://[::1]:7000");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->port, 7000);
+}
+
+TEST(RedisUrlTest, RefusesWhatItCannotUse) {
+  for (const char* bad : {"http://redis:6379", "redis://", "redis://host:0", "redis://host:99999",
+                          "redis://host:abc", "redis://host/-1", "redis://host/x", "redis://[::1"}) {
+    auto u = ParseRedisUrl(bad);
+    EXPECT_EQ(u.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(u.status().message().find("cluster.redis_url"), std::string::npos) << u.status();
+  }
+  auto tls = ParseRedisUrl("rediss://redis:6380");
+  EXPECT_EQ(tls.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(tls.status().message().find("TLS"), std::string::npos) << tls.status();
+}
+
+TEST(RedisUrlTest, PasswordFromTheEnvironment) {
+  setenv("LMGATE_TEST_REDIS_PW", "from-env", 1);
+  auto u = ParseRedisUrl("redis://:in-url@host", "LMGATE_TEST_REDIS_PW");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->password, "from-env");
+  unsetenv("LMGATE_TEST_REDIS_PW");
+  u = ParseRedisUrl("redis://host", "LMGATE_TEST_REDIS_PW");
+  EXPECT_EQ(u.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(u.status().message().find("LMGATE_TEST_REDIS_PW"), std::string::npos) << u.status();
+}
+
+TEST(RedisClientTest, CommandsAndReplies) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisClient c(UrlOf(**server));
+  ASSERT_TRUE(c.Ping().ok());
+  auto set = c.Command({"SET", "k", std::string("a\0b", 3)});  // binary-safe
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->type, RedisReply::Type::kStatus);
+  auto get = c.Command({"GET", "k"});
+  ASSERT_TRUE(get.ok()) << get.status();
+  EXPECT_EQ(get->str, std::string("a\0b", 3));
+  EXPECT_TRUE(c.Command({"GET", "missing"})->is_nil());
+  EXPECT_EQ(c.Command({"INCRBY", "n", "5"})->integer, 5);
+  ASSERT_TRUE(c.Command({"RPUSH", "l", "x", "y"}).ok());
+  auto range = c.Command({"LRANGE", "l", "0", "-1"});
+  ASSERT_TRUE(range.ok());
+  ASSERT_EQ(range->elements.size(), 2u);
+  EXPECT_EQ(range->elements[1].str, "y");
+  // An error reply is the server's message, not a dead connection.
+  auto wrong = c.Command({"INCR", "k"});
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(wrong.status().message().find("not an integer"), std::string::npos) << wrong.status();
+  EXPECT_TRUE(c.Ping().ok());
+  EXPECT_EQ(c.Command({}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RedisClientTest, NoServerIsUnavailable) {
+  int port;
+  {
+    auto server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    port = (*server)->port();
+  }  // stopped: nothing listens there now
+  RedisUrl u;
+  u.port = port;
+  RedisClient c(u);
+  auto r = c.Command({"PING"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("cannot connect to redis"), std::string::npos) << r.status();
+}
+
+TEST(RedisClientTest, AuthAndSelect) {
+  auto server = RedisServer::Start({"--requirepass", "pw1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisUrl u = UrlOf(**server);
+  RedisClient none(u);
+  EXPECT_EQ(none.Command({"SET", "a", "1"}).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  u.password = "wrong";
+  RedisClient wrong(u);
+  auto r = wrong.Ping();
+  EXPECT_EQ(r.code(), absl::StatusCode::kPermissionDenied) << r;
+  EXPECT_EQ(r.message().find("wrong"), std::string::npos) << "the password leaked: " << r;
+
+  u.password = "pw1";
+  u.db = 3;
+  RedisClient good(u);
+  ASSERT_TRUE(good.Command({"SET", "a", "in-db-3"}).ok());
+  u.db = 0;
+  RedisClient db0(u);
+  EXPECT_TRUE(db0.Command({"GET", "a"})->is_nil());
+}
+
+TEST(RedisClientTest, ReconnectsAfterARestart) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisClient c(UrlOf(**server));
+  ASSERT_TRUE(c.Command({"SET", "a", "1"}).ok());
+  ASSERT_TRUE((*server)->Restart().ok());
+  // The old connection is gone; at most one call sees that (UNAVAILABLE, retryable), then the
+  // client is connected again, to a Redis that lost its data.
+  auto first = c.Command({"GET", "a"});
+  if (!first.ok()) {
+    EXPECT_EQ(first.status().code(), absl::StatusCode::kUnavailable) << first.status();
+    first = c.Command({"GET", "a"});
+  }
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->is_nil());
+}
+
+TEST(RedisClientTest, UnresponsiveServerTimesOut) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisOptions o;
+  o.command_timeout = absl::Milliseconds(200);
+  RedisClient c(UrlOf(**server), o);
+  ASSERT_TRUE(c.Ping().ok());
+  (*server)->Pause();
+  const absl::Time start = absl::Now();
+  auto r = c.Command({"PING"});
+  const absl::Duration took = absl::Now() - start;
+  (*server)->Resume();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("no answer within"), std::string::npos) << r.status();
+  EXPECT_LT(took, testutil::Scaled(absl::Seconds(5)));
+  // The late PONG must not be taken for the next command's answer: the connection was dropped.
+  auto after = c.Command({"ECHO", "fresh"});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->str, "fresh");
+}
+
+TEST(RedisScriptTest, RunsAndSurvivesAFlush) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  RedisClient c(UrlOf(**server));
+  // Compare-and-increment: the shape of the atomic steps the cluster state needs.
+  RedisScript script(
+      "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+      "if v >= tonumber(ARGV[1]) then return -1 end\n"
+      "return redis.call('INCR', KEYS[1])\n");
+  EXPECT_EQ(script.sha1().size(), 40u);
+  EXPECT_EQ(script.Run(c, {"n"}, {"2"})->integer, 1);  // NOSCRIPT on first use, then loaded
+  EXPECT_EQ(script.Run(c, {"n"}, {"2"})->integer, 2);
+  EXPECT_EQ(script.Run(c, {"n"}, {"2"})->integer, -1);
+  ASSERT_TRUE(c.Command({"SCRIPT", "FLUSH"}).ok());
+  EXPECT_EQ(script.Run(c, {"m"}, {"2"})->integer, 1);
+  RedisScript broken("return redis.call('NOPE')");
+  auto r = broken.Run(c, {}, {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+}
+
+}  // namespace
+}  // namespace lmgate::cluster
