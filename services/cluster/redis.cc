@@ -244,6 +244,10 @@ absl::Status RedisClient::Ping() {
   return absl::OkStatus();
 }
 
+std::string LuaNowArg(std::optional<absl::Time> now) {
+  return now ? absl::StrCat(absl::ToUnixMillis(*now)) : std::string();
+}
+
 RedisScript::RedisScript(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
 
 absl::StatusOr<RedisReply> RedisScript::Run(RedisClient& client,

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,18 @@ class RedisClient {
   absl::Mutex mu_;
   redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
+
+// Lua prelude of the cluster scripts: sets `now` (ms) from ARGV[1], or from Redis's own clock when
+// ARGV[1] is "" (production: gateways with skewed clocks agree; tests pass a simulated time).
+inline constexpr char kLuaNowPrelude[] = R"lua(
+local now
+if ARGV[1] ~= '' then now = tonumber(ARGV[1]) else
+  local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+)lua";
+
+// ARGV[1] for a script starting with kLuaNowPrelude: `now` in ms, or "" for Redis's clock.
+std::string LuaNowArg(std::optional<absl::Time> now);
 
 // A Lua script, run atomically by Redis with EVALSHA (loaded again after NOSCRIPT).
 class RedisScript {

@@ -9,12 +9,8 @@
 namespace lmgate::cluster {
 namespace {
 
-// Every script: ARGV[1] is the time in ms, or "" for Redis's own clock.
-constexpr char kNow[] = R"lua(
-local now
-if ARGV[1] ~= '' then now = tonumber(ARGV[1]) else
-  local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+// After kLuaNowPrelude (ARGV[1] = now).
+constexpr char kBuckets[] = R"lua(
 -- A bucket of `cap` per minute, refilled continuously; full when never used (or expired).
 local function level(key, p, cap)
   local l = tonumber(redis.call('HGET', key, p .. 'l'))
@@ -35,7 +31,7 @@ end
 // KEYS: quota hash, streams zset. ARGV: now, rpm, tpm, concurrent, permit id, ttl ms.
 // Returns {0} when admitted, else {which limit (1 streams, 2 tokens, 3 requests), retry ms}.
 const RedisScript& AdmitScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, R"lua(
+  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, kBuckets, R"lua(
 local rpm, tpm, conc, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if conc > 0 and redis.call('ZCARD', KEYS[2]) >= conc then
@@ -63,7 +59,7 @@ return {0, 0}
 
 // KEYS: streams zset. ARGV: now, ttl ms, permit ids... Returns how many were renewed.
 const RedisScript& RenewScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, R"lua(
+  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, kBuckets, R"lua(
 local ttl = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local n = 0
@@ -80,7 +76,7 @@ return n
 
 // KEYS: quota hash. ARGV: now, tpm, tokens.
 const RedisScript& ChargeScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, R"lua(
+  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, kBuckets, R"lua(
 local tpm, tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
 keep(KEYS[1], 't', level(KEYS[1], 't', tpm) - tokens, tpm)
 return 0
@@ -90,15 +86,11 @@ return 0
 
 // KEYS: streams zset. ARGV: now. Returns the live permits.
 const RedisScript& StreamsScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kNow, R"lua(
+  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, kBuckets, R"lua(
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 )lua"));
   return *s;
-}
-
-std::string NowArg(std::optional<absl::Time> now) {
-  return now ? absl::StrCat(absl::ToUnixMillis(*now)) : std::string();
 }
 
 }  // namespace
@@ -122,7 +114,7 @@ absl::Status SharedQuota::Admit(const std::string& tenant, const QuotaLimits& l,
   }
   auto r = AdmitScript().Run(
       *client_, {QuotaKey(tenant), StreamsKey(tenant)},
-      {NowArg(now), absl::StrCat(l.requests_per_minute), absl::StrCat(l.tokens_per_minute),
+      {LuaNowArg(now), absl::StrCat(l.requests_per_minute), absl::StrCat(l.tokens_per_minute),
        absl::StrCat(l.concurrent_streams), permit_id,
        absl::StrCat(absl::ToInt64Milliseconds(options_.permit_ttl))});
   if (!r.ok()) {
@@ -160,7 +152,7 @@ absl::StatusOr<int64_t> SharedQuota::Renew(const std::string& tenant,
                                            const std::vector<std::string>& permits,
                                            std::optional<absl::Time> now) {
   if (permits.empty()) return 0;
-  std::vector<std::string> args = {NowArg(now),
+  std::vector<std::string> args = {LuaNowArg(now),
                                    absl::StrCat(absl::ToInt64Milliseconds(options_.permit_ttl))};
   args.insert(args.end(), permits.begin(), permits.end());
   auto r = RenewScript().Run(*client_, {StreamsKey(tenant)}, args);
@@ -178,7 +170,7 @@ absl::Status SharedQuota::Charge(const std::string& tenant, const QuotaLimits& l
                                  std::optional<absl::Time> now) {
   if (l.tokens_per_minute <= 0 || tokens <= 0) return absl::OkStatus();
   auto r = ChargeScript().Run(*client_, {QuotaKey(tenant)},
-                              {NowArg(now), absl::StrCat(l.tokens_per_minute),
+                              {LuaNowArg(now), absl::StrCat(l.tokens_per_minute),
                                absl::StrCat(tokens)});
   if (!r.ok()) return absl::UnavailableError(r.status().message());
   return absl::OkStatus();
@@ -186,7 +178,7 @@ absl::Status SharedQuota::Charge(const std::string& tenant, const QuotaLimits& l
 
 absl::StatusOr<int64_t> SharedQuota::Streams(const std::string& tenant,
                                              std::optional<absl::Time> now) {
-  auto r = StreamsScript().Run(*client_, {StreamsKey(tenant)}, {NowArg(now)});
+  auto r = StreamsScript().Run(*client_, {StreamsKey(tenant)}, {LuaNowArg(now)});
   if (!r.ok()) return absl::UnavailableError(r.status().message());
   return r->integer;
 }
