@@ -2,7 +2,11 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <utility>
@@ -11,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 
 namespace lmgate::cluster {
 namespace {
@@ -163,46 +168,12 @@ void RedisClient::CloseLocked() {
   ctx_ = nullptr;
 }
 
-absl::Status RedisClient::ConnectLocked() {
-  if (ctx_ != nullptr) return absl::OkStatus();
-  const timeval ct = TimeoutOf(options_.connect_timeout);
-  redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, ct);
-  if (c == nullptr) return absl::ResourceExhaustedError("redis: out of memory allocating a context");
-  if (c->err != 0) {
-    const std::string why = c->errstr;
-    redisFree(c);
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to redis at ", url_.Redacted(), ": ", why));
-  }
-  const timeval rt = TimeoutOf(options_.command_timeout);
-  redisSetTimeout(c, rt);
-  redisEnableKeepAlive(c);
-  ctx_ = c;
-  if (!url_.password.empty()) {
-    std::vector<std::string> auth = {"AUTH"};
-    if (!url_.user.empty()) auth.push_back(url_.user);
-    auth.push_back(url_.password);
-    auto r = RunLocked(auth);
-    if (!r.ok()) {
-      CloseLocked();
-      if (absl::IsUnavailable(r.status())) return r.status();
-      return absl::PermissionDeniedError(
-          absl::StrCat("redis at ", url_.Redacted(), " refused the password (",
-                       r.status().message(), "): check cluster.redis_password_env"));
-    }
-  }
-  if (url_.db != 0) {
-    auto r = RunLocked({"SELECT", absl::StrCat(url_.db)});
-    if (!r.ok()) {
-      CloseLocked();
-      return absl::Status(r.status().code(),
-                          absl::StrCat("redis SELECT ", url_.db, ": ", r.status().message()));
-    }
-  }
-  return absl::OkStatus();
-}
+namespace {
 
-absl::StatusOr<RedisReply> RedisClient::RunLocked(const std::vector<std::string>& argv) {
+// Runs one command on `c`; on an I/O error or timeout `*broken` is set (hiredis leaves the context
+// unusable then: the caller drops it and reconnects later).
+absl::StatusOr<RedisReply> RunOn(redisContext* c, const RedisUrl& url, const RedisOptions& options,
+                                 const std::vector<std::string>& argv, bool* broken) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -212,19 +183,73 @@ absl::StatusOr<RedisReply> RedisClient::RunLocked(const std::vector<std::string>
     lens.push_back(a.size());
   }
   ReplyPtr reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data())));
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data())));
   if (reply == nullptr) {
-    // hiredis leaves the context unusable after an I/O error or a timeout: drop it, the next call
-    // reconnects.
-    const std::string why = ctx_->errstr[0] != '\0' ? ctx_->errstr : "connection lost";
-    const bool timed_out = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-    CloseLocked();
+    const bool timed_out = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+    const std::string why = c->errstr[0] != '\0' ? c->errstr : "connection lost";
+    *broken = true;
     return absl::UnavailableError(absl::StrCat(
-        "redis at ", url_.Redacted(), ": ",
-        timed_out ? absl::StrCat("no answer within ", absl::FormatDuration(options_.command_timeout))
+        "redis at ", url.Redacted(), ": ",
+        timed_out ? absl::StrCat("no answer within ", absl::FormatDuration(options.command_timeout))
                   : why));
   }
   return Convert(reply.get());
+}
+
+struct ContextDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
+
+// Connects, authenticates and selects the database.
+absl::StatusOr<ContextPtr> Dial(const RedisUrl& url, const RedisOptions& options) {
+  ContextPtr c(redisConnectWithTimeout(url.host.c_str(), url.port,
+                                       TimeoutOf(options.connect_timeout)));
+  if (c == nullptr) return absl::ResourceExhaustedError("redis: out of memory allocating a context");
+  if (c->err != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to redis at ", url.Redacted(), ": ", c->errstr));
+  }
+  redisSetTimeout(c.get(), TimeoutOf(options.command_timeout));
+  redisEnableKeepAlive(c.get());
+  bool broken = false;
+  if (!url.password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!url.user.empty()) auth.push_back(url.user);
+    auth.push_back(url.password);
+    auto r = RunOn(c.get(), url, options, auth, &broken);
+    if (!r.ok()) {
+      if (absl::IsUnavailable(r.status())) return r.status();
+      return absl::PermissionDeniedError(
+          absl::StrCat("redis at ", url.Redacted(), " refused the password (",
+                       r.status().message(), "): check cluster.redis_password_env"));
+    }
+  }
+  if (url.db != 0) {
+    auto r = RunOn(c.get(), url, options, {"SELECT", absl::StrCat(url.db)}, &broken);
+    if (!r.ok()) {
+      return absl::Status(r.status().code(),
+                          absl::StrCat("redis SELECT ", url.db, ": ", r.status().message()));
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+absl::Status RedisClient::ConnectLocked() {
+  if (ctx_ != nullptr) return absl::OkStatus();
+  auto c = Dial(url_, options_);
+  if (!c.ok()) return c.status();
+  ctx_ = c->release();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RedisReply> RedisClient::RunLocked(const std::vector<std::string>& argv) {
+  bool broken = false;
+  auto r = RunOn(ctx_, url_, options_, argv, &broken);
+  if (broken) CloseLocked();
+  return r;
 }
 
 absl::StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& argv) {
@@ -242,6 +267,96 @@ absl::Status RedisClient::Ping() {
                                                " answered PING with \"", r->str, "\""));
   }
   return absl::OkStatus();
+}
+
+RedisSubscriber::RedisSubscriber(RedisUrl url, std::vector<std::string> channels,
+                                 MessageFn on_message, StateFn on_state, RedisOptions options)
+    : url_(std::move(url)),
+      channels_(std::move(channels)),
+      on_message_(std::move(on_message)),
+      on_state_(std::move(on_state)),
+      options_(options),
+      stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+RedisSubscriber::~RedisSubscriber() {
+  const uint64_t one = 1;
+  if (write(stop_fd_, &one, sizeof(one)) != sizeof(one)) {
+    // eventfd writes of 1 cannot fail short of a bad fd; the thread then stops at its next poll
+  }
+  thread_.join();
+  close(stop_fd_);
+}
+
+bool RedisSubscriber::Pause(absl::Duration d) {
+  pollfd p{stop_fd_, POLLIN, 0};
+  return poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(d))) == 0;
+}
+
+void RedisSubscriber::Loop() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  for (;;) {
+    const absl::Time started = absl::Now();
+    absl::Status st = Session();
+    if (st.ok()) return;  // stopped
+    if (on_state_) on_state_(false);
+    // A session that lasted a while was healthy: start the backoff again.
+    if (absl::Now() - started > absl::Seconds(5)) backoff = absl::Milliseconds(100);
+    if (!Pause(backoff)) return;
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+absl::Status RedisSubscriber::Session() {
+  auto c = Dial(url_, options_);
+  if (!c.ok()) return c.status();
+  redisContext* ctx = c->get();
+  std::vector<const char*> args = {"SUBSCRIBE"};
+  std::vector<size_t> lens = {9};
+  for (const std::string& ch : channels_) {
+    args.push_back(ch.data());
+    lens.push_back(ch.size());
+  }
+  if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data()) !=
+      REDIS_OK) {
+    return absl::UnavailableError(absl::StrCat("redis SUBSCRIBE: ", ctx->errstr));
+  }
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(ctx, &done) != REDIS_OK) {
+      return absl::UnavailableError(absl::StrCat("redis SUBSCRIBE: ", ctx->errstr));
+    }
+  }
+  size_t confirmed = 0;
+  for (;;) {
+    // Deliver every complete reply already read, then wait for more bytes or the stop.
+    void* raw = nullptr;
+    while (redisGetReplyFromReader(ctx, &raw) == REDIS_OK && raw != nullptr) {
+      ReplyPtr reply(static_cast<redisReply*>(raw));
+      raw = nullptr;
+      auto r = Convert(reply.get());
+      if (!r.ok()) return r.status();
+      if (r->type != RedisReply::Type::kArray || r->elements.size() < 3) continue;
+      const std::string& kind = r->elements[0].str;
+      if (kind == "subscribe") {
+        if (++confirmed == channels_.size() && on_state_) on_state_(true);
+      } else if (kind == "message") {
+        on_message_(r->elements[1].str, r->elements[2].str);
+      }
+    }
+    if (ctx->err != 0) return absl::UnavailableError(absl::StrCat("redis: ", ctx->errstr));
+    pollfd p[2] = {{ctx->fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return absl::UnavailableError("redis subscriber: poll failed");
+    }
+    if (p[1].revents != 0) return absl::OkStatus();
+    if (redisBufferRead(ctx) != REDIS_OK) {
+      return absl::UnavailableError(absl::StrCat("redis at ", url_.Redacted(), ": ",
+                                                 ctx->errstr[0] ? ctx->errstr : "connection lost"));
+    }
+  }
 }
 
 std::string LuaNowArg(std::optional<absl::Time> now) {

@@ -17,9 +17,11 @@
 #define LMGATE_SERVICES_CLUSTER_REDIS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -87,6 +89,40 @@ class RedisClient {
   const RedisOptions options_;
   absl::Mutex mu_;
   redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// Receives Redis pub/sub messages on its own connection and thread (how gateways hear each
+// other's lifecycle events, load progress and results). Reconnects and subscribes again after a
+// lost connection or a Redis restart, with a backoff (100 ms doubling to 2 s); messages published
+// while it was disconnected are lost, so `on_state(false)` ... `on_state(true)` tells the owner to
+// re-read what it must not miss. Publish with RedisClient: {"PUBLISH", channel, payload}.
+class RedisSubscriber {
+ public:
+  using MessageFn = std::function<void(const std::string& channel, const std::string& payload)>;
+  // true once every channel is subscribed (after each (re)connect); false when the link is lost.
+  using StateFn = std::function<void(bool subscribed)>;
+
+  // Callbacks run on the subscriber's thread, one at a time; they must not block for long.
+  RedisSubscriber(RedisUrl url, std::vector<std::string> channels, MessageFn on_message,
+                  StateFn on_state = nullptr, RedisOptions options = {});
+  ~RedisSubscriber();  // stops the thread; no callback runs after it returns
+  RedisSubscriber(const RedisSubscriber&) = delete;
+  RedisSubscriber& operator=(const RedisSubscriber&) = delete;
+
+ private:
+  void Loop();
+  // Subscribes on a fresh connection and delivers messages until an error or Stop.
+  absl::Status Session();
+  // Sleeps `d` unless stopped first; false when stopped.
+  bool Pause(absl::Duration d);
+
+  const RedisUrl url_;
+  const std::vector<std::string> channels_;
+  const MessageFn on_message_;
+  const StateFn on_state_;
+  const RedisOptions options_;
+  int stop_fd_ = -1;  // eventfd: written once by the destructor
+  std::thread thread_;
 };
 
 // Lua prelude of the cluster scripts: sets `now` (ms) from ARGV[1], or from Redis's own clock when

@@ -1,8 +1,12 @@
 // services/cluster/redis against a real redis-server (tests/util/redis_server.h).
 #include "services/cluster/redis.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/util/redis_server.h"
@@ -184,6 +188,104 @@ TEST(RedisScriptTest, RunsAndSurvivesAFlush) {
   RedisScript broken("return redis.call('NOPE')");
   auto r = broken.Run(c, {}, {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+}
+
+// Collects what a subscriber delivers; waits on a condition, never a sleep.
+class Inbox {
+ public:
+  void Message(const std::string& channel, const std::string& payload) {
+    absl::MutexLock lock(&mu_);
+    messages_.push_back(channel + "=" + payload);
+  }
+  void State(bool subscribed) {
+    absl::MutexLock lock(&mu_);
+    states_.push_back(subscribed);
+  }
+  bool WaitMessages(size_t n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return messages_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  }
+  // Waits until the subscriber has reported `subscribed` `n` times.
+  bool WaitSubscribed(int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return std::count(states_.begin(), states_.end(), true) >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  }
+  std::vector<std::string> messages() {
+    absl::MutexLock lock(&mu_);
+    return messages_;
+  }
+  std::vector<bool> states() {
+    absl::MutexLock lock(&mu_);
+    return states_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> messages_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> states_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(RedisSubscriberTest, DeliversAndResubscribesAfterARestart) {
+  auto server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  Inbox inbox;
+  RedisClient pub(UrlOf(**server));
+  {
+    RedisSubscriber sub(
+        UrlOf(**server), {"events", "flights"},
+        [&](const std::string& c, const std::string& p) { inbox.Message(c, p); },
+        [&](bool s) { inbox.State(s); });
+    ASSERT_TRUE(inbox.WaitSubscribed(1, testutil::Scaled(absl::Seconds(10))));
+    const absl::Time sent = absl::Now();
+    ASSERT_EQ(pub.Command({"PUBLISH", "events", "loaded"})->integer, 1);
+    ASSERT_TRUE(inbox.WaitMessages(1, testutil::Scaled(absl::Seconds(5))));
+    const absl::Duration latency = absl::Now() - sent;
+    EXPECT_LT(latency, testutil::Scaled(absl::Milliseconds(100))) << "issue 14's bound for events";
+    ASSERT_TRUE(pub.Command({"PUBLISH", "flights", std::string("a\0b", 3)}).ok());
+    ASSERT_TRUE(pub.Command({"PUBLISH", "other", "x"}).ok());  // not subscribed
+    ASSERT_TRUE(inbox.WaitMessages(2, testutil::Scaled(absl::Seconds(5))));
+
+    ASSERT_TRUE((*server)->Restart().ok());
+    ASSERT_TRUE(inbox.WaitSubscribed(2, testutil::Scaled(absl::Seconds(10))))
+        << "not subscribed again after the restart";
+    auto n = pub.Command({"PUBLISH", "events", "after-restart"});
+    if (!n.ok()) n = pub.Command({"PUBLISH", "events", "after-restart"});  // the old connection
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(n->integer, 1);
+    ASSERT_TRUE(inbox.WaitMessages(3, testutil::Scaled(absl::Seconds(5))));
+  }  // the destructor stops the thread
+  EXPECT_EQ(inbox.messages(),
+            (std::vector<std::string>{"events=loaded", std::string("flights=a\0b", 11),
+                                      "events=after-restart"}));
+  const std::vector<bool> states = inbox.states();
+  ASSERT_GE(states.size(), 3u);
+  EXPECT_TRUE(states[0]);
+  EXPECT_FALSE(states[1]) << "the lost link was not reported";
+  EXPECT_TRUE(states.back());
+}
+
+TEST(RedisSubscriberTest, StopsPromptlyWhileRedisIsDown) {
+  int port;
+  {
+    auto server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    port = (*server)->port();
+  }
+  RedisUrl u;
+  u.port = port;
+  Inbox inbox;
+  const absl::Time start = absl::Now();
+  {
+    RedisSubscriber sub(
+        u, {"events"}, [&](const std::string& c, const std::string& p) { inbox.Message(c, p); },
+        [&](bool s) { inbox.State(s); });
+  }
+  EXPECT_LT(absl::Now() - start, testutil::Scaled(absl::Seconds(3)));
+  EXPECT_TRUE(inbox.messages().empty());
 }
 
 }  // namespace
