@@ -208,7 +208,7 @@ class GenerateRun : public backends::GenerateObserver,
       sink_->OnComplete(lease.status());
       return;
     }
-    if (const lifecycle::ModelPolicy* p = registry_->PolicyFor((*lease)->model_key())) {
+    if (auto p = registry_->PolicyFor((*lease)->model_key())) {
       ApplyDefaults(p->sampling, &request_.sampling);
     }
     request_.model = (*lease)->instance();
@@ -367,7 +367,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers) {
   if (!drivers) return absl::InvalidArgumentError("Gateway needs a DriverSet");
   std::unique_ptr<Gateway> g(new Gateway(std::move(options), std::move(drivers)));
-  auto registry = lifecycle::ModelRegistry::Create(g->options_.lifecycle, &g->host_ops_,
+  lifecycle::RegistryOptions lifecycle = g->options_.lifecycle;
+  lifecycle.default_model = g->options_.default_model;
+  auto registry = lifecycle::ModelRegistry::Create(std::move(lifecycle), &g->host_ops_,
                                                    &g->events_);
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
@@ -495,7 +497,7 @@ absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
     const CallContext& ctx, DriverKind driver, backends::LoadParams params, bool keep_loaded,
     bool new_instance, const std::function<void(double)>& progress, DriverKind* used,
     const admission::Tenant* tenant) {
-  if (params.model_key.empty()) params.model_key = options_.default_model;
+  if (params.model_key.empty()) params.model_key = default_model();
   if (params.model_key.empty()) {
     return absl::InvalidArgumentError("model is empty and no default model is configured");
   }
@@ -532,13 +534,13 @@ std::string Gateway::ModelLabel(const std::string& model) const {
   if (model.empty()) return "";
   std::string key = registry_->KnownModelKey(model);
   if (!key.empty()) return key;
-  if (model == options_.default_model || model == options_.default_embedding_model) return model;
+  if (model == default_model() || model == options_.default_embedding_model) return model;
   return kOtherModel;
 }
 
 std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, GenerateCall call,
                                                    std::shared_ptr<GenerateSink> sink) {
-  std::string model = call.model.empty() ? options_.default_model : call.model;
+  std::string model = call.model.empty() ? default_model() : call.model;
   if (model.empty()) {
     sink->OnComplete(absl::InvalidArgumentError(
         "model is empty and no default model is configured (set default_model in the config)"));
@@ -633,7 +635,7 @@ absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, Drive
                                                    const std::string& text, DriverKind* used,
                                                    const admission::Tenant* tenant) {
   auto prep = PrepareUnary(ctx, driver, Operation::kTokenize,
-                           model.empty() ? options_.default_model : model, std::nullopt, tenant);
+                           model.empty() ? default_model() : model, std::nullopt, tenant);
   if (!prep.ok()) return prep.status();
   const std::string instance = prep->lease->instance();
   return WithFallback(prep->candidates, [&](Driver* d) {

@@ -100,7 +100,10 @@ Lease::~Lease() {
 // ---------------------------------------------------------------- ModelRegistry
 
 ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events)
-    : options_(std::move(options)), host_(host), events_(events) {}
+    : options_(std::move(options)),
+      policies_(options_.models, options_.default_model),
+      host_(host),
+      events_(events) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,
@@ -164,9 +167,81 @@ CallContext ModelRegistry::HostContext(absl::Duration timeout) const {
   return ctx;
 }
 
-const ModelPolicy* ModelRegistry::PolicyFor(const std::string& model_key) const {
-  auto it = options_.models.find(model_key);
-  return it == options_.models.end() ? nullptr : &it->second;
+std::optional<absl::Duration> ModelRegistry::TtlFor(const ModelPolicy* policy) const {
+  std::optional<absl::Duration> ttl = policy && policy->ttl ? policy->ttl : options_.default_ttl;
+  if (ttl == absl::InfiniteDuration()) ttl.reset();
+  return ttl;
+}
+
+void ModelRegistry::ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
+                                      const ModelPolicy* after) {
+  const bool pin_before = before && before->keep_loaded;
+  const bool pin_after = after && after->keep_loaded;
+  const std::optional<absl::Duration> ttl_before = TtlFor(before);
+  const std::optional<absl::Duration> ttl_after = TtlFor(after);
+  if (pin_before == pin_after && ttl_before == ttl_after) return;
+  auto it = models_.find(key);
+  if (it == models_.end()) return;
+  const absl::Time now = absl::Now();
+  for (auto& inst : it->second->instances) {
+    if (pin_before != pin_after) inst->keep_loaded = pin_after;
+    if (ttl_before != ttl_after) {
+      inst->ttl = ttl_after;
+      inst->ttl_from = now;  // idle time counts from the change
+    }
+  }
+  if (pin_after) pin_retry_.erase(key);  // a new pin loads now, not after an old backoff
+}
+
+absl::StatusOr<ModelRegistry::PolicyView> ModelRegistry::UpdatePolicy(const std::string& model,
+                                                                      const PolicyUpdate& update,
+                                                                      bool reset,
+                                                                      bool make_default) {
+  PolicyView view;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string key;
+    if (models_.count(model) || policies_.For(model) != nullptr) {
+      key = model;
+    } else if (auto [m, inst] = FindInstanceLocked(model); m != nullptr) {
+      key = m->info.key;
+    } else {
+      return absl::NotFoundError(NotFoundMessageLocked(model));
+    }
+    std::shared_ptr<const ModelPolicy> before = policies_.For(key);
+    policies_.Update(key, update, reset, make_default);
+    std::shared_ptr<const ModelPolicy> after = policies_.For(key);
+    ApplyPolicyLocked(key, before.get(), after.get());
+    view.model_key = key;
+    if (after) view.policy = *after;
+    view.policy.ttl = TtlFor(after.get());  // what its instances get (unset = never expire)
+  }
+  view.is_default = policies_.default_model() == view.model_key;
+  view.overridden = policies_.Overridden(view.model_key);
+  LoadPinned();
+  return view;
+}
+
+std::vector<std::string> ModelRegistry::ReplaceFilePolicies(
+    std::map<std::string, ModelPolicy> models, std::string default_model) {
+  std::vector<std::string> overridden;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<const Policies> before = policies_.Current();
+    overridden = policies_.ReplaceFile(std::move(models), std::move(default_model));
+    std::shared_ptr<const Policies> after = policies_.Current();
+    std::set<std::string> keys;
+    for (const auto& [k, p] : before->models) keys.insert(k);
+    for (const auto& [k, p] : after->models) keys.insert(k);
+    for (const auto& k : keys) {
+      auto b = before->models.find(k);
+      auto a = after->models.find(k);
+      ApplyPolicyLocked(k, b == before->models.end() ? nullptr : &b->second,
+                        a == after->models.end() ? nullptr : &a->second);
+    }
+  }
+  LoadPinned();
+  return overridden;
 }
 
 void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std::string& instance,
@@ -307,7 +382,7 @@ void ModelRegistry::RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_
   }
   const std::string key = m != nullptr ? m->info.key : name;
   LoadParams params;
-  const ModelPolicy* policy = PolicyFor(key);
+  std::shared_ptr<const ModelPolicy> policy = PolicyFor(key);
   if (policy != nullptr) params = policy->load;
   params.identifier.clear();
   waiter->ttl_override = options_.allow_client_ttl ? waiter->request.ttl_hint : std::nullopt;

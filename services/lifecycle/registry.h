@@ -13,7 +13,7 @@
 // - keep_loaded models are loaded without waiting for a request: after every successful sync that
 //   finds one without a READY instance or a load (at start, after the host came back), through
 //   the request path's single flight; a failed load is retried after a backoff.
-// - Idle TTL per model (config), pins (keep_loaded), capacity limits (loaded models / bytes) with
+// - Idle TTL per model (config, or set at run time: UpdatePolicy), pins (keep_loaded), capacity limits (loaded models / bytes) with
 //   LRU eviction of idle unleased instances, or waiting for one to become idle.
 // - The registry's view is synchronised with the host at start, every refresh_interval and when a
 //   driver reports a missing model, so loads/unloads done in the LM Studio app are seen.
@@ -47,6 +47,7 @@
 #include "backends/driver.h"
 #include "backends/selector.h"
 #include "services/lifecycle/events.h"
+#include "services/lifecycle/policies.h"
 
 namespace lmgate::lifecycle {
 
@@ -90,19 +91,6 @@ class DriverHostOps : public HostOps {
   std::optional<DriverKind> last_listed_ ABSL_GUARDED_BY(mu_);
 };
 
-// Per-model settings from lmgate's config.
-struct ModelPolicy {
-  // Load settings for every load lmgate makes of this model (context length, GPU, ...);
-  // `model_key` and `identifier` are ignored.
-  backends::LoadParams load;
-  // Idle TTL; unset = RegistryOptions::default_ttl.
-  std::optional<absl::Duration> ttl;
-  // Never unloaded by TTL or eviction.
-  bool keep_loaded = false;
-  // Default sampling for requests to this model that leave a field unset.
-  backends::Sampling sampling;
-};
-
 struct RegistryOptions {
   // Re-read the host's model list this often (0 = only at start and on errors).
   absl::Duration refresh_interval = absl::Seconds(10);
@@ -110,7 +98,10 @@ struct RegistryOptions {
   std::optional<absl::Duration> default_ttl;
   // Honour a request's ttl_hint for the load it causes.
   bool allow_client_ttl = false;
+  // Per-model policies of the config file, and the default model (the gateway copies
+  // GatewayOptions::default_model here). Both change at run time: UpdatePolicy, ReplaceFilePolicies.
   std::map<std::string, ModelPolicy> models;
+  std::string default_model;
   // Capacity limits; 0 = unlimited.
   int max_loaded_models = 0;
   int64_t max_loaded_bytes = 0;
@@ -240,8 +231,31 @@ class ModelRegistry {
   absl::Status host_status() const;
   // A driver said `instance` does not exist upstream: drop it and resync in the background.
   void ReportMissing(const std::string& instance);
-  // Policy of a model key (nullptr if none configured).
-  const ModelPolicy* PolicyFor(const std::string& model_key) const;
+  // Effective policy of a model key (file + run-time overlay; null if neither has one). The
+  // returned snapshot stays valid while policies change.
+  std::shared_ptr<const ModelPolicy> PolicyFor(const std::string& model_key) const {
+    return policies_.For(model_key);
+  }
+  // The default model in force ("" = none).
+  std::string default_model() const { return policies_.default_model(); }
+
+  // A model's policy as UpdatePolicy answers it.
+  struct PolicyView {
+    std::string model_key;
+    ModelPolicy policy;                   // effective
+    bool is_default = false;              // the default model
+    std::vector<std::string> overridden;  // fields set at run time (PolicyStore::Overridden)
+  };
+  // UpdateModelPolicy: `model` is a model key the host listed or the config names, or an
+  // instance identifier (its model). NOT_FOUND otherwise. Instances of the model take the new
+  // pin and TTL at once (a new TTL counts their idle time from now); a new pin loads the model
+  // when it has no READY instance (as keep_loaded at start). An empty update returns the policy.
+  absl::StatusOr<PolicyView> UpdatePolicy(const std::string& model, const PolicyUpdate& update,
+                                          bool reset, bool make_default);
+  // A reload's policies and default model (the run-time overlay stays on top; what it still
+  // overrides is returned, "MODEL.FIELD"). Instances take changed pins and TTLs as above.
+  std::vector<std::string> ReplaceFilePolicies(std::map<std::string, ModelPolicy> models,
+                                               std::string default_model);
   EventBus* events() const { return events_; }
 
  private:
@@ -313,7 +327,14 @@ class ModelRegistry {
   State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   CallContext HostContext(absl::Duration timeout) const;
 
+  // Applies a changed pin / TTL of `key` to its instances (`before` = the policy they had).
+  void ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
+                         const ModelPolicy* after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The idle TTL instances of a model with `policy` get (unset = never expire).
+  std::optional<absl::Duration> TtlFor(const ModelPolicy* policy) const;
+
   const RegistryOptions options_;
+  PolicyStore policies_;
   HostOps* const host_;
   EventBus* const events_;
 

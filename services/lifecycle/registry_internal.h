@@ -65,6 +65,8 @@ struct ModelRegistry::InstanceEntry {
   bool keep_loaded = false;
   bool external = false;  // loaded outside lmgate
   absl::Time added_at;
+  // Idle time counts from here at the earliest (a TTL changed at run time counts from then).
+  absl::Time ttl_from = absl::InfinitePast();
 };
 
 struct ModelRegistry::ModelEntry {

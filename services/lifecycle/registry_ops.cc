@@ -95,7 +95,7 @@ absl::StatusOr<ModelSnapshot> ModelRegistry::Get(const std::string& model) const
 
 std::string ModelRegistry::KnownModelKey(const std::string& name) const {
   absl::MutexLock lock(&mu_);
-  if (models_.count(name) || options_.models.count(name)) return name;
+  if (models_.count(name) || PolicyFor(name) != nullptr) return name;
   for (const auto& [k, m] : models_) {
     for (const auto& inst : m->instances) {
       if (inst->info.identifier == name) return k;
@@ -278,8 +278,8 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         m->instances.push_back(std::move(e));
       }
       if (inst->info.model_key.empty()) inst->info.model_key = f->model_key;
-      const ModelPolicy* policy = PolicyFor(f->model_key);
-      inst->ttl = f->ttl ? f->ttl : (policy && policy->ttl ? policy->ttl : options_.default_ttl);
+      std::shared_ptr<const ModelPolicy> policy = PolicyFor(f->model_key);
+      inst->ttl = f->ttl ? f->ttl : TtlFor(policy.get());
       inst->keep_loaded = inst->keep_loaded || f->keep_loaded || (policy && policy->keep_loaded);
       inst->external = false;
       m->failure.clear();
@@ -374,7 +374,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
       }
     }
     const std::string key = m != nullptr ? m->info.key : params.model_key;
-    if (const ModelPolicy* policy = PolicyFor(key)) {
+    if (std::shared_ptr<const ModelPolicy> policy = PolicyFor(key)) {
       MergePolicy(policy->load, &params);
       keep_loaded |= policy->keep_loaded;
     }

@@ -57,7 +57,8 @@ void ModelRegistry::LoadPinned() {
   absl::MutexLock lock(&mu_);
   if (stopping_ || !host_status_.ok()) return;
   const absl::Time now = absl::Now();
-  for (const auto& [key, policy] : options_.models) {
+  const std::shared_ptr<const Policies> policies = policies_.Current();
+  for (const auto& [key, policy] : policies->models) {
     if (!policy.keep_loaded) continue;
     ModelEntry* m = FindModelLocked(key);
     if (m != nullptr && (PickReadyLocked(*m) != nullptr || m->loading > 0)) continue;
@@ -248,7 +249,8 @@ void ModelRegistry::ExpireIdle() {
             !inst->ttl) {
           continue;
         }
-        if (now - inst->last_used.value_or(inst->added_at) >= *inst->ttl) {
+        if (now - std::max(inst->last_used.value_or(inst->added_at), inst->ttl_from) >=
+            *inst->ttl) {
           inst->state = State::kUnloading;
           expired.push_back(inst->info.identifier);
         }
