@@ -16,7 +16,9 @@
 // - Idle TTL per model (config, or set at run time: UpdatePolicy), pins (keep_loaded), capacity limits (loaded models / bytes) with
 //   LRU eviction of idle unleased instances, or waiting for one to become idle.
 // - The registry's view is synchronised with the host at start, every refresh_interval and when a
-//   driver reports a missing model, so loads/unloads done in the LM Studio app are seen.
+//   driver reports a missing model, so loads/unloads done in the LM Studio app are seen. An
+//   instance found loaded of a model with a TTL or pin policy takes that policy, whoever loaded it
+//   (the lmgate this one replaced); others keep LM Studio's own TTL, if any.
 // - Names the host does not know cost almost nothing: concurrent re-reads of the host share one
 //   listing call; a miss while the last listing is younger than `unknown_model_cache` is answered
 //   NOT_FOUND at once (the listing is the negative cache: bounded by the host's catalogue and by

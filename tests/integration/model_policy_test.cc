@@ -4,6 +4,7 @@
 // same host applies its TTL policy to the instances the first one loaded.
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -252,6 +253,58 @@ TEST_F(ModelPolicyTest, AdminOnlyAndBadInputNamed) {
   unknown.set_keep_loaded(true);
   grpc::Status st = Update(unknown, &p);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+}
+
+// Issue 18 bug 6: a rollout. The first lmgate loads two models and stops; the second, on the same
+// host, has a TTL policy for one and a pin for the other: the instances it finds at sync are
+// under its policy, whoever loaded them (before the fix they were "external" forever: no TTL, no
+// pin, a leak).
+TEST_F(ModelPolicyTest, PoliciesApplyToInstancesFoundAtSync) {
+  Load(kModel);
+  Load(kOther);
+  server_->Shutdown(absl::Seconds(2));
+  server_.reset();
+
+  backends::BackendRegistry registry;
+  ASSERT_TRUE(backends::RegisterBuiltinBackends(registry).ok());
+  backends::HostConfig host;
+  host.base_url = emu_->http_url();
+  std::vector<std::unique_ptr<backends::Driver>> drivers;
+  for (const char* name : {"sdk_ws", "rest", "openai"}) {
+    auto d = registry.Create(name, host);
+    ASSERT_TRUE(d.ok()) << d.status();
+    drivers.push_back(*std::move(d));
+  }
+  services::ServerOptions so;
+  so.listen = "127.0.0.1:0";
+  so.drivers = std::make_shared<backends::DriverSet>(std::move(drivers));
+  so.gateway.lifecycle.refresh_interval = absl::ZeroDuration();
+  so.gateway.lifecycle.tick = absl::Milliseconds(50);
+  so.gateway.lifecycle.models[kModel].ttl = testutil::Scaled(absl::Seconds(1));
+  so.gateway.lifecycle.models[kOther].keep_loaded = true;
+  auto second = services::LmgateServer::Create(std::move(so));
+  ASSERT_TRUE(second.ok()) << second.status();
+  server_ = *std::move(second);
+  channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                 grpc::InsecureChannelCredentials());
+  models_ = v1::ModelManager::NewStub(channel_);
+
+  grpc::ClientContext watch_ctx;
+  Prepare(&watch_ctx);
+  v1::WatchModelsRequest w;
+  w.set_model(kModel);
+  auto watch = models_->WatchModels(&watch_ctx, w);
+  v1::Model pinned = Get(kOther);
+  ASSERT_EQ(pinned.instances_size(), 1);
+  EXPECT_TRUE(pinned.instances(0).keep_loaded());
+  v1::Model expiring = Get(kModel);
+  ASSERT_EQ(expiring.instances_size(), 1);
+  EXPECT_TRUE(expiring.instances(0).has_ttl());
+  EXPECT_TRUE(WaitForEvent(watch.get(), v1::ModelEvent::KIND_EXPIRED, kModel))
+      << "the instance the first lmgate loaded never expired under the second one's TTL";
+  watch_ctx.TryCancel();
+  EXPECT_EQ(Get(kModel).instances_size(), 0);
+  EXPECT_EQ(Get(kOther).instances_size(), 1);
 }
 
 }  // namespace
