@@ -570,6 +570,7 @@ void ToProto(const lifecycle::Event& e, v1::ModelEvent* out) {
   out->set_state(ToProto(e.state));
   out->set_progress(e.progress);
   out->set_reason(e.reason);
+  out->set_tenant(e.tenant);
   if (e.duration > absl::ZeroDuration()) SetDuration(e.duration, out->mutable_duration());
   out->set_events_dropped(e.events_dropped);
 }

@@ -106,6 +106,7 @@ class GenerateRun : public backends::GenerateObserver,
     lifecycle::AcquireRequest req;
     req.model = model_;
     req.holder = ctx_.request_id;
+    req.tenant = tenant_ != nullptr ? tenant_->name : "";
     req.ttl_hint = ttl_hint_;
     std::weak_ptr<GenerateRun> weak = weak_from_this();
     req.on_load_progress = [weak](double p) {
@@ -508,7 +509,7 @@ absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
     if (auto c = drivers_->Candidates(driver, Operation::kLoad); !c.ok()) return c.status();
   }
   return registry_->Load(ctx, driver, std::move(params), keep_loaded, new_instance, progress,
-                         used);
+                         used, tenant != nullptr ? tenant->name : "");
 }
 
 absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
@@ -597,6 +598,7 @@ absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
   lifecycle::AcquireRequest req;
   req.model = model;
   req.holder = ctx.request_id;
+  req.tenant = tenant != nullptr ? tenant->name : "";
   req.ttl_hint = ttl_hint;
   auto lease = registry_->AcquireBlocking(ctx, std::move(req));
   if (!lease.ok()) return ForTenant(tenant, lease.status(), model);

@@ -245,13 +245,15 @@ std::vector<std::string> ModelRegistry::ReplaceFilePolicies(
 }
 
 void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std::string& instance,
-                            State state, std::string reason, double progress, absl::Duration took) {
+                            State state, std::string reason, double progress, absl::Duration took,
+                            std::string tenant) {
   Event e;
   e.kind = kind;
   e.model_key = key;
   e.instance = instance;
   e.state = state;
   e.reason = std::move(reason);
+  e.tenant = std::move(tenant);
   e.progress = progress;
   e.duration = took;
   events_->Publish(std::move(e));
@@ -460,6 +462,7 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   f->keep_loaded = keep_loaded;
   f->explicit_load = explicit_load;
   f->ttl = waiter->ttl_override;
+  f->requested_by = waiter->request.tenant;
   waiter->flight = f;
   f->waiters.push_back(std::move(waiter));
   flights_[fkey] = f;
@@ -469,8 +472,10 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
     m->progress = 0;
   }
   f->counted_loading = m != nullptr;
-  Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading,
-          explicit_load ? "LoadModel" : "a request needs it");
+  std::string why = explicit_load ? "LoadModel" : "a request needs it";
+  if (!f->requested_by.empty()) absl::StrAppend(&why, " (tenant ", f->requested_by, ")");
+  Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading, std::move(why), 0,
+          absl::ZeroDuration(), f->requested_by);
   ReapFlightThreadsLocked();
   const uint64_t thread_id = next_flight_thread_++;
   flight_threads_.emplace(thread_id, std::thread([this, f, thread_id] {

@@ -179,6 +179,8 @@ struct AcquireRequest {
   std::function<void(double)> on_load_progress;
   // Runs if the instance is force-unloaded while this request holds it.
   std::function<void()> on_force_unload;
+  // The tenant asking ("" = unknown), named in the events of a load this request causes.
+  std::string tenant;
 };
 
 using AcquireDone = std::function<void(absl::StatusOr<std::unique_ptr<Lease>>)>;
@@ -199,13 +201,13 @@ class ModelRegistry {
   absl::StatusOr<std::unique_ptr<Lease>> AcquireBlocking(const CallContext& ctx,
                                                          AcquireRequest request);
 
-  // Explicit load (LoadModel). Without `new_instance`, an existing READY instance is returned at
+  // Explicit load (LoadModel; `requested_by` is the tenant, named in the load's events). Without `new_instance`, an existing READY instance is returned at
   // once and a load in flight with the same settings is joined. Blocking.
   absl::StatusOr<InstanceSnapshot> Load(const CallContext& ctx, DriverKind driver,
                                         backends::LoadParams params, bool keep_loaded,
                                         bool new_instance,
                                         const std::function<void(double)>& progress,
-                                        DriverKind* used);
+                                        DriverKind* used, const std::string& requested_by = "");
   // Explicit unload of an instance identifier, or of a model key (one instance, or all with
   // `all_instances`). Returns the unloaded identifiers. Blocking. `requested_by` (the tenant that
   // asked, "" if unknown) goes into the events' reason.
@@ -324,7 +326,7 @@ class ModelRegistry {
 
   void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
                std::string reason = "", double progress = 0,
-               absl::Duration took = absl::ZeroDuration());
+               absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
   void ReleaseLease(const std::string& instance, uint64_t lease_id);
   State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   CallContext HostContext(absl::Duration timeout) const;

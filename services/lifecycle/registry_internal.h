@@ -51,6 +51,7 @@ struct ModelRegistry::Flight {
   bool admitted = false;         // passed the capacity check
   int64_t bytes = 0;
   std::optional<absl::Duration> ttl;
+  std::string requested_by;  // tenant of the waiter that started it ("" = lmgate or unknown)
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::shared_ptr<backends::CancelToken> cancel = std::make_shared<backends::CancelToken>();
   bool done = false;

@@ -295,7 +295,9 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         outcomes.push_back(std::move(o));
       }
       Publish(Event::Kind::kLoaded, f->model_key, inst->info.identifier, State::kReady,
-              absl::StrCat("loaded via ", backends::DriverKindName(used)), 1, took);
+              absl::StrCat("loaded via ", backends::DriverKindName(used),
+                           f->requested_by.empty() ? "" : " for tenant ", f->requested_by),
+              1, took, f->requested_by);
     } else {
       const bool cancelled = absl::IsCancelled(result.status());
       if (m != nullptr && !cancelled) m->failure = std::string(result.status().message());
@@ -307,7 +309,8 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
       }
       Publish(cancelled ? Event::Kind::kLoadCancelled : Event::Kind::kLoadFailed, f->model_key, "",
               m ? ModelStateLocked(*m) : State::kNotLoaded,
-              cancelled ? "every waiter left" : std::string(result.status().message()), 0, took);
+              cancelled ? "every waiter left" : std::string(result.status().message()), 0, took,
+              f->requested_by);
     }
   }
   for (auto& o : outcomes) {
@@ -322,7 +325,8 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
                                                      LoadParams params, bool keep_loaded,
                                                      bool new_instance,
                                                      const std::function<void(double)>& progress,
-                                                     DriverKind* used) {
+                                                     DriverKind* used,
+                                                     const std::string& requested_by) {
   if (auto st = ctx.CheckAlive(); !st.ok()) return st;
   bool known;
   {
@@ -336,6 +340,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
   absl::StatusOr<InstanceSnapshot> out = absl::UnknownError("not set");
   auto waiter = std::make_shared<Waiter>();
   waiter->request.holder = ctx.request_id;
+  waiter->request.tenant = requested_by;
   waiter->request.on_load_progress = progress;
   waiter->load_done = [&](absl::StatusOr<InstanceSnapshot> r) {
     out = std::move(r);

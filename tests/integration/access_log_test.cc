@@ -173,6 +173,10 @@ TEST_F(AccessLogTest, OneLinePerRpcForEveryMethod) {
     ExpectCommon(j, "LoadModel", "ops", "OK");
     EXPECT_EQ(j.value("model", ""), kModel);
     EXPECT_FALSE(j.value("instance", "").empty()) << j.dump();
+    // The lifecycle line of the load names the tenant that asked for it.
+    nlohmann::json loaded = LifecycleLine("loaded", "for tenant ops");
+    ASSERT_NE(loaded, nullptr);
+    EXPECT_EQ(loaded.value("tenant", ""), "ops") << loaded.dump();
     EXPECT_FALSE(j.value("driver", "").empty()) << j.dump();
   }
   {  // Chat: tokens and durations.

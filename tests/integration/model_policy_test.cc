@@ -255,6 +255,41 @@ TEST_F(ModelPolicyTest, AdminOnlyAndBadInputNamed) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
 }
 
+// Load events name the tenant that asked: LoadModel's caller, or the caller of a request that
+// needed the model.
+TEST_F(ModelPolicyTest, LoadEventsNameTheTenant) {
+  grpc::ClientContext watch_ctx;
+  Prepare(&watch_ctx);
+  auto watch = models_->WatchModels(&watch_ctx, v1::WatchModelsRequest());
+  Load(kModel);  // as ops
+  v1::ModelEvent e;
+  auto next = [&](v1::ModelEvent::Kind kind) {
+    while (watch->Read(&e)) {
+      if (e.kind() == kind) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(next(v1::ModelEvent::KIND_LOAD_STARTED));
+  EXPECT_EQ(e.tenant(), "ops");
+  EXPECT_NE(e.reason().find("tenant ops"), std::string::npos) << e.reason();
+  ASSERT_TRUE(next(v1::ModelEvent::KIND_LOADED));
+  EXPECT_EQ(e.tenant(), "ops");
+  EXPECT_EQ(e.model_key(), kModel);
+
+  grpc::ClientContext ctx;
+  Prepare(&ctx, "app-key");
+  v1::TokenizeRequest tok;
+  tok.set_model(kOther);
+  tok.set_text("hello");
+  v1::TokenizeResponse out;
+  grpc::Status st = inference_->Tokenize(&ctx, tok, &out);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_TRUE(next(v1::ModelEvent::KIND_LOADED));
+  EXPECT_EQ(e.model_key(), kOther);
+  EXPECT_EQ(e.tenant(), "app");
+  watch_ctx.TryCancel();
+}
+
 // Issue 18 bug 6: a rollout. The first lmgate loads two models and stops; the second, on the same
 // host, has a TTL policy for one and a pin for the other: the instances it finds at sync are
 // under its policy, whoever loaded them (before the fix they were "external" forever: no TTL, no
