@@ -210,8 +210,10 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
     auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
+    backends::DriverKind used = FromProto(req->driver());
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
-                                req->all_instances(), req->force(), *tenant);
+                                req->all_instances(), req->force(), *tenant, &used);
+    info->driver = used;  // the driver that unloaded, for AUTO too (metrics, access log)
     if (!ids.ok()) return ToGrpcStatus(ids.status());
     for (const auto& i : *ids) resp->add_unloaded(i);
     return grpc::Status::OK;

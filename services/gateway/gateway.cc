@@ -516,16 +516,17 @@ absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
                                                          DriverKind driver,
                                                          const std::string& model,
                                                          bool all_instances, bool force,
-                                                         const admission::Tenant* tenant) {
+                                                         const admission::Tenant* tenant,
+                                                         DriverKind* used) {
   if (driver != DriverKind::kAuto) {
     if (auto c = drivers_->Candidates(driver, Operation::kUnload); !c.ok()) return c.status();
   }
   if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   const std::string by = tenant != nullptr ? tenant->name : "";
-  auto ids = registry_->Unload(ctx, driver, model, all_instances, force, by);
+  auto ids = registry_->Unload(ctx, driver, model, all_instances, force, by, used);
   if (absl::IsNotFound(ids.status()) && registry_->RefreshIfStale(ctx).ok()) {
     if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
-    ids = registry_->Unload(ctx, driver, model, all_instances, force, by);
+    ids = registry_->Unload(ctx, driver, model, all_instances, force, by, used);
   }
   if (!ids.ok()) return ForTenant(tenant, ids.status(), model);
   return ids;

@@ -138,11 +138,13 @@ class Gateway {
                                                    DriverKind* used,
                                                    const admission::Tenant* tenant = nullptr);
   // `tenant` (null = anyone) must be allowed the model `model` resolves to, also when the name
-  // is only known after the refresh an unknown name causes (PERMISSION_DENIED).
+  // is only known after the refresh an unknown name causes (PERMISSION_DENIED). `*used` (if not
+  // null) gets the driver that unloaded.
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
                                                   const std::string& model, bool all_instances,
                                                   bool force,
-                                                  const admission::Tenant* tenant = nullptr);
+                                                  const admission::Tenant* tenant = nullptr,
+                                                  DriverKind* used = nullptr);
 
   std::unique_ptr<GenerateControl> Generate(const CallContext& ctx, GenerateCall call,
                                             std::shared_ptr<GenerateSink> sink);

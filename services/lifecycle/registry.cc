@@ -78,17 +78,24 @@ absl::StatusOr<InstanceInfo> DriverHostOps::Load(const CallContext& ctx, DriverK
 }
 
 absl::Status DriverHostOps::Unload(const CallContext& ctx, DriverKind driver,
-                                   const std::string& identifier) {
+                                   const std::string& identifier, DriverKind* used) {
   auto candidates = drivers_->Candidates(driver, backends::Operation::kUnload);
   if (!candidates.ok()) return candidates.status();
   absl::Status last = absl::UnavailableError("no driver");
   absl::Status first_unavailable;
+  DriverKind first_unavailable_kind = DriverKind::kAuto;
   for (backends::Driver* d : *candidates) {
+    if (used) *used = d->kind();
     last = d->Unload(ctx, identifier);
     if (!absl::IsUnavailable(last)) break;
-    if (first_unavailable.ok()) first_unavailable = last;
+    if (first_unavailable.ok()) {
+      first_unavailable = last;
+      first_unavailable_kind = d->kind();
+    }
   }
-  return Reported(first_unavailable, last);
+  absl::Status reported = Reported(first_unavailable, last);
+  if (used && reported.code() != last.code()) *used = first_unavailable_kind;
+  return reported;
 }
 
 // ---------------------------------------------------------------- Lease

@@ -66,8 +66,9 @@ class HostOps {
                                                       const backends::LoadParams& params,
                                                       const backends::LoadProgressFn& progress,
                                                       DriverKind* used) = 0;
+  // `*used` (if not null) gets the driver that performed (or last tried) the unload.
   virtual absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                              const std::string& identifier) = 0;
+                              const std::string& identifier, DriverKind* used) = 0;
 };
 
 // HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE. When the chain ends
@@ -82,8 +83,8 @@ class DriverHostOps : public HostOps {
                                               const backends::LoadParams& params,
                                               const backends::LoadProgressFn& progress,
                                               DriverKind* used) override;
-  absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                      const std::string& identifier) override;
+  absl::Status Unload(const CallContext& ctx, DriverKind driver, const std::string& identifier,
+                      DriverKind* used) override;
   // The driver whose listing last succeeded; nullopt while the host has never answered one.
   std::optional<DriverKind> last_listed() const;
 
@@ -210,11 +211,13 @@ class ModelRegistry {
                                         DriverKind* used, const std::string& requested_by = "");
   // Explicit unload of an instance identifier, or of a model key (one instance, or all with
   // `all_instances`). Returns the unloaded identifiers. Blocking. `requested_by` (the tenant that
-  // asked, "" if unknown) goes into the events' reason.
+  // asked, "" if unknown) goes into the events' reason; `*used` (if not null) gets the driver
+  // that unloaded (the last one, for several instances).
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
                                                   const std::string& model, bool all_instances,
                                                   bool force,
-                                                  const std::string& requested_by = "");
+                                                  const std::string& requested_by = "",
+                                                  DriverKind* used = nullptr);
 
   std::vector<ModelSnapshot> Snapshot() const;
   // NOT_FOUND with close matches.
@@ -322,7 +325,8 @@ class ModelRegistry {
   void ExpireIdle();
   void FailLateWaiters();
   absl::Status UnloadOne(const CallContext& ctx, DriverKind driver, const std::string& id,
-                         Event::Kind done_kind, const std::string& reason);
+                         Event::Kind done_kind, const std::string& reason,
+                         DriverKind* used = nullptr);
 
   void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
                std::string reason = "", double progress = 0,

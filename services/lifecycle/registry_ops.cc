@@ -401,7 +401,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
 
 absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
                                       const std::string& id, Event::Kind done_kind,
-                                      const std::string& reason) {
+                                      const std::string& reason, DriverKind* used) {
   std::string key;
   {
     absl::MutexLock lock(&mu_);
@@ -411,7 +411,7 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
   }
   Publish(Event::Kind::kUnloadStarted, key, id, State::kUnloading, reason);
   const absl::Time start = absl::Now();
-  absl::Status st = host_->Unload(ctx, driver, id);
+  absl::Status st = host_->Unload(ctx, driver, id, used);
   absl::MutexLock lock(&mu_);
   auto [m, inst] = FindInstanceLocked(id);
   if (inst == nullptr) return st;
@@ -432,7 +432,8 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
                                                                DriverKind driver,
                                                                const std::string& model,
                                                                bool all_instances, bool force,
-                                                               const std::string& requested_by) {
+                                                               const std::string& requested_by,
+                                                               DriverKind* used) {
   std::vector<std::string> targets;
   std::vector<std::function<void()>> force_hooks;
   {
@@ -483,7 +484,7 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
   const std::string reason =
       requested_by.empty() ? "UnloadModel" : absl::StrCat("UnloadModel by tenant ", requested_by);
   for (const auto& id : targets) {
-    if (auto st = UnloadOne(ctx, driver, id, Event::Kind::kUnloaded, reason); !st.ok()) {
+    if (auto st = UnloadOne(ctx, driver, id, Event::Kind::kUnloaded, reason, used); !st.ok()) {
       return st;
     }
   }

@@ -222,7 +222,10 @@ TEST_F(AccessLogTest, OneLinePerRpcForEveryMethod) {
     v1::UnloadModelResponse resp;
     grpc::Status st = models_->UnloadModel(&ctx, req, &resp);
     ASSERT_TRUE(st.ok()) << st.error_message();
-    ExpectCommon(AccessLine("unload-1"), "UnloadModel", "ops", "OK");
+    nlohmann::json unloaded = AccessLine("unload-1");
+    ExpectCommon(unloaded, "UnloadModel", "ops", "OK");
+    // An AUTO unload names the driver that performed it (was "auto").
+    EXPECT_EQ(unloaded.value("driver", ""), "sdk_ws") << unloaded.dump();
     // ... and so is the lifecycle event, with the tenant that asked.
     EXPECT_NE(LifecycleLine("unloaded", "UnloadModel by tenant ops"), nullptr);
   }
