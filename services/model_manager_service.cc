@@ -164,8 +164,8 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
                    params = *std::move(params)]() mutable {
     // The model's limits are known once its name resolves (re-reading the host if need be):
     // check them before anything is sent. A name that does not resolve is the load's to report.
-    const std::string name = params.model_key.empty() ? gateway_->default_model()
-                                                       : params.model_key;
+    const std::string name =
+        params.model_key.empty() ? gateway_->default_model() : params.model_key;
     if (info.model.empty()) info.model = name;
     if (params.context_length && !name.empty()) {
       if (auto model = gateway_->GetModel(call, name); model.ok()) {
