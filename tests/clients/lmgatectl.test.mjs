@@ -884,7 +884,8 @@ describe("the README's lmgatectl commands", () => {
     const cmds = readmeCommands();
     const verbs = cmds.map((c) => c.args.find((a) => !a.startsWith("--")));
     // watch streams until Ctrl-C, --key and --ca need another lmgate: covered by the tests above.
-    assert.deepEqual(verbs, ["models", "info", "load", "chat", "embed", "watch", "unload", "models", "models"]);
+    assert.deepEqual(verbs, ["models", "info", "load", "chat", "embed", "watch", "unload", "policy", "policy",
+                             "models", "models"]);
     const expected = {
       load: /^loaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)$/m,
       chat: /\S/,
@@ -892,6 +893,7 @@ describe("the README's lmgatectl commands", () => {
       unload: /^unloaded qwen\/qwen3-4b$/m,
       models: /^qwen\/qwen3-4b /m,
       info: /^sdk\s+working\s/m,
+      policy: /^model\s+qwen\/qwen3-4b \(default\)$/m,
     };
     for (const { line, args } of cmds) {
       if (args.includes("watch") || args.some((a) => /^--(key|ca)=/.test(a))) continue;
