@@ -93,6 +93,8 @@ absl::Status RangeCheck(absl::string_view field, double v, double lo, double hi,
   return absl::OkStatus();
 }
 
+}  // namespace
+
 absl::StatusOr<backends::Sampling> ToSampling(const v1::SamplingParams& s) {
   backends::Sampling out;
   if (s.has_temperature()) {
@@ -146,6 +148,8 @@ absl::StatusOr<backends::Sampling> ToSampling(const v1::SamplingParams& s) {
   if (s.has_seed()) out.seed = s.seed();
   return out;
 }
+
+namespace {
 
 absl::Status ValidateText(absl::string_view field, const std::string& text) {
   if (text.size() > kMaxTextBytes) {
@@ -566,6 +570,7 @@ void ToProto(const lifecycle::Event& e, v1::ModelEvent* out) {
   out->set_state(ToProto(e.state));
   out->set_progress(e.progress);
   out->set_reason(e.reason);
+  out->set_tenant(e.tenant);
   if (e.duration > absl::ZeroDuration()) SetDuration(e.duration, out->mutable_duration());
   out->set_events_dropped(e.events_dropped);
 }

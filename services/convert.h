@@ -47,6 +47,8 @@ absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::ChatRequest& req,
                                                      const ValidationLimits& limits = {});
 absl::StatusOr<gateway::GenerateCall> ToGenerateCall(const v1::CompleteRequest& req,
                                                      const ValidationLimits& limits = {});
+// Sampling settings with their ranges (INVALID_ARGUMENT naming sampling.FIELD).
+absl::StatusOr<backends::Sampling> ToSampling(const v1::SamplingParams& s);
 absl::Status ValidateEmbed(const v1::EmbedRequest& req);
 absl::Status ValidateTokenize(const v1::TokenizeRequest& req);
 absl::StatusOr<backends::LoadParams> ToLoadParams(const v1::LoadModelRequest& req);
@@ -61,6 +63,16 @@ absl::Status ValidateWatch(const v1::WatchModelsRequest& req);
 // Validates a model name or instance identifier: at most kMaxModelNameBytes, no control
 // characters, no leading '-' ("" allowed when `allow_empty`).
 absl::Status ValidateModelName(const std::string& model, bool allow_empty);
+
+// UpdateModelPolicy's request, validated (services/policy_convert.cc).
+struct PolicyChange {
+  std::string model;
+  lifecycle::PolicyUpdate update;
+  bool reset = false;
+  bool make_default = false;
+};
+absl::StatusOr<PolicyChange> ToPolicyChange(const v1::UpdateModelPolicyRequest& req);
+void ToProto(const lifecycle::ModelRegistry::PolicyView& view, v1::ModelPolicy* out);
 
 v1::StopReason ToProto(backends::StopReason reason);
 void ToProto(const gateway::GenerateOutcome& outcome, v1::InferenceResult* out);

@@ -155,7 +155,7 @@ ValidationLimits InferenceService::Limits() const {
 std::string InferenceService::EffectiveModel(const std::string& model, bool embedding) const {
   if (!model.empty()) return model;
   return embedding ? gateway_->options().default_embedding_model
-                   : gateway_->options().default_model;
+                   : gateway_->default_model();
 }
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Chat(

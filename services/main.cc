@@ -164,7 +164,6 @@ std::vector<std::string> NotLive(const services::Config& running, const services
   check(running.host.base_url != next.host.base_url, "lmstudio.url");
   check(running.host.lms_path != next.host.lms_path, "lmstudio.lms_path");
   check(running.worker_threads != next.worker_threads, "worker_threads");
-  check(running.gateway.default_model != next.gateway.default_model, "default_model");
   check(running.gateway.default_embedding_model != next.gateway.default_embedding_model,
         "default_embedding_model");
   return changed;
@@ -172,7 +171,8 @@ std::vector<std::string> NotLive(const services::Config& running, const services
 
 // SIGHUP: re-runs the start-up's configuration build and checks (Prepare), and on success puts
 // the keys, tenants' roles, models and limits (quota state is kept per tenant name), the client
-// allowlist and the log level in force; what is bound at start is reported and left as is. On
+// allowlist, the model policies and default model (under UpdateModelPolicy's run-time changes,
+// which win for the fields they set; the log names them) and the log level in force; what is bound at start is reported and left as is. On
 // error the running configuration stays, and the reason is logged.
 void Reload(const backends::BackendRegistry& registry, services::Config* running,
             services::LmgateServer* server) {
@@ -190,6 +190,14 @@ void Reload(const backends::BackendRegistry& registry, services::Config* running
   spdlog::set_level(spdlog::level::from_str(next->config.log_level));
   running->identity = next->config.identity;
   running->log_level = next->config.log_level;
+  std::vector<std::string> kept = server->ReplacePolicies(next->config.gateway.lifecycle.models,
+                                                          next->config.gateway.default_model);
+  if (!kept.empty()) {
+    spdlog::info("reload: run-time policy changes (UpdateModelPolicy) win over the file for: {}",
+                 absl::StrJoin(kept, ", "));
+  }
+  running->gateway.lifecycle.models = next->config.gateway.lifecycle.models;
+  running->gateway.default_model = next->config.gateway.default_model;
   spdlog::info("reloaded the configuration: {} key(s), log level {}",
                next->config.identity.keys.size(), next->config.log_level);
 }
@@ -310,7 +318,7 @@ int main(int argc, char** argv) {
       "  lmgate --lmstudio_url=http://127.0.0.1:1234 --listen=127.0.0.1:50051\n"
       "Services: lmgate.v1.ModelManager, lmgate.v1.Inference, grpc.health.v1.Health, server\n"
       "reflection. Most flags are also config file keys (deploy/CONFIG.md); a flag given here\n"
-      "overrides the file. SIGHUP re-reads the config (keys, limits, log level; deploy/CONFIG.md).\n"
+      "overrides the file. SIGHUP re-reads the config (keys, limits, model policies, log level; deploy/CONFIG.md).\n"
       "Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start, 2 for a\n"
       "bad configuration or bad usage.");
   // Debian's Abseil is built without NDEBUG, so by default every absl::Mutex::Lock also records

@@ -164,8 +164,8 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
                    params = *std::move(params)]() mutable {
     // The model's limits are known once its name resolves (re-reading the host if need be):
     // check them before anything is sent. A name that does not resolve is the load's to report.
-    const std::string& name = params.model_key.empty() ? gateway_->options().default_model
-                                                       : params.model_key;
+    const std::string name =
+        params.model_key.empty() ? gateway_->default_model() : params.model_key;
     if (info.model.empty()) info.model = name;
     if (params.context_length && !name.empty()) {
       if (auto model = gateway_->GetModel(call, name); model.ok()) {
@@ -210,8 +210,10 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
     auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
+    backends::DriverKind used = FromProto(req->driver());
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
-                                req->all_instances(), req->force(), *tenant);
+                                req->all_instances(), req->force(), *tenant, &used);
+    info->driver = used;  // the driver that unloaded, for AUTO too (metrics, access log)
     if (!ids.ok()) return ToGrpcStatus(ids.status());
     for (const auto& i : *ids) resp->add_unloaded(i);
     return grpc::Status::OK;
@@ -290,6 +292,34 @@ grpc::ServerUnaryReactor* ModelManagerService::GetServerInfo(grpc::CallbackServe
       if (!d.probe.ok()) out->set_error(std::string(d.probe.message()));
       for (const auto& c : d.capabilities) out->add_capabilities(c);
     }
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* ModelManagerService::UpdateModelPolicy(
+    grpc::CallbackServerContext* ctx, const v1::UpdateModelPolicyRequest* req,
+    v1::ModelPolicy* resp) {
+  return RunUnary(ctx, pool_, observer_, "UpdateModelPolicy",
+                  [=](const backends::CallContext& call, CallInfo* info) {
+    auto change = ToPolicyChange(*req);
+    if (!change.ok()) return ToGrpcStatus(change.status());
+    info->model = req->model();
+    auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
+    if (!tenant.ok()) return ToGrpcStatus(tenant.status());
+    info->tenant = (*tenant)->name;
+    if (auto st = gateway_->CheckTenantModel(*tenant, change->model); !st.ok()) {
+      return ToGrpcStatus(st);
+    }
+    lifecycle::ModelRegistry& registry = gateway_->registry();
+    auto update = [&] {
+      return registry.UpdatePolicy(change->model, change->update, change->reset,
+                                   change->make_default);
+    };
+    auto view = update();
+    // A model the host got since the last listing: re-read it (at most once per cache age).
+    if (absl::IsNotFound(view.status()) && registry.RefreshIfStale(call).ok()) view = update();
+    if (!view.ok()) return ToGrpcStatus(view.status());
+    ToProto(*view, resp);
     return grpc::Status::OK;
   });
 }

@@ -38,6 +38,9 @@ class ModelManagerService final : public v1::ModelManager::CallbackService {
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* ctx,
                                           const v1::GetServerInfoRequest* req,
                                           v1::ServerInfo* resp) override;
+  grpc::ServerUnaryReactor* UpdateModelPolicy(grpc::CallbackServerContext* ctx,
+                                              const v1::UpdateModelPolicyRequest* req,
+                                              v1::ModelPolicy* resp) override;
 
   // Server shutdown: every open WatchModels stream ends OK (after what is queued for it), and a
   // watch started from now on ends OK at once. Idempotent.

@@ -206,6 +206,7 @@ void LogModelEvent(const lifecycle::Event& e) {
                       {"instance", e.instance},
                       {"state", std::string(lifecycle::StateName(e.state))},
                       {"reason", e.reason}};
+  if (!e.tenant.empty()) j["tenant"] = e.tenant;
   if (e.duration > absl::ZeroDuration()) j["ms"] = absl::ToDoubleMilliseconds(e.duration);
   if (e.events_dropped > 0) j["events_dropped"] = e.events_dropped;
   LogRecord(logger, level, "model event", j);

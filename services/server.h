@@ -3,9 +3,11 @@
 #ifndef LMGATE_SERVICES_SERVER_H_
 #define LMGATE_SERVICES_SERVER_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 
@@ -105,6 +107,12 @@ class LmgateServer {
   // from now on; running calls keep theirs (admission::IdentityHolder). Used by a SIGHUP reload.
   void ReplaceIdentity(std::shared_ptr<const admission::Identity> identity) {
     identity_->Replace(std::move(identity));
+  }
+  // Puts a reload's model policies and default model in force under the run-time changes of
+  // UpdateModelPolicy, which win for the fields they set; returns those ("MODEL.FIELD").
+  std::vector<std::string> ReplacePolicies(std::map<std::string, lifecycle::ModelPolicy> models,
+                                           std::string default_model) {
+    return gateway_->registry().ReplaceFilePolicies(std::move(models), std::move(default_model));
   }
 
  private:

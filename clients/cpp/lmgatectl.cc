@@ -1,7 +1,7 @@
 // lmgatectl: command-line client for lmgate.
 //   lmgatectl [--addr=HOST:PORT] [--key=KEY] <command> [args]
 // Commands: models, load MODEL, unload MODEL, chat TEXT..., complete TEXT..., embed TEXT...,
-// watch, info. `lmgatectl --help` lists every flag.
+// watch, info, policy set|get MODEL. `lmgatectl --help` lists every flag.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "clients/cpp/client.h"
+#include "clients/cpp/policy_command.h"
 #include "common/cli_flags.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -36,16 +38,29 @@ ABSL_FLAG(std::string, cert_key, "", "Private key (PEM) of --cert.");
 ABSL_FLAG(std::string, model, "", "Model key or instance identifier (default: lmgate's).");
 ABSL_FLAG(std::string, driver, "auto", "auto, sdk, rest, openai or cli.");
 ABSL_FLAG(std::string, system, "", "chat: system prompt.");
-ABSL_FLAG(int, max_tokens, 0, "chat/complete: maximum tokens to generate (0 = no limit).");
-ABSL_FLAG(double, temperature, -1, "chat/complete: sampling temperature (-1 = model default).");
-ABSL_FLAG(int64_t, seed, -1, "chat/complete: seed (-1 = unset).");
+ABSL_FLAG(int, max_tokens, 0,
+          "chat/complete: maximum tokens to generate (0 = no limit); policy set: the model's "
+          "default.");
+ABSL_FLAG(double, temperature, -1,
+          "chat/complete: sampling temperature (-1 = model default); policy set: the model's "
+          "default.");
+ABSL_FLAG(int64_t, seed, -1, "chat/complete: seed (-1 = unset); policy set: the model's default.");
+ABSL_FLAG(double, top_p, 1, "policy set: the model's default nucleus sampling (0..1].");
+ABSL_FLAG(int, top_k, 0, "policy set: the model's default top-k (0 disables).");
+ABSL_FLAG(int, ttl_seconds, 0, "policy set: the model's idle TTL in seconds (0 = never expire).");
+ABSL_FLAG(bool, default, false, "policy set: make the model the default model.");
+ABSL_FLAG(bool, reset, false,
+          "policy set: drop the model's earlier run-time changes first (back to the config).");
 ABSL_FLAG(bool, loaded, false, "models: only loaded models.");
 ABSL_FLAG(bool, refresh, false, "models: re-read the LM Studio host first.");
-ABSL_FLAG(int, context_length, 0, "load: context length in tokens (0 = configured default).");
-ABSL_FLAG(double, gpu, -1, "load: GPU offload ratio 0..1 (-1 = default).");
+ABSL_FLAG(int, context_length, 0,
+          "load, policy set: context length in tokens (0 = configured default).");
+ABSL_FLAG(double, gpu, -1, "load, policy set: GPU offload ratio 0..1 (-1 = default).");
 ABSL_FLAG(int, ttl, 0, "load: idle TTL in seconds (0 = configured default).");
 ABSL_FLAG(std::string, identifier, "", "load: instance identifier.");
-ABSL_FLAG(bool, keep_loaded, false, "load: pin the instance (never unloaded by TTL/eviction).");
+ABSL_FLAG(bool, keep_loaded, false,
+          "load: pin the instance (never unloaded by TTL/eviction); policy set: pin (true) or "
+          "unpin (false) the model.");
 ABSL_FLAG(bool, new_instance, false, "load: load another instance even if one is loaded.");
 ABSL_FLAG(bool, all, false, "unload: every instance of the model.");
 ABSL_FLAG(bool, force, false, "unload: even when requests are running on it.");
@@ -56,7 +71,8 @@ namespace {
 
 using client::Client;
 
-constexpr const char* kCommands = "models, load, unload, chat, complete, embed, watch, info";
+constexpr const char* kCommands =
+    "models, load, unload, chat, complete, embed, watch, info, policy";
 constexpr const char* kDrivers = "auto, sdk, rest, openai, cli";
 
 // --driver; false for an unknown value (a usage error, never silently AUTO).
@@ -463,7 +479,30 @@ int Usage(const std::string& message) {
   return 2;
 }
 
-int Run(const std::vector<std::string>& args, bool addr_given) {
+// policy set MODEL: the flags given on the command line (`specified`) are the changes.
+v1::UpdateModelPolicyRequest PolicyRequest(const std::string& model,
+                                           const std::set<std::string>& specified) {
+  v1::UpdateModelPolicyRequest req;
+  req.set_model(model);
+  auto given = [&](const char* flag) { return specified.count(flag) > 0; };
+  if (given("ttl_seconds")) req.mutable_ttl()->set_seconds(absl::GetFlag(FLAGS_ttl_seconds));
+  if (given("keep_loaded")) req.set_keep_loaded(absl::GetFlag(FLAGS_keep_loaded));
+  v1::SamplingParams* s = req.mutable_sampling();
+  if (given("temperature")) s->set_temperature(absl::GetFlag(FLAGS_temperature));
+  if (given("top_p")) s->set_top_p(absl::GetFlag(FLAGS_top_p));
+  if (given("top_k")) s->set_top_k(absl::GetFlag(FLAGS_top_k));
+  if (given("max_tokens")) s->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
+  if (given("seed")) s->set_seed(absl::GetFlag(FLAGS_seed));
+  v1::LoadConfig* c = req.mutable_config();
+  if (given("context_length")) c->set_context_length(absl::GetFlag(FLAGS_context_length));
+  if (given("gpu")) c->set_gpu_offload_ratio(absl::GetFlag(FLAGS_gpu));
+  req.set_make_default(absl::GetFlag(FLAGS_default));
+  req.set_reset(absl::GetFlag(FLAGS_reset));
+  return req;
+}
+
+int Run(const std::vector<std::string>& args, const std::set<std::string>& specified) {
+  const bool addr_given = specified.count("addr") > 0;
   // Usage errors first: they exit 2 without trying to connect.
   if (args.empty()) return Usage(absl::StrCat("missing command (", kCommands, "); see --help"));
   const std::string& cmd = args[0];
@@ -474,6 +513,18 @@ int Run(const std::vector<std::string>& args, bool addr_given) {
     if (rest.size() != 1) return Usage(cmd + " needs a MODEL; see --help");
   } else if (cmd == "chat" || cmd == "complete" || cmd == "embed") {
     if (rest.empty()) return Usage(cmd + " needs TEXT; see --help");
+  } else if (cmd == "policy") {
+    if (rest.size() != 2 || (rest[0] != "set" && rest[0] != "get")) {
+      return Usage("policy needs set MODEL [--ttl_seconds=N --keep_loaded=B ...] or get MODEL; "
+                   "see --help");
+    }
+    if (rest[0] == "get") {
+      for (const char* f : {"ttl_seconds", "keep_loaded", "temperature", "top_p", "top_k",
+                            "max_tokens", "seed", "context_length", "gpu", "default", "reset"}) {
+        if (specified.count(f)) return Usage(absl::StrCat("policy get takes no --", f,
+                                                          "; use policy set"));
+      }
+    }
   } else {
     return Usage(absl::StrCat("unknown command \"", cmd, "\" (", kCommands, "); see --help"));
   }
@@ -508,6 +559,7 @@ int Run(const std::vector<std::string>& args, bool addr_given) {
   if (cmd == "info") return Info(**c);
   if (cmd == "load") return Load(**c, rest[0]);
   if (cmd == "unload") return Unload(**c, rest[0]);
+  if (cmd == "policy") return client::PolicyCommand(**c, PolicyRequest(rest[1], specified));
   if (cmd == "chat") return Chat(**c, text);
   if (cmd == "complete") return Complete(**c, text);
   return Embed(**c, rest);
@@ -520,7 +572,12 @@ int main(int argc, char** argv) {
   constexpr const char* kUsage =
       "lmgatectl: command-line client for lmgate.\n"
       "  lmgatectl [--addr=127.0.0.1:50051] models | load MODEL | unload MODEL |\n"
-      "            chat TEXT... | complete TEXT... | embed TEXT... | watch | info\n"
+      "            chat TEXT... | complete TEXT... | embed TEXT... | watch | info |\n"
+      "            policy set MODEL [--ttl_seconds=N] [--keep_loaded=true|false]\n"
+      "              [--temperature=T] [--top_p=P] [--top_k=K] [--max_tokens=N] [--seed=S]\n"
+      "              [--context_length=N] [--gpu=R] [--default] [--reset] | policy get MODEL\n"
+      "policy set changes a model's policy at run time (admin key; kept across a reload,\n"
+      "not a restart): only the flags given change; it prints the policy in force.\n"
       "--addr defaults to $LMGATE_ADDR, then 127.0.0.1:50051; --key to $LMGATE_API_KEY.\n"
       "Ctrl-C cancels a running chat or load (the upstream prediction or load stops too; exit\n"
       "130) and ends watch. watch reconnects when lmgate restarts.\n"
@@ -541,5 +598,5 @@ int main(int argc, char** argv) {
     case lmgate::cli::ParsedCommandLine::Outcome::kOk:
       break;
   }
-  return lmgate::Run(cl.positional, cl.specified.count("addr") > 0);
+  return lmgate::Run(cl.positional, cl.specified);
 }

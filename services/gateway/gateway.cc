@@ -106,6 +106,7 @@ class GenerateRun : public backends::GenerateObserver,
     lifecycle::AcquireRequest req;
     req.model = model_;
     req.holder = ctx_.request_id;
+    req.tenant = tenant_ != nullptr ? tenant_->name : "";
     req.ttl_hint = ttl_hint_;
     std::weak_ptr<GenerateRun> weak = weak_from_this();
     req.on_load_progress = [weak](double p) {
@@ -208,7 +209,7 @@ class GenerateRun : public backends::GenerateObserver,
       sink_->OnComplete(lease.status());
       return;
     }
-    if (const lifecycle::ModelPolicy* p = registry_->PolicyFor((*lease)->model_key())) {
+    if (auto p = registry_->PolicyFor((*lease)->model_key())) {
       ApplyDefaults(p->sampling, &request_.sampling);
     }
     request_.model = (*lease)->instance();
@@ -367,7 +368,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers) {
   if (!drivers) return absl::InvalidArgumentError("Gateway needs a DriverSet");
   std::unique_ptr<Gateway> g(new Gateway(std::move(options), std::move(drivers)));
-  auto registry = lifecycle::ModelRegistry::Create(g->options_.lifecycle, &g->host_ops_,
+  lifecycle::RegistryOptions lifecycle = g->options_.lifecycle;
+  lifecycle.default_model = g->options_.default_model;
+  auto registry = lifecycle::ModelRegistry::Create(std::move(lifecycle), &g->host_ops_,
                                                    &g->events_);
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
@@ -495,7 +498,7 @@ absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
     const CallContext& ctx, DriverKind driver, backends::LoadParams params, bool keep_loaded,
     bool new_instance, const std::function<void(double)>& progress, DriverKind* used,
     const admission::Tenant* tenant) {
-  if (params.model_key.empty()) params.model_key = options_.default_model;
+  if (params.model_key.empty()) params.model_key = default_model();
   if (params.model_key.empty()) {
     return absl::InvalidArgumentError("model is empty and no default model is configured");
   }
@@ -506,23 +509,24 @@ absl::StatusOr<lifecycle::InstanceSnapshot> Gateway::Load(
     if (auto c = drivers_->Candidates(driver, Operation::kLoad); !c.ok()) return c.status();
   }
   return registry_->Load(ctx, driver, std::move(params), keep_loaded, new_instance, progress,
-                         used);
+                         used, tenant != nullptr ? tenant->name : "");
 }
 
 absl::StatusOr<std::vector<std::string>> Gateway::Unload(const CallContext& ctx,
                                                          DriverKind driver,
                                                          const std::string& model,
                                                          bool all_instances, bool force,
-                                                         const admission::Tenant* tenant) {
+                                                         const admission::Tenant* tenant,
+                                                         DriverKind* used) {
   if (driver != DriverKind::kAuto) {
     if (auto c = drivers_->Candidates(driver, Operation::kUnload); !c.ok()) return c.status();
   }
   if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
   const std::string by = tenant != nullptr ? tenant->name : "";
-  auto ids = registry_->Unload(ctx, driver, model, all_instances, force, by);
+  auto ids = registry_->Unload(ctx, driver, model, all_instances, force, by, used);
   if (absl::IsNotFound(ids.status()) && registry_->RefreshIfStale(ctx).ok()) {
     if (auto st = CheckTenantModel(tenant, model); !st.ok()) return st;
-    ids = registry_->Unload(ctx, driver, model, all_instances, force, by);
+    ids = registry_->Unload(ctx, driver, model, all_instances, force, by, used);
   }
   if (!ids.ok()) return ForTenant(tenant, ids.status(), model);
   return ids;
@@ -532,13 +536,13 @@ std::string Gateway::ModelLabel(const std::string& model) const {
   if (model.empty()) return "";
   std::string key = registry_->KnownModelKey(model);
   if (!key.empty()) return key;
-  if (model == options_.default_model || model == options_.default_embedding_model) return model;
+  if (model == default_model() || model == options_.default_embedding_model) return model;
   return kOtherModel;
 }
 
 std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, GenerateCall call,
                                                    std::shared_ptr<GenerateSink> sink) {
-  std::string model = call.model.empty() ? options_.default_model : call.model;
+  std::string model = call.model.empty() ? default_model() : call.model;
   if (model.empty()) {
     sink->OnComplete(absl::InvalidArgumentError(
         "model is empty and no default model is configured (set default_model in the config)"));
@@ -595,6 +599,7 @@ absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
   lifecycle::AcquireRequest req;
   req.model = model;
   req.holder = ctx.request_id;
+  req.tenant = tenant != nullptr ? tenant->name : "";
   req.ttl_hint = ttl_hint;
   auto lease = registry_->AcquireBlocking(ctx, std::move(req));
   if (!lease.ok()) return ForTenant(tenant, lease.status(), model);
@@ -633,7 +638,7 @@ absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, Drive
                                                    const std::string& text, DriverKind* used,
                                                    const admission::Tenant* tenant) {
   auto prep = PrepareUnary(ctx, driver, Operation::kTokenize,
-                           model.empty() ? options_.default_model : model, std::nullopt, tenant);
+                           model.empty() ? default_model() : model, std::nullopt, tenant);
   if (!prep.ok()) return prep.status();
   const std::string instance = prep->lease->instance();
   return WithFallback(prep->candidates, [&](Driver* d) {

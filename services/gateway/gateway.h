@@ -34,8 +34,8 @@ using backends::DriverKind;
 inline constexpr int kDefaultMaxJsonDepth = 64;
 
 struct GatewayOptions {
-  // Model used when a chat/complete/tokenize request names none. Empty: such requests fail with
-  // INVALID_ARGUMENT asking for a model.
+  // Model used when a chat/complete/tokenize request names none (at start: default_model()
+  // is the one in force). Empty: such requests fail with INVALID_ARGUMENT asking for a model.
   std::string default_model;
   // Model used when an embed request names none.
   std::string default_embedding_model;
@@ -138,11 +138,13 @@ class Gateway {
                                                    DriverKind* used,
                                                    const admission::Tenant* tenant = nullptr);
   // `tenant` (null = anyone) must be allowed the model `model` resolves to, also when the name
-  // is only known after the refresh an unknown name causes (PERMISSION_DENIED).
+  // is only known after the refresh an unknown name causes (PERMISSION_DENIED). `*used` (if not
+  // null) gets the driver that unloaded.
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
                                                   const std::string& model, bool all_instances,
                                                   bool force,
-                                                  const admission::Tenant* tenant = nullptr);
+                                                  const admission::Tenant* tenant = nullptr,
+                                                  DriverKind* used = nullptr);
 
   std::unique_ptr<GenerateControl> Generate(const CallContext& ctx, GenerateCall call,
                                             std::shared_ptr<GenerateSink> sink);
@@ -181,6 +183,11 @@ class Gateway {
   // Re-reads the host now (readiness probes of a host that was down).
   absl::Status Refresh(const CallContext& ctx) { return registry_->Refresh(ctx); }
   const GatewayOptions& options() const { return options_; }
+  // The default model in force: options().default_model until UpdateModelPolicy or a reload
+  // changes it (lifecycle::PolicyStore).
+  std::string default_model() const { return registry_->default_model(); }
+  // Model policies at run time (UpdateModelPolicy, a reload's ReplaceFilePolicies).
+  lifecycle::ModelRegistry& registry() { return *registry_; }
   // The enabled drivers (GetServerInfo probes them).
   const backends::DriverSet& drivers() const { return *drivers_; }
 

@@ -44,6 +44,9 @@ struct Event {
   State state = State::kNotLoaded;
   double progress = 0;
   std::string reason;
+  // The tenant whose call caused a load (LOAD_*, LOADED events); "" for lmgate's own loads
+  // (pins) and when unknown.
+  std::string tenant;
   absl::Duration duration;
   uint64_t events_dropped = 0;
 };

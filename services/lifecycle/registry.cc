@@ -78,17 +78,24 @@ absl::StatusOr<InstanceInfo> DriverHostOps::Load(const CallContext& ctx, DriverK
 }
 
 absl::Status DriverHostOps::Unload(const CallContext& ctx, DriverKind driver,
-                                   const std::string& identifier) {
+                                   const std::string& identifier, DriverKind* used) {
   auto candidates = drivers_->Candidates(driver, backends::Operation::kUnload);
   if (!candidates.ok()) return candidates.status();
   absl::Status last = absl::UnavailableError("no driver");
   absl::Status first_unavailable;
+  DriverKind first_unavailable_kind = DriverKind::kAuto;
   for (backends::Driver* d : *candidates) {
+    if (used) *used = d->kind();
     last = d->Unload(ctx, identifier);
     if (!absl::IsUnavailable(last)) break;
-    if (first_unavailable.ok()) first_unavailable = last;
+    if (first_unavailable.ok()) {
+      first_unavailable = last;
+      first_unavailable_kind = d->kind();
+    }
   }
-  return Reported(first_unavailable, last);
+  absl::Status reported = Reported(first_unavailable, last);
+  if (used && reported.code() != last.code()) *used = first_unavailable_kind;
+  return reported;
 }
 
 // ---------------------------------------------------------------- Lease
@@ -100,7 +107,10 @@ Lease::~Lease() {
 // ---------------------------------------------------------------- ModelRegistry
 
 ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events)
-    : options_(std::move(options)), host_(host), events_(events) {}
+    : options_(std::move(options)),
+      policies_(options_.models, options_.default_model),
+      host_(host),
+      events_(events) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,
@@ -164,19 +174,93 @@ CallContext ModelRegistry::HostContext(absl::Duration timeout) const {
   return ctx;
 }
 
-const ModelPolicy* ModelRegistry::PolicyFor(const std::string& model_key) const {
-  auto it = options_.models.find(model_key);
-  return it == options_.models.end() ? nullptr : &it->second;
+std::optional<absl::Duration> ModelRegistry::TtlFor(const ModelPolicy* policy) const {
+  std::optional<absl::Duration> ttl = policy && policy->ttl ? policy->ttl : options_.default_ttl;
+  if (ttl == absl::InfiniteDuration()) ttl.reset();
+  return ttl;
+}
+
+void ModelRegistry::ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
+                                      const ModelPolicy* after) {
+  const bool pin_before = before && before->keep_loaded;
+  const bool pin_after = after && after->keep_loaded;
+  const std::optional<absl::Duration> ttl_before = TtlFor(before);
+  const std::optional<absl::Duration> ttl_after = TtlFor(after);
+  if (pin_before == pin_after && ttl_before == ttl_after) return;
+  auto it = models_.find(key);
+  if (it == models_.end()) return;
+  const absl::Time now = absl::Now();
+  for (auto& inst : it->second->instances) {
+    if (pin_before != pin_after) inst->keep_loaded = pin_after;
+    if (ttl_before != ttl_after) {
+      inst->ttl = ttl_after;
+      inst->ttl_from = now;  // idle time counts from the change
+    }
+  }
+  if (pin_after) pin_retry_.erase(key);  // a new pin loads now, not after an old backoff
+}
+
+absl::StatusOr<ModelRegistry::PolicyView> ModelRegistry::UpdatePolicy(const std::string& model,
+                                                                      const PolicyUpdate& update,
+                                                                      bool reset,
+                                                                      bool make_default) {
+  PolicyView view;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string key;
+    if (models_.count(model) || policies_.For(model) != nullptr) {
+      key = model;
+    } else if (auto [m, inst] = FindInstanceLocked(model); m != nullptr) {
+      key = m->info.key;
+    } else {
+      return absl::NotFoundError(NotFoundMessageLocked(model));
+    }
+    std::shared_ptr<const ModelPolicy> before = policies_.For(key);
+    policies_.Update(key, update, reset, make_default);
+    std::shared_ptr<const ModelPolicy> after = policies_.For(key);
+    ApplyPolicyLocked(key, before.get(), after.get());
+    view.model_key = key;
+    if (after) view.policy = *after;
+    view.policy.ttl = TtlFor(after.get());  // what its instances get (unset = never expire)
+  }
+  view.is_default = policies_.default_model() == view.model_key;
+  view.overridden = policies_.Overridden(view.model_key);
+  LoadPinned();
+  return view;
+}
+
+std::vector<std::string> ModelRegistry::ReplaceFilePolicies(
+    std::map<std::string, ModelPolicy> models, std::string default_model) {
+  std::vector<std::string> overridden;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<const Policies> before = policies_.Current();
+    overridden = policies_.ReplaceFile(std::move(models), std::move(default_model));
+    std::shared_ptr<const Policies> after = policies_.Current();
+    std::set<std::string> keys;
+    for (const auto& [k, p] : before->models) keys.insert(k);
+    for (const auto& [k, p] : after->models) keys.insert(k);
+    for (const auto& k : keys) {
+      auto b = before->models.find(k);
+      auto a = after->models.find(k);
+      ApplyPolicyLocked(k, b == before->models.end() ? nullptr : &b->second,
+                        a == after->models.end() ? nullptr : &a->second);
+    }
+  }
+  LoadPinned();
+  return overridden;
 }
 
 void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std::string& instance,
-                            State state, std::string reason, double progress, absl::Duration took) {
+                            State state, std::string reason, double progress, absl::Duration took,
+                            std::string tenant) {
   Event e;
   e.kind = kind;
   e.model_key = key;
   e.instance = instance;
   e.state = state;
   e.reason = std::move(reason);
+  e.tenant = std::move(tenant);
   e.progress = progress;
   e.duration = took;
   events_->Publish(std::move(e));
@@ -307,7 +391,7 @@ void ModelRegistry::RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_
   }
   const std::string key = m != nullptr ? m->info.key : name;
   LoadParams params;
-  const ModelPolicy* policy = PolicyFor(key);
+  std::shared_ptr<const ModelPolicy> policy = PolicyFor(key);
   if (policy != nullptr) params = policy->load;
   params.identifier.clear();
   waiter->ttl_override = options_.allow_client_ttl ? waiter->request.ttl_hint : std::nullopt;
@@ -385,6 +469,7 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   f->keep_loaded = keep_loaded;
   f->explicit_load = explicit_load;
   f->ttl = waiter->ttl_override;
+  f->requested_by = waiter->request.tenant;
   waiter->flight = f;
   f->waiters.push_back(std::move(waiter));
   flights_[fkey] = f;
@@ -394,8 +479,10 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
     m->progress = 0;
   }
   f->counted_loading = m != nullptr;
-  Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading,
-          explicit_load ? "LoadModel" : "a request needs it");
+  std::string why = explicit_load ? "LoadModel" : "a request needs it";
+  if (!f->requested_by.empty()) absl::StrAppend(&why, " (tenant ", f->requested_by, ")");
+  Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading, std::move(why), 0,
+          absl::ZeroDuration(), f->requested_by);
   ReapFlightThreadsLocked();
   const uint64_t thread_id = next_flight_thread_++;
   flight_threads_.emplace(thread_id, std::thread([this, f, thread_id] {

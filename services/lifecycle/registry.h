@@ -13,10 +13,12 @@
 // - keep_loaded models are loaded without waiting for a request: after every successful sync that
 //   finds one without a READY instance or a load (at start, after the host came back), through
 //   the request path's single flight; a failed load is retried after a backoff.
-// - Idle TTL per model (config), pins (keep_loaded), capacity limits (loaded models / bytes) with
+// - Idle TTL per model (config, or set at run time: UpdatePolicy), pins (keep_loaded), capacity limits (loaded models / bytes) with
 //   LRU eviction of idle unleased instances, or waiting for one to become idle.
 // - The registry's view is synchronised with the host at start, every refresh_interval and when a
-//   driver reports a missing model, so loads/unloads done in the LM Studio app are seen.
+//   driver reports a missing model, so loads/unloads done in the LM Studio app are seen. An
+//   instance found loaded of a model with a TTL or pin policy takes that policy, whoever loaded it
+//   (the lmgate this one replaced); others keep LM Studio's own TTL, if any.
 // - Names the host does not know cost almost nothing: concurrent re-reads of the host share one
 //   listing call; a miss while the last listing is younger than `unknown_model_cache` is answered
 //   NOT_FOUND at once (the listing is the negative cache: bounded by the host's catalogue and by
@@ -47,6 +49,7 @@
 #include "backends/driver.h"
 #include "backends/selector.h"
 #include "services/lifecycle/events.h"
+#include "services/lifecycle/policies.h"
 
 namespace lmgate::lifecycle {
 
@@ -63,8 +66,9 @@ class HostOps {
                                                       const backends::LoadParams& params,
                                                       const backends::LoadProgressFn& progress,
                                                       DriverKind* used) = 0;
+  // `*used` (if not null) gets the driver that performed (or last tried) the unload.
   virtual absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                              const std::string& identifier) = 0;
+                              const std::string& identifier, DriverKind* used) = 0;
 };
 
 // HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE. When the chain ends
@@ -79,8 +83,8 @@ class DriverHostOps : public HostOps {
                                               const backends::LoadParams& params,
                                               const backends::LoadProgressFn& progress,
                                               DriverKind* used) override;
-  absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                      const std::string& identifier) override;
+  absl::Status Unload(const CallContext& ctx, DriverKind driver, const std::string& identifier,
+                      DriverKind* used) override;
   // The driver whose listing last succeeded; nullopt while the host has never answered one.
   std::optional<DriverKind> last_listed() const;
 
@@ -90,19 +94,6 @@ class DriverHostOps : public HostOps {
   std::optional<DriverKind> last_listed_ ABSL_GUARDED_BY(mu_);
 };
 
-// Per-model settings from lmgate's config.
-struct ModelPolicy {
-  // Load settings for every load lmgate makes of this model (context length, GPU, ...);
-  // `model_key` and `identifier` are ignored.
-  backends::LoadParams load;
-  // Idle TTL; unset = RegistryOptions::default_ttl.
-  std::optional<absl::Duration> ttl;
-  // Never unloaded by TTL or eviction.
-  bool keep_loaded = false;
-  // Default sampling for requests to this model that leave a field unset.
-  backends::Sampling sampling;
-};
-
 struct RegistryOptions {
   // Re-read the host's model list this often (0 = only at start and on errors).
   absl::Duration refresh_interval = absl::Seconds(10);
@@ -110,7 +101,10 @@ struct RegistryOptions {
   std::optional<absl::Duration> default_ttl;
   // Honour a request's ttl_hint for the load it causes.
   bool allow_client_ttl = false;
+  // Per-model policies of the config file, and the default model (the gateway copies
+  // GatewayOptions::default_model here). Both change at run time: UpdatePolicy, ReplaceFilePolicies.
   std::map<std::string, ModelPolicy> models;
+  std::string default_model;
   // Capacity limits; 0 = unlimited.
   int max_loaded_models = 0;
   int64_t max_loaded_bytes = 0;
@@ -186,6 +180,8 @@ struct AcquireRequest {
   std::function<void(double)> on_load_progress;
   // Runs if the instance is force-unloaded while this request holds it.
   std::function<void()> on_force_unload;
+  // The tenant asking ("" = unknown), named in the events of a load this request causes.
+  std::string tenant;
 };
 
 using AcquireDone = std::function<void(absl::StatusOr<std::unique_ptr<Lease>>)>;
@@ -206,20 +202,22 @@ class ModelRegistry {
   absl::StatusOr<std::unique_ptr<Lease>> AcquireBlocking(const CallContext& ctx,
                                                          AcquireRequest request);
 
-  // Explicit load (LoadModel). Without `new_instance`, an existing READY instance is returned at
+  // Explicit load (LoadModel; `requested_by` is the tenant, named in the load's events). Without `new_instance`, an existing READY instance is returned at
   // once and a load in flight with the same settings is joined. Blocking.
   absl::StatusOr<InstanceSnapshot> Load(const CallContext& ctx, DriverKind driver,
                                         backends::LoadParams params, bool keep_loaded,
                                         bool new_instance,
                                         const std::function<void(double)>& progress,
-                                        DriverKind* used);
+                                        DriverKind* used, const std::string& requested_by = "");
   // Explicit unload of an instance identifier, or of a model key (one instance, or all with
   // `all_instances`). Returns the unloaded identifiers. Blocking. `requested_by` (the tenant that
-  // asked, "" if unknown) goes into the events' reason.
+  // asked, "" if unknown) goes into the events' reason; `*used` (if not null) gets the driver
+  // that unloaded (the last one, for several instances).
   absl::StatusOr<std::vector<std::string>> Unload(const CallContext& ctx, DriverKind driver,
                                                   const std::string& model, bool all_instances,
                                                   bool force,
-                                                  const std::string& requested_by = "");
+                                                  const std::string& requested_by = "",
+                                                  DriverKind* used = nullptr);
 
   std::vector<ModelSnapshot> Snapshot() const;
   // NOT_FOUND with close matches.
@@ -240,8 +238,31 @@ class ModelRegistry {
   absl::Status host_status() const;
   // A driver said `instance` does not exist upstream: drop it and resync in the background.
   void ReportMissing(const std::string& instance);
-  // Policy of a model key (nullptr if none configured).
-  const ModelPolicy* PolicyFor(const std::string& model_key) const;
+  // Effective policy of a model key (file + run-time overlay; null if neither has one). The
+  // returned snapshot stays valid while policies change.
+  std::shared_ptr<const ModelPolicy> PolicyFor(const std::string& model_key) const {
+    return policies_.For(model_key);
+  }
+  // The default model in force ("" = none).
+  std::string default_model() const { return policies_.default_model(); }
+
+  // A model's policy as UpdatePolicy answers it.
+  struct PolicyView {
+    std::string model_key;
+    ModelPolicy policy;                   // effective
+    bool is_default = false;              // the default model
+    std::vector<std::string> overridden;  // fields set at run time (PolicyStore::Overridden)
+  };
+  // UpdateModelPolicy: `model` is a model key the host listed or the config names, or an
+  // instance identifier (its model). NOT_FOUND otherwise. Instances of the model take the new
+  // pin and TTL at once (a new TTL counts their idle time from now); a new pin loads the model
+  // when it has no READY instance (as keep_loaded at start). An empty update returns the policy.
+  absl::StatusOr<PolicyView> UpdatePolicy(const std::string& model, const PolicyUpdate& update,
+                                          bool reset, bool make_default);
+  // A reload's policies and default model (the run-time overlay stays on top; what it still
+  // overrides is returned, "MODEL.FIELD"). Instances take changed pins and TTLs as above.
+  std::vector<std::string> ReplaceFilePolicies(std::map<std::string, ModelPolicy> models,
+                                               std::string default_model);
   EventBus* events() const { return events_; }
 
  private:
@@ -304,16 +325,24 @@ class ModelRegistry {
   void ExpireIdle();
   void FailLateWaiters();
   absl::Status UnloadOne(const CallContext& ctx, DriverKind driver, const std::string& id,
-                         Event::Kind done_kind, const std::string& reason);
+                         Event::Kind done_kind, const std::string& reason,
+                         DriverKind* used = nullptr);
 
   void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
                std::string reason = "", double progress = 0,
-               absl::Duration took = absl::ZeroDuration());
+               absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
   void ReleaseLease(const std::string& instance, uint64_t lease_id);
   State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   CallContext HostContext(absl::Duration timeout) const;
 
+  // Applies a changed pin / TTL of `key` to its instances (`before` = the policy they had).
+  void ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
+                         const ModelPolicy* after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The idle TTL instances of a model with `policy` get (unset = never expire).
+  std::optional<absl::Duration> TtlFor(const ModelPolicy* policy) const;
+
   const RegistryOptions options_;
+  PolicyStore policies_;
   HostOps* const host_;
   EventBus* const events_;
 

@@ -51,6 +51,7 @@ struct ModelRegistry::Flight {
   bool admitted = false;         // passed the capacity check
   int64_t bytes = 0;
   std::optional<absl::Duration> ttl;
+  std::string requested_by;  // tenant of the waiter that started it ("" = lmgate or unknown)
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::shared_ptr<backends::CancelToken> cancel = std::make_shared<backends::CancelToken>();
   bool done = false;
@@ -65,6 +66,8 @@ struct ModelRegistry::InstanceEntry {
   bool keep_loaded = false;
   bool external = false;  // loaded outside lmgate
   absl::Time added_at;
+  // Idle time counts from here at the earliest (a TTL changed at run time counts from then).
+  absl::Time ttl_from = absl::InfinitePast();
 };
 
 struct ModelRegistry::ModelEntry {

@@ -95,7 +95,7 @@ absl::StatusOr<ModelSnapshot> ModelRegistry::Get(const std::string& model) const
 
 std::string ModelRegistry::KnownModelKey(const std::string& name) const {
   absl::MutexLock lock(&mu_);
-  if (models_.count(name) || options_.models.count(name)) return name;
+  if (models_.count(name) || PolicyFor(name) != nullptr) return name;
   for (const auto& [k, m] : models_) {
     for (const auto& inst : m->instances) {
       if (inst->info.identifier == name) return k;
@@ -278,8 +278,8 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         m->instances.push_back(std::move(e));
       }
       if (inst->info.model_key.empty()) inst->info.model_key = f->model_key;
-      const ModelPolicy* policy = PolicyFor(f->model_key);
-      inst->ttl = f->ttl ? f->ttl : (policy && policy->ttl ? policy->ttl : options_.default_ttl);
+      std::shared_ptr<const ModelPolicy> policy = PolicyFor(f->model_key);
+      inst->ttl = f->ttl ? f->ttl : TtlFor(policy.get());
       inst->keep_loaded = inst->keep_loaded || f->keep_loaded || (policy && policy->keep_loaded);
       inst->external = false;
       m->failure.clear();
@@ -295,7 +295,9 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         outcomes.push_back(std::move(o));
       }
       Publish(Event::Kind::kLoaded, f->model_key, inst->info.identifier, State::kReady,
-              absl::StrCat("loaded via ", backends::DriverKindName(used)), 1, took);
+              absl::StrCat("loaded via ", backends::DriverKindName(used),
+                           f->requested_by.empty() ? "" : " for tenant ", f->requested_by),
+              1, took, f->requested_by);
     } else {
       const bool cancelled = absl::IsCancelled(result.status());
       if (m != nullptr && !cancelled) m->failure = std::string(result.status().message());
@@ -307,7 +309,8 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
       }
       Publish(cancelled ? Event::Kind::kLoadCancelled : Event::Kind::kLoadFailed, f->model_key, "",
               m ? ModelStateLocked(*m) : State::kNotLoaded,
-              cancelled ? "every waiter left" : std::string(result.status().message()), 0, took);
+              cancelled ? "every waiter left" : std::string(result.status().message()), 0, took,
+              f->requested_by);
     }
   }
   for (auto& o : outcomes) {
@@ -322,7 +325,8 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
                                                      LoadParams params, bool keep_loaded,
                                                      bool new_instance,
                                                      const std::function<void(double)>& progress,
-                                                     DriverKind* used) {
+                                                     DriverKind* used,
+                                                     const std::string& requested_by) {
   if (auto st = ctx.CheckAlive(); !st.ok()) return st;
   bool known;
   {
@@ -336,6 +340,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
   absl::StatusOr<InstanceSnapshot> out = absl::UnknownError("not set");
   auto waiter = std::make_shared<Waiter>();
   waiter->request.holder = ctx.request_id;
+  waiter->request.tenant = requested_by;
   waiter->request.on_load_progress = progress;
   waiter->load_done = [&](absl::StatusOr<InstanceSnapshot> r) {
     out = std::move(r);
@@ -374,7 +379,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
       }
     }
     const std::string key = m != nullptr ? m->info.key : params.model_key;
-    if (const ModelPolicy* policy = PolicyFor(key)) {
+    if (std::shared_ptr<const ModelPolicy> policy = PolicyFor(key)) {
       MergePolicy(policy->load, &params);
       keep_loaded |= policy->keep_loaded;
     }
@@ -396,7 +401,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
 
 absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
                                       const std::string& id, Event::Kind done_kind,
-                                      const std::string& reason) {
+                                      const std::string& reason, DriverKind* used) {
   std::string key;
   {
     absl::MutexLock lock(&mu_);
@@ -406,7 +411,7 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
   }
   Publish(Event::Kind::kUnloadStarted, key, id, State::kUnloading, reason);
   const absl::Time start = absl::Now();
-  absl::Status st = host_->Unload(ctx, driver, id);
+  absl::Status st = host_->Unload(ctx, driver, id, used);
   absl::MutexLock lock(&mu_);
   auto [m, inst] = FindInstanceLocked(id);
   if (inst == nullptr) return st;
@@ -427,7 +432,8 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
                                                                DriverKind driver,
                                                                const std::string& model,
                                                                bool all_instances, bool force,
-                                                               const std::string& requested_by) {
+                                                               const std::string& requested_by,
+                                                               DriverKind* used) {
   std::vector<std::string> targets;
   std::vector<std::function<void()>> force_hooks;
   {
@@ -478,7 +484,7 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
   const std::string reason =
       requested_by.empty() ? "UnloadModel" : absl::StrCat("UnloadModel by tenant ", requested_by);
   for (const auto& id : targets) {
-    if (auto st = UnloadOne(ctx, driver, id, Event::Kind::kUnloaded, reason); !st.ok()) {
+    if (auto st = UnloadOne(ctx, driver, id, Event::Kind::kUnloaded, reason, used); !st.ok()) {
       return st;
     }
   }

@@ -57,7 +57,8 @@ void ModelRegistry::LoadPinned() {
   absl::MutexLock lock(&mu_);
   if (stopping_ || !host_status_.ok()) return;
   const absl::Time now = absl::Now();
-  for (const auto& [key, policy] : options_.models) {
+  const std::shared_ptr<const Policies> policies = policies_.Current();
+  for (const auto& [key, policy] : policies->models) {
     if (!policy.keep_loaded) continue;
     ModelEntry* m = FindModelLocked(key);
     if (m != nullptr && (PickReadyLocked(*m) != nullptr || m->loading > 0)) continue;
@@ -200,9 +201,17 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
     e->external = true;
     e->added_at = absl::Now();
     e->ttl = li.ttl;  // LM Studio's own TTL applies to what it loaded itself
+    // A model with a policy is lmgate's to manage whoever loaded it (e.g. the lmgate this one
+    // replaced): its TTL and pin apply, so a rollout does not leak loaded instances.
+    std::string reason = "loaded outside lmgate";
+    if (std::shared_ptr<const ModelPolicy> policy = PolicyFor(li.model_key);
+        policy != nullptr && (policy->ttl || policy->keep_loaded)) {
+      e->ttl = TtlFor(policy.get());
+      e->keep_loaded = policy->keep_loaded;
+      reason += policy->keep_loaded ? "; pinned by its policy" : "; under its policy's TTL";
+    }
     model->instances.push_back(std::move(e));
-    Publish(Event::Kind::kExternalChange, li.model_key, li.identifier, State::kReady,
-            "loaded outside lmgate");
+    Publish(Event::Kind::kExternalChange, li.model_key, li.identifier, State::kReady, reason);
   }
   for (auto& [k, m] : models_) {
     auto& v = m->instances;
@@ -248,7 +257,8 @@ void ModelRegistry::ExpireIdle() {
             !inst->ttl) {
           continue;
         }
-        if (now - inst->last_used.value_or(inst->added_at) >= *inst->ttl) {
+        if (now - std::max(inst->last_used.value_or(inst->added_at), inst->ttl_from) >=
+            *inst->ttl) {
           inst->state = State::kUnloading;
           expired.push_back(inst->info.identifier);
         }

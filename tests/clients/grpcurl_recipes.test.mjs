@@ -39,6 +39,7 @@ const expectations = {
       "lmgate.v1.ModelManager.UnloadModel",
       "lmgate.v1.ModelManager.WatchModels",
       "lmgate.v1.ModelManager.GetServerInfo",
+      "lmgate.v1.ModelManager.UpdateModelPolicy",
     ]);
   },
   "describe lmgate.v1.Inference": (out) => {

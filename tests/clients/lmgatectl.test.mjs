@@ -1,5 +1,5 @@
 // clients/cpp/lmgatectl (//clients/cpp:lmgatectl) against lmgate in front of the LM Studio host
-// emulator: every command (models, load, unload, chat, embed, watch, info), Ctrl-C, API keys, TLS, and
+// emulator: every command (models, load, unload, chat, embed, watch, info, policy), Ctrl-C, API keys, TLS, and
 // the errors a person sees (gateway unreachable, bad usage).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -564,8 +564,8 @@ describe("lmgatectl errors without a gateway", () => {
   });
 
   const usage = [
-    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch, info\); see --help$/m],
-    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch, info\); see --help$/m],
+    [[], /^lmgatectl: missing command \(models, load, unload, chat, complete, embed, watch, info, policy\); see --help$/m],
+    [["frobnicate"], /^lmgatectl: unknown command "frobnicate" \(models, load, unload, chat, complete, embed, watch, info, policy\); see --help$/m],
     [["load"], /^lmgatectl: load needs a MODEL; see --help$/m],
     [["unload"], /^lmgatectl: unload needs a MODEL; see --help$/m],
     [["load", "a", "b"], /^lmgatectl: load needs a MODEL; see --help$/m],
@@ -577,6 +577,11 @@ describe("lmgatectl errors without a gateway", () => {
     [["--bogus", "models"], /^lmgatectl: unknown flag --bogus; see --help$/m],
     [["--temperature=abc", "chat", "hi"], /^lmgatectl: --temperature=abc: Illegal value 'abc'/m],
     [["models", "--model"], /^lmgatectl: --model needs a value; see --help$/m],
+    [["policy"], /^lmgatectl: policy needs set MODEL .* or get MODEL; see --help$/m],
+    [["policy", "set"], /^lmgatectl: policy needs set MODEL /m],
+    [["policy", "show", "m"], /^lmgatectl: policy needs set MODEL /m],
+    [["policy", "get", "m", "--ttl_seconds=5"], /^lmgatectl: policy get takes no --ttl_seconds; use policy set$/m],
+    [["policy", "set", "m", "--ttl_seconds=soon"], /^lmgatectl: --ttl_seconds=soon: Illegal value 'soon'/m],
   ];
   for (const [args, message] of usage) {
     test(`bad usage exits 2 before connecting: lmgatectl ${args.join(" ")}`, async () => {
@@ -595,7 +600,8 @@ describe("lmgatectl errors without a gateway", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
     const text = r.stdout + r.stderr;
-    for (const cmd of ["models", "load MODEL", "unload MODEL", "chat TEXT...", "embed TEXT...", "watch"]) {
+    for (const cmd of ["models", "load MODEL", "unload MODEL", "chat TEXT...", "embed TEXT...", "watch",
+                       "policy set MODEL", "--ttl_seconds", "--keep_loaded=true|false", "--default"]) {
       assert.ok(text.includes(cmd), `--help mentions ${cmd}`);
     }
     for (const flag of ["--addr", "--key", "--tls", "--ca", "--cert", "--cert_key", "--driver"]) {
@@ -743,6 +749,81 @@ test("SIGHUP applies log_level live", async () => {
   }
 });
 
+describe("lmgatectl policy (UpdateModelPolicy), across a SIGHUP reload", () => {
+  const MODEL = "qwen/qwen3-4b";
+  const OTHER = "google/gemma-3-1b";
+  const adminKey = "policy-admin-key";
+  const appKey = "policy-app-key";
+  const sha = (k) => crypto.createHash("sha256").update(k).digest("hex");
+  const keys = [
+    { tenant: "ops", key_sha256: sha(adminKey), roles: ["inference", "admin"] },
+    { tenant: "app", key_sha256: sha(appKey), roles: ["inference"] },
+  ];
+  let gw;
+  const as = (key, args) => ctl(["--addr", gw.addr, "--key", key, ...args], { env: { LMGATE_API_KEY: "" } });
+  const field = (stdout, name) => new RegExp(`^${name}\\s+(.*)$`, "m").exec(stdout)?.[1];
+  before(async () => {
+    gw = await startGateway({
+      config: { keys, log_level: "info", models: { [MODEL]: { ttl_seconds: 900, sampling: { top_k: 20 } } } },
+      logLevelFlag: null,
+    });
+  });
+  after(async () => gw?.stop());
+
+  test("set: only the flags given change; it prints the policy in force", async () => {
+    const r = await as(adminKey, ["policy", "set", MODEL, "--ttl_seconds=120", "--temperature=0.3", "--context_length=2048"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(field(r.stdout, "model"), `${MODEL} (default)`, "the config's default_model");
+    assert.equal(field(r.stdout, "ttl"), "120s");
+    assert.equal(field(r.stdout, "keep_loaded"), "false");
+    assert.equal(field(r.stdout, "load"), "context_length=2048");
+    assert.equal(field(r.stdout, "sampling"), "temperature=0.3 top_k=20");
+    assert.equal(field(r.stdout, "run-time"), "ttl, sampling.temperature, config.context_length");
+  });
+
+  test("a pin and --default: the model loads, ListModels shows the pin", async () => {
+    const r = await as(adminKey, ["policy", "set", OTHER, "--keep_loaded=true", "--default"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(field(r.stdout, "model"), `${OTHER} (default)`);
+    assert.equal(field(r.stdout, "keep_loaded"), "true");
+    await waitFor(async () => {
+      const m = await as(adminKey, ["models", "--loaded"]);
+      return m.code === 0 && /^google\/gemma-3-1b\s+llm\s+ready/m.test(m.stdout);
+    }, "the pinned model is loaded without a request");
+  });
+
+  test("SIGHUP: the file's policy applies, the run-time fields win and are logged", async () => {
+    const config = JSON.parse(fs.readFileSync(gw.configFile, "utf8"));
+    config.models[MODEL] = { ttl_seconds: 60, sampling: { top_k: 5 } };
+    fs.writeFileSync(gw.configFile, JSON.stringify(config));
+    process.kill(gw.pid, "SIGHUP");
+    await waitFor(() => /reload: run-time policy changes \(UpdateModelPolicy\) win over the file for: .*qwen\/qwen3-4b\.ttl/.test(gw.stdout()),
+                  "the reload names the run-time fields it keeps");
+    const r = await as(adminKey, ["policy", "get", MODEL]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(field(r.stdout, "ttl"), "120s");
+    assert.equal(field(r.stdout, "sampling"), "temperature=0.3 top_k=5");
+    assert.equal(field(r.stdout, "model"), MODEL, "no longer the default: the run-time one wins");
+    const other = await as(adminKey, ["policy", "get", OTHER]);
+    assert.equal(field(other.stdout, "model"), `${OTHER} (default)`, "the run-time default model is kept");
+  });
+
+  test("errors: not admin, bad values, unknown model (exit 1, the field named)", async () => {
+    const denied = await as(appKey, ["policy", "set", MODEL, "--keep_loaded=false"]);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /^lmgatectl: PERMISSION_DENIED: /m);
+    const hot = await as(adminKey, ["policy", "set", MODEL, "--temperature=9"]);
+    assert.equal(hot.code, 1);
+    assert.match(hot.stderr, /^lmgatectl: INVALID_ARGUMENT: sampling\.temperature: /m);
+    const neg = await as(adminKey, ["policy", "set", MODEL, "--ttl_seconds=-1"]);
+    assert.equal(neg.code, 1);
+    assert.match(neg.stderr, /^lmgatectl: INVALID_ARGUMENT: ttl: must not be negative/m);
+    const unknown = await as(adminKey, ["policy", "set", "nobody/nothing", "--ttl_seconds=5"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^lmgatectl: NOT_FOUND: /m);
+  });
+});
+
 describe("lmgate's command line", () => {
   const LMGATE = runfile("LMGATE_BIN");
   test("an enabled cli driver without `lms` is a warning at start, with the install hint", async () => {
@@ -803,7 +884,8 @@ describe("the README's lmgatectl commands", () => {
     const cmds = readmeCommands();
     const verbs = cmds.map((c) => c.args.find((a) => !a.startsWith("--")));
     // watch streams until Ctrl-C, --key and --ca need another lmgate: covered by the tests above.
-    assert.deepEqual(verbs, ["models", "info", "load", "chat", "embed", "watch", "unload", "models", "models"]);
+    assert.deepEqual(verbs, ["models", "info", "load", "chat", "embed", "watch", "unload", "policy", "policy",
+                             "models", "models"]);
     const expected = {
       load: /^loaded qwen\/qwen3-4b as qwen\/qwen3-4b \(context 8192\)$/m,
       chat: /\S/,
@@ -811,6 +893,7 @@ describe("the README's lmgatectl commands", () => {
       unload: /^unloaded qwen\/qwen3-4b$/m,
       models: /^qwen\/qwen3-4b /m,
       info: /^sdk\s+working\s/m,
+      policy: /^model\s+qwen\/qwen3-4b \(default\)$/m,
     };
     for (const { line, args } of cmds) {
       if (args.includes("watch") || args.some((a) => /^--(key|ca)=/.test(a))) continue;

@@ -173,6 +173,10 @@ TEST_F(AccessLogTest, OneLinePerRpcForEveryMethod) {
     ExpectCommon(j, "LoadModel", "ops", "OK");
     EXPECT_EQ(j.value("model", ""), kModel);
     EXPECT_FALSE(j.value("instance", "").empty()) << j.dump();
+    // The lifecycle line of the load names the tenant that asked for it.
+    nlohmann::json loaded = LifecycleLine("loaded", "for tenant ops");
+    ASSERT_NE(loaded, nullptr);
+    EXPECT_EQ(loaded.value("tenant", ""), "ops") << loaded.dump();
     EXPECT_FALSE(j.value("driver", "").empty()) << j.dump();
   }
   {  // Chat: tokens and durations.
@@ -218,7 +222,10 @@ TEST_F(AccessLogTest, OneLinePerRpcForEveryMethod) {
     v1::UnloadModelResponse resp;
     grpc::Status st = models_->UnloadModel(&ctx, req, &resp);
     ASSERT_TRUE(st.ok()) << st.error_message();
-    ExpectCommon(AccessLine("unload-1"), "UnloadModel", "ops", "OK");
+    nlohmann::json unloaded = AccessLine("unload-1");
+    ExpectCommon(unloaded, "UnloadModel", "ops", "OK");
+    // An AUTO unload names the driver that performed it (was "auto").
+    EXPECT_EQ(unloaded.value("driver", ""), "sdk_ws") << unloaded.dump();
     // ... and so is the lifecycle event, with the tenant that asked.
     EXPECT_NE(LifecycleLine("unloaded", "UnloadModel by tenant ops"), nullptr);
   }

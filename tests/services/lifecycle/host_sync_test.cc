@@ -32,7 +32,7 @@ class ScriptedHostOps : public HostOps {
     i.type = backends::ModelType::kLlm;
     return i;
   }
-  absl::Status Unload(const CallContext&, DriverKind, const std::string&) override {
+  absl::Status Unload(const CallContext&, DriverKind, const std::string&, DriverKind*) override {
     return absl::OkStatus();
   }
   void SetListing(backends::HostModels listing) {

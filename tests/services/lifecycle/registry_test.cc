@@ -81,9 +81,9 @@ class CountingHostOps : public HostOps {
                                               DriverKind* used) override {
     return inner_->Load(ctx, driver, params, progress, used);
   }
-  absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                      const std::string& identifier) override {
-    return inner_->Unload(ctx, driver, identifier);
+  absl::Status Unload(const CallContext& ctx, DriverKind driver, const std::string& identifier,
+                      DriverKind* used) override {
+    return inner_->Unload(ctx, driver, identifier, used);
   }
   void Hold(bool hold) {
     absl::MutexLock lock(&mu_);
@@ -560,9 +560,13 @@ TEST(DriverHostOpsTest, FallbackThatCannotRunDoesNotHideAnUnreachableHost) {
   absl::Status load = host.Load(ctx, DriverKind::kAuto, params, nullptr, &used).status();
   EXPECT_EQ(load.code(), absl::StatusCode::kUnavailable) << load;
   EXPECT_EQ(used, DriverKind::kSdk);
-  EXPECT_EQ(host.Unload(ctx, DriverKind::kAuto, "m").code(), absl::StatusCode::kUnavailable);
+  used = DriverKind::kAuto;
+  EXPECT_EQ(host.Unload(ctx, DriverKind::kAuto, "m", &used).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(used, DriverKind::kSdk);  // the driver whose UNAVAILABLE is reported
   // Asked for explicitly, the cli driver's own answer stands.
-  EXPECT_EQ(host.Unload(ctx, DriverKind::kCli, "m").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(host.Unload(ctx, DriverKind::kCli, "m", nullptr).code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(DriverHostOpsTest, OtherFallbackErrorsStand) {
@@ -570,7 +574,9 @@ TEST(DriverHostOpsTest, OtherFallbackErrorsStand) {
   drivers.push_back(std::make_unique<StatusDriver>(DriverKind::kSdk, absl::UnavailableError("down")));
   drivers.push_back(std::make_unique<StatusDriver>(DriverKind::kCli, absl::NotFoundError("no model")));
   DriverHostOps host(std::make_shared<backends::DriverSet>(std::move(drivers)));
-  EXPECT_EQ(host.Unload({}, DriverKind::kAuto, "m").code(), absl::StatusCode::kNotFound);
+  DriverKind used = DriverKind::kAuto;
+  EXPECT_EQ(host.Unload({}, DriverKind::kAuto, "m", &used).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(used, DriverKind::kCli);
 }
 
 }  // namespace
