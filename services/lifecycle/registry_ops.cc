@@ -325,13 +325,30 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
                                                      DriverKind* used) {
   if (auto st = ctx.CheckAlive(); !st.ok()) return st;
   bool known;
+  bool reuse;  // the answer would be an instance already in the view
   {
     absl::MutexLock lock(&mu_);
-    known = FindModelLocked(params.model_key) != nullptr ||
-            FindInstanceLocked(params.model_key).second != nullptr;
+    ModelEntry* m = FindModelLocked(params.model_key);
+    auto [im, inst] = FindInstanceLocked(params.identifier.empty() ? params.model_key
+                                                                   : params.identifier);
+    known = m != nullptr || FindInstanceLocked(params.model_key).second != nullptr;
+    reuse = !new_instance && ((inst != nullptr && inst->state == State::kReady) ||
+                              (params.identifier.empty() && m != nullptr &&
+                               PickReadyLocked(*m) != nullptr));
   }
-  // Maybe downloaded since the last sync (shared with concurrent misses; not if just listed).
-  if (!known) (void)RefreshIfStale(ctx);
+  if (reuse) {
+    // OK means "loaded on the host": the view may be stale (an unload in the LM Studio app, lms,
+    // its TTL), so confirm with a listing (shared with concurrent re-reads) before answering it.
+    if (absl::Status st = Refresh(ctx); !st.ok()) {
+      if (auto alive = ctx.CheckAlive(); !alive.ok()) return alive;
+      return absl::UnavailableError(absl::StrCat(
+          "cannot confirm that the LM Studio host still has ", params.model_key,
+          " loaded: listing its models failed: ", st.message()));
+    }
+  } else if (!known) {
+    // Maybe downloaded since the last sync (shared with concurrent misses; not if just listed).
+    (void)RefreshIfStale(ctx);
+  }
   absl::Notification done;
   absl::StatusOr<InstanceSnapshot> out = absl::UnknownError("not set");
   auto waiter = std::make_shared<Waiter>();

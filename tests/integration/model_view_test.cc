@@ -1,5 +1,6 @@
 // The model view stays true (issue 18): what lmgate reports about instances follows the host,
 // and a generation the host cut short never ends OK.
+#include <map>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -113,6 +114,70 @@ TEST_F(ModelViewTest, StreamCutByAnUnloadOutsideLmgateEndsUnavailable) {
   EXPECT_TRUE(absl::StrContains(o.status.error_message(), "unloaded outside lmgate"))
       << o.status.error_message();
   EXPECT_FALSE(o.got_result);
+}
+
+
+// The host's JIT loading off (LM Studio's "Just in time model loading" switch).
+class JitOffTest : public ModelViewTest {
+ protected:
+  void Configure(emulator::Options& emulator, backends::HostConfig&,
+                 services::ServerOptions&) override {
+    emulator.settings.jit_enabled = false;
+  }
+
+  // The host's loaded instances (emulator stats), each as `identifier` → `jit`.
+  std::map<std::string, bool> HostInstances() {
+    std::map<std::string, bool> out;
+    const nlohmann::json stats = emu_->Stats();  // the loop must not outlive it
+    for (const auto& i : stats["loaded_instances"]) {
+      out[i["identifier"].get<std::string>()] = i.value("jit", false);
+    }
+    return out;
+  }
+};
+
+// Bug 2: with JIT off, a model unloaded at the host behind lmgate's back is loaded again by
+// lmgate on the next Chat through an HTTP driver; the host's "No models loaded" never reaches
+// the caller.
+TEST_F(JitOffTest, ChatOnHttpDriversReloadsAModelUnloadedAtTheHost) {
+  for (v1::Driver driver : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    SCOPED_TRACE(v1::Driver_Name(driver));
+    ASSERT_TRUE(Load(kModel, "").ok());
+    ASSERT_TRUE(emu_->Unload(kModel).ok());
+    ASSERT_TRUE(HostInstances().empty());
+    testutil::ChatOutcome o = Chat(ChatRequest(driver), testutil::Scaled(absl::Seconds(20)));
+    EXPECT_TRUE(o.status.ok()) << o.status.error_code() << " " << o.status.error_message();
+    EXPECT_TRUE(o.got_result);
+    EXPECT_EQ(HostInstances(), (std::map<std::string, bool>{{kModel, false}}));
+  }
+}
+
+// Bug 2, another model still loaded: the host names the missing one an invalid identifier.
+TEST_F(JitOffTest, ChatReloadsWhileAnotherModelIsLoaded) {
+  ASSERT_TRUE(Load(kModel, "").ok());
+  ASSERT_TRUE(emu_->Load("google/gemma-3-1b").ok());
+  ASSERT_TRUE(emu_->Unload(kModel).ok());
+  for (v1::Driver driver : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    SCOPED_TRACE(v1::Driver_Name(driver));
+    testutil::ChatOutcome o = Chat(ChatRequest(driver), testutil::Scaled(absl::Seconds(20)));
+    EXPECT_TRUE(o.status.ok()) << o.status.error_code() << " " << o.status.error_message();
+    EXPECT_EQ(HostInstances().count(kModel), 1u);
+    ASSERT_TRUE(emu_->Unload(kModel).ok());
+  }
+}
+
+// Bug 2: LoadModel does not answer OK with an instance the host no longer has.
+TEST_F(JitOffTest, LoadModelLoadsAgainAfterAnUnloadAtTheHost) {
+  ASSERT_TRUE(Load(kModel, "").ok());
+  ASSERT_TRUE(emu_->Unload(kModel).ok());
+  const int loads = Stat("loads_started");
+  grpc::Status st = Load(kModel, "");
+  EXPECT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  EXPECT_EQ(Stat("loads_started"), loads + 1);
+  EXPECT_EQ(HostInstances(), (std::map<std::string, bool>{{kModel, false}}));
+  // Loaded and known: a second LoadModel is the idempotent no-op again.
+  ASSERT_TRUE(Load(kModel, "").ok());
+  EXPECT_EQ(Stat("loads_started"), loads + 1);
 }
 
 }  // namespace
