@@ -72,6 +72,9 @@ struct ModelRegistry::ModelEntry {
   bool downloaded = false;
   std::vector<std::unique_ptr<InstanceEntry>> instances;
   std::string failure;  // last load failure; cleared by a successful load
+  // The failure only said the host was unreachable (UNAVAILABLE, DEADLINE_EXCEEDED): a host
+  // that answers a listing again clears it.
+  bool failure_transient = false;
   int loading = 0;      // flights running for this model
   double progress = 0;
 };

@@ -298,7 +298,11 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
               absl::StrCat("loaded via ", backends::DriverKindName(used)), 1, took);
     } else {
       const bool cancelled = absl::IsCancelled(result.status());
-      if (m != nullptr && !cancelled) m->failure = std::string(result.status().message());
+      if (m != nullptr && !cancelled) {
+        m->failure = std::string(result.status().message());
+        m->failure_transient = absl::IsUnavailable(result.status()) ||
+                               absl::IsDeadlineExceeded(result.status());
+      }
       waiter_status = WaiterStatus(result.status(), f->model_key);
       for (auto& w : waiters) {
         if (w->finished) continue;
