@@ -11,11 +11,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "backends/types.h"
 
 namespace lmgate::lifecycle {
 
@@ -45,6 +47,8 @@ struct Event {
   double progress = 0;
   std::string reason;
   absl::Duration duration;
+  // kLoaded: the settings the instance was loaded with (InstanceSnapshot::load_config).
+  std::optional<backends::LoadParams> load_config;
   uint64_t events_dropped = 0;
 };
 

@@ -135,6 +135,12 @@ struct InstanceSnapshot {
   std::optional<absl::Duration> ttl;
   std::optional<absl::Time> last_used;
   std::vector<std::string> holders;  // request ids holding leases
+  // Every setting the instance was loaded with: what lmgate sent (unset for what it left to the
+  // host, and for instances loaded outside lmgate), then context length and parallel slots as
+  // the host reports them, identifier and TTL.
+  backends::LoadParams load_config;
+  // Load() answers: how long the upstream load took; zero when an existing instance was answered.
+  absl::Duration load_duration;
 };
 
 struct ModelSnapshot {

@@ -64,6 +64,8 @@ struct ModelRegistry::InstanceEntry {
   std::optional<absl::Duration> ttl;
   bool keep_loaded = false;
   bool external = false;  // loaded outside lmgate
+  // The settings lmgate's load sent (request, then the model's policy); empty if external.
+  backends::LoadParams sent;
   absl::Time added_at;
 };
 

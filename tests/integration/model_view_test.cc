@@ -180,5 +180,79 @@ TEST_F(JitOffTest, LoadModelLoadsAgainAfterAnUnloadAtTheHost) {
   EXPECT_EQ(Stat("loads_started"), loads + 1);
 }
 
+// Bug 5: an identifier in use with other settings is ALREADY_EXISTS; the same settings answer
+// the instance; answers and LOADED events echo every applied setting and the durations.
+TEST_F(ModelViewTest, ReloadingAnIdentifierEchoesSettingsAndRefusesOtherOnes) {
+  grpc::ClientContext wctx;
+  wctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+  v1::WatchModelsRequest wreq;
+  wreq.set_model(kModel);
+  auto watch = models_->WatchModels(&wctx, wreq);
+
+  auto load = [&](int context_length, v1::LoadModelResponse* last) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+    v1::LoadModelRequest req;
+    req.set_model(kModel);
+    req.mutable_config()->set_identifier("primary");
+    req.mutable_config()->set_context_length(context_length);
+    req.mutable_config()->set_flash_attention(true);
+    req.mutable_config()->set_eval_batch_size(256);
+    req.mutable_config()->set_gpu_offload_ratio(0.5);
+    auto reader = models_->LoadModel(&ctx, req);
+    v1::LoadModelResponse r;
+    while (reader->Read(&r)) {
+      if (r.has_instance()) *last = r;
+    }
+    return reader->Finish();
+  };
+  v1::LoadModelResponse first;
+  ASSERT_TRUE(load(4096, &first).ok());
+  const v1::LoadConfig& c = first.instance().load_config();
+  EXPECT_EQ(c.identifier(), "primary");
+  EXPECT_EQ(c.context_length(), 4096);
+  EXPECT_TRUE(c.has_flash_attention() && c.flash_attention()) << c.ShortDebugString();
+  EXPECT_EQ(c.eval_batch_size(), 256) << c.ShortDebugString();
+  EXPECT_DOUBLE_EQ(c.gpu_offload_ratio(), 0.5) << c.ShortDebugString();
+  EXPECT_TRUE(first.has_load_duration()) << first.ShortDebugString();
+
+  v1::ModelEvent e;
+  bool loaded_event = false;
+  while (!loaded_event && watch->Read(&e)) loaded_event = e.kind() == v1::ModelEvent::KIND_LOADED;
+  ASSERT_TRUE(loaded_event);
+  EXPECT_EQ(e.load_config().context_length(), 4096) << e.ShortDebugString();
+  EXPECT_EQ(e.load_config().eval_batch_size(), 256) << e.ShortDebugString();
+  EXPECT_TRUE(e.load_config().flash_attention()) << e.ShortDebugString();
+  EXPECT_TRUE(e.has_duration());
+  wctx.TryCancel();
+  while (watch->Read(&e)) {
+  }
+  (void)watch->Finish();
+
+  const int loads = Stat("loads_started");
+  v1::LoadModelResponse again;
+  grpc::Status same = load(4096, &again);
+  EXPECT_TRUE(same.ok()) << same.error_code() << " " << same.error_message();
+  EXPECT_EQ(again.instance().identifier(), "primary");
+  EXPECT_FALSE(again.has_load_duration()) << "nothing was loaded";
+  EXPECT_EQ(again.instance().load_config().eval_batch_size(), 256);
+
+  v1::LoadModelResponse other;
+  grpc::Status different = load(8192, &other);
+  EXPECT_EQ(different.error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << different.error_code() << " " << different.error_message();
+  EXPECT_TRUE(absl::StrContains(different.error_message(), "context_length 8192 (loaded: 4096)"))
+      << different.error_message();
+  EXPECT_EQ(Stat("loads_started"), loads);
+
+  grpc::ClientContext uctx;
+  uctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+  v1::UnloadModelRequest ureq;
+  ureq.set_model("primary");
+  v1::UnloadModelResponse uresp;
+  ASSERT_TRUE(models_->UnloadModel(&uctx, ureq, &uresp).ok());
+  EXPECT_TRUE(uresp.has_unload_duration()) << uresp.ShortDebugString();
+}
+
 }  // namespace
 }  // namespace lmgate
