@@ -23,10 +23,14 @@ absl::Duration ToAbslDuration(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
+}  // namespace
+
 void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   const int64_t ns = absl::ToInt64Nanoseconds(d);
   *out = TimeUtil::NanosecondsToDuration(ns);
 }
+
+namespace {
 
 absl::Status ValidateDriver(v1::Driver driver) {
   if (!v1::Driver_IsValid(driver)) {
@@ -503,6 +507,24 @@ v1::ModelState ToProto(lifecycle::State state) {
   return v1::MODEL_STATE_UNSPECIFIED;
 }
 
+namespace {
+
+// Every setting of `p` that is set (ttl and identifier included); keep_loaded is the caller's.
+void ToProto(const backends::LoadParams& p, v1::LoadConfig* c) {
+  if (p.context_length) c->set_context_length(*p.context_length);
+  if (p.gpu_offload_ratio) c->set_gpu_offload_ratio(*p.gpu_offload_ratio);
+  if (p.cpu_threads) c->set_cpu_threads(*p.cpu_threads);
+  if (p.rope_frequency_base) c->set_rope_frequency_base(*p.rope_frequency_base);
+  if (p.rope_frequency_scale) c->set_rope_frequency_scale(*p.rope_frequency_scale);
+  if (p.flash_attention) c->set_flash_attention(*p.flash_attention);
+  if (p.parallel_slots) c->set_parallel_slots(*p.parallel_slots);
+  if (p.eval_batch_size) c->set_eval_batch_size(*p.eval_batch_size);
+  if (p.ttl) SetDuration(*p.ttl, c->mutable_ttl());
+  c->set_identifier(p.identifier);
+}
+
+}  // namespace
+
 void ToProto(const lifecycle::InstanceSnapshot& s, v1::ModelInstance* out) {
   const backends::InstanceInfo& inst = s.info;
   out->set_identifier(inst.identifier);
@@ -517,6 +539,7 @@ void ToProto(const lifecycle::InstanceSnapshot& s, v1::ModelInstance* out) {
   out->set_parallel_slots(inst.parallel_slots);
   out->set_keep_loaded(s.keep_loaded);
   v1::LoadConfig* c = out->mutable_load_config();
+  ToProto(s.load_config, c);
   if (inst.context_length > 0) c->set_context_length(inst.context_length);
   if (inst.parallel_slots > 0) c->set_parallel_slots(inst.parallel_slots);
   if (s.ttl) SetDuration(*s.ttl, c->mutable_ttl());
@@ -572,6 +595,7 @@ void ToProto(const lifecycle::Event& e, v1::ModelEvent* out) {
   out->set_reason(e.reason);
   out->set_tenant(e.tenant);
   if (e.duration > absl::ZeroDuration()) SetDuration(e.duration, out->mutable_duration());
+  if (e.load_config) ToProto(*e.load_config, out->mutable_load_config());
   out->set_events_dropped(e.events_dropped);
 }
 

@@ -40,6 +40,9 @@ struct ValidationLimits {
   int max_json_depth = gateway::kDefaultMaxJsonDepth;
 };
 
+// A protobuf Duration of `d` (answers that report how long something took).
+void SetDuration(absl::Duration d, google::protobuf::Duration* out);
+
 backends::DriverKind FromProto(v1::Driver driver);
 v1::Driver ToProto(backends::DriverKind driver);
 

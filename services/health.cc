@@ -1,6 +1,7 @@
 #include "services/health.h"
 
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -122,6 +123,27 @@ void HealthService::ModelChanged(const std::string& model_key, bool ready) {
   absl::MutexLock lock(&state_->mu);
   if (state_->shut_down) return;
   state_->NotifyLocked([&](const std::string& s) { return s == service; }, State::Of(ready));
+}
+
+void HealthService::RecheckModels() {
+  std::set<std::string> watched;
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->shut_down) return;
+    for (const auto& [id, w] : state_->watchers) {
+      if (State::IsModel(w.service)) watched.insert(w.service);
+    }
+  }
+  // Outside the lock: model_ready reads the registry.
+  std::map<std::string, ServingStatus> now;
+  for (const std::string& service : watched) {
+    now[service] = State::Of(state_->model_ready(std::string(State::ModelOf(service))));
+  }
+  absl::MutexLock lock(&state_->mu);
+  if (state_->shut_down) return;
+  for (const auto& [service, status] : now) {
+    state_->NotifyLocked([&](const std::string& s) { return s == service; }, status);
+  }
 }
 
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,

@@ -4,7 +4,8 @@
 //   "lmgate.v1.ModelManager") answer what was last set; other plain names are unknown (Check:
 //   NOT_FOUND; Watch: SERVICE_UNKNOWN, as gRPC's service does).
 // - "lmgate.model/<name>" is per-model readiness, computed when asked and kept nowhere: SERVING
-//   when <name> is a model key the host knows with a READY instance, NOT_SERVING otherwise —
+//   when the host answers and <name> is a model key it has with a READY instance (what
+//   `model_ready` says), NOT_SERVING otherwise —
 //   for a known model that is not loaded and for a name the host never had alike. Health is
 //   unauthenticated, so it cannot tell a caller which models exist beyond those serving, and a
 //   caller-chosen name costs no state (a Watch holds only its own stream).
@@ -41,6 +42,10 @@ class HealthService : public grpc::health::v1::Health::CallbackService {
   // `model_key`'s readiness is now `ready`: tells the watchers of lmgate.model/<model_key>. Does
   // not call `model_ready`, so it may run inside a lifecycle event callback.
   void ModelChanged(const std::string& model_key, bool ready);
+  // Something every model's readiness depends on changed (the host went away or came back):
+  // asks `model_ready` again for each watched model and tells watchers whose answer changed.
+  // Calls `model_ready`, so never from inside a lifecycle event callback.
+  void RecheckModels();
 
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx,
                                   const grpc::health::v1::HealthCheckRequest* req,

@@ -195,6 +195,9 @@ grpc::ServerWriteReactor<v1::LoadModelResponse>* ModelManagerService::LoadModel(
     v1::LoadModelResponse r;
     ToProto(*inst, r.mutable_instance());
     r.set_driver(ToProto(used));
+    if (inst->load_duration > absl::ZeroDuration()) {
+      SetDuration(inst->load_duration, r.mutable_load_duration());
+    }
     channel->FinishWith(std::move(r), grpc::Status::OK);
   });
   return reactor;
@@ -210,12 +213,14 @@ grpc::ServerUnaryReactor* ModelManagerService::UnloadModel(grpc::CallbackServerC
     auto tenant = Authorize(identity_->Get().get(), ctx, Role::kAdmin);
     if (!tenant.ok()) return ToGrpcStatus(tenant.status());
     info->tenant = (*tenant)->name;
+    const absl::Time start = absl::Now();
     backends::DriverKind used = FromProto(req->driver());
     auto ids = gateway_->Unload(call, FromProto(req->driver()), req->model(),
                                 req->all_instances(), req->force(), *tenant, &used);
     info->driver = used;  // the driver that unloaded, for AUTO too (metrics, access log)
     if (!ids.ok()) return ToGrpcStatus(ids.status());
     for (const auto& i : *ids) resp->add_unloaded(i);
+    SetDuration(absl::Now() - start, resp->mutable_unload_duration());
     return grpc::Status::OK;
   });
 }

@@ -111,8 +111,11 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   // lmgate's own health service (services/health.h) instead of gRPC's default one: per-model
   // answers are computed, so unknown names leave no state and cannot be told from known ones.
   gateway::Gateway* gw_raw = s->gateway_.get();
-  s->health_ = std::make_unique<HealthService>(
-      [gw_raw](const std::string& key) { return gw_raw->ModelReady(key); });
+  LmgateServer* self = s.get();
+  s->host_up_ = gw_raw->HostStatus().ok();
+  s->health_ = std::make_unique<HealthService>([gw_raw, self](const std::string& key) {
+    return self->host_up_.load() && gw_raw->ModelReady(key);
+  });
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // lmgate accepts the connections itself (services/listener.h: gRPC 1.51's own listener stops
   // for good on EMFILE and binds with SO_REUSEPORT).
@@ -147,6 +150,8 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
     absl::MutexLock lock(&raw->events_mu_);
     if (!raw->events_closed_) raw->OnModelEvent();
   });
+  // Readiness as of the start-up sync, before anyone can ask; the loop re-reads the host.
+  s->PublishReadiness(s->host_up_.load());
   s->health_thread_ = std::thread([raw, i = options.health_interval] { raw->HealthLoop(i); });
   return s;
 }
@@ -162,7 +167,7 @@ void LmgateServer::OnModelEvent() {
         e.kind == K::kSnapshot) {
       continue;
     }
-    health_->ModelChanged(e.model_key, e.state == lifecycle::State::kReady);
+    health_->ModelChanged(e.model_key, host_up_.load() && e.state == lifecycle::State::kReady);
     if (std::find(ready_pinned_.begin(), ready_pinned_.end(), e.model_key) !=
         ready_pinned_.end()) {
       absl::MutexLock lock(&health_mu_);
@@ -171,20 +176,26 @@ void LmgateServer::OnModelEvent() {
   }
 }
 
+void LmgateServer::PublishReadiness(bool host_ok) {
+  bool ready = host_ok;
+  for (const auto& key : ready_pinned_) ready = ready && gateway_->ModelReady(key);
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus("lmgate.v1.Inference", ready);
+  health->SetServingStatus("lmgate.v1.ModelManager", ready);
+}
+
 void LmgateServer::HealthLoop(absl::Duration interval) {
   auto* health = server_->GetHealthCheckService();
   HeapReleaser heap(kKeepFreeHeapBytes);
   for (;;) {
-    absl::Status host = gateway_->HostStatus();
-    if (!host.ok()) {
-      backends::CallContext ctx;
-      ctx.deadline = absl::Now() + interval;
-      host = gateway_->Refresh(ctx);
-    }
-    bool ready = host.ok();
-    for (const auto& key : ready_pinned_) ready = ready && gateway_->ModelReady(key);
-    health->SetServingStatus("lmgate.v1.Inference", ready);
-    health->SetServingStatus("lmgate.v1.ModelManager", ready);
+    // Ask the host every round unless another listing just did (requests, the registry's own
+    // refresh): readiness must follow the host within one interval. Half the interval bounds
+    // the listing, so a host that stopped answering is seen in time too.
+    backends::CallContext ctx;
+    ctx.deadline = absl::Now() + std::max(interval / 2, absl::Milliseconds(50));
+    const absl::Status host = gateway_->RefreshIfOlder(ctx, interval / 2);
+    if (host_up_.exchange(host.ok()) != host.ok()) health_->RecheckModels();
+    PublishReadiness(host.ok());
     // Watchdog: liveness fails (so the supervisor restarts lmgate) if the accept loop stopped
     // going round; it wakes every 500 ms even when idle.
     health->SetServingStatus("", listener_->Alive(absl::Seconds(5) + 2 * interval));

@@ -3,6 +3,7 @@
 #ifndef LMGATE_SERVICES_SERVER_H_
 #define LMGATE_SERVICES_SERVER_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,9 +65,12 @@ struct ServerOptions {
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
 // "lmgate.v1.Inference" and "lmgate.v1.ModelManager" are readiness (SERVING while the LM Studio
-// host answers, and with ready_requires_pinned every keep_loaded model is READY); and "lmgate.model/<model key>" is per-model readiness (SERVING while the model
+// host answers, and with ready_requires_pinned every keep_loaded model is READY); and
+// "lmgate.model/<model key>" is per-model readiness (SERVING while the host answers and the model
 // has a READY instance, NOT_SERVING otherwise — also for a name the host does not have, so the
-// unauthenticated health port does not say which models exist).
+// unauthenticated health port does not say which models exist). The health loop re-reads the
+// host every `health_interval` (a listing with half the interval as its deadline), so both
+// follow a host that goes away or comes back within about one interval.
 //
 // Thread-safe. Shutdown() (or the destructor) goes in one order: every health status turns
 // NOT_SERVING and the health loop stops; WatchModels streams end OK (they are not work to
@@ -133,7 +137,11 @@ class LmgateServer {
   std::unique_ptr<ModelManagerService> models_;
   absl::Duration drain_delay_;
   std::unique_ptr<HealthService> health_;  // outlives server_ (declared before it)
+  // The host answered the health loop's last listing (per-model readiness needs it too).
+  std::atomic<bool> host_up_{false};
   void HealthLoop(absl::Duration interval);
+  // Sets the readiness services from `host_ok` (and ready_requires_pinned's models).
+  void PublishReadiness(bool host_ok);
   void OnModelEvent();
 
   // Accepts the connections and hands them to server_; declared first, so destroyed after it.

@@ -30,17 +30,17 @@ std::string Where(const RequestInfo& r) { return absl::StrCat(r.method, " ", r.p
 std::optional<absl::StatusCode> CodeFromError(const LmStudioError& e) {
   std::string lower = absl::AsciiStrToLower(e.message);
   if (IsModelInTransition(e)) return absl::StatusCode::kUnavailable;  // before "not found" codes
+  // "No models loaded" (JIT off, nothing loaded) is the same news as sdk_ws's "not loaded": the
+  // instance lmgate routed to is gone, so the request path re-syncs and loads (NOT_FOUND).
   if (e.code == "model_not_found" || e.type == "model_not_found" ||
       absl::StartsWith(e.message, "Invalid model identifier") ||
+      absl::StrContains(e.message, "No models loaded") ||
       (absl::StrContains(lower, "not found") &&
        (absl::StrContains(lower, "model") || absl::StrContains(lower, "instance")))) {
     return absl::StatusCode::kNotFound;
   }
   if (e.code == "invalid_api_key" || e.type == "invalid_api_key") {
     return absl::StatusCode::kUnauthenticated;
-  }
-  if (absl::StrContains(e.message, "No models loaded")) {
-    return absl::StatusCode::kFailedPrecondition;
   }
   if (absl::StrContains(lower, "model was unloaded") || lower == "model unloaded") {
     return absl::StatusCode::kUnavailable;  // another attempt reloads it

@@ -20,9 +20,11 @@
 //
 //   LM Studio error details refine the code, whatever the HTTP status:
 //   code/type "model_not_found", "Invalid model identifier ...",
-//   "... not found" about a model or instance                    NOT_FOUND
+//   "No models loaded ..." (JIT off),
+//   "... not found" about a model or instance                    NOT_FOUND (as sdk_ws reports a
+//                                                                missing model: the request
+//                                                                path re-syncs and loads)
 //   code "invalid_api_key"                                       UNAUTHENTICATED
-//   "No models loaded ..."                                       FAILED_PRECONDITION
 //   "The model was unloaded during the prediction"               UNAVAILABLE
 //   "... is being loaded or unloaded" (the JIT window)           UNAVAILABLE; nothing ran, so
 //                                                                retried whatever the method

@@ -182,6 +182,10 @@ class Gateway {
   absl::Status HostStatus() const { return registry_->host_status(); }
   // Re-reads the host now (readiness probes of a host that was down).
   absl::Status Refresh(const CallContext& ctx) { return registry_->Refresh(ctx); }
+  // Re-reads the host unless a listing started less than `max_age` ago (the health loop).
+  absl::Status RefreshIfOlder(const CallContext& ctx, absl::Duration max_age) {
+    return registry_->RefreshIfOlder(ctx, max_age);
+  }
   const GatewayOptions& options() const { return options_; }
   // The default model in force: options().default_model until UpdateModelPolicy or a reload
   // changes it (lifecycle::PolicyStore).

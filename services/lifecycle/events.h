@@ -11,11 +11,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "backends/types.h"
 
 namespace lmgate::lifecycle {
 
@@ -48,6 +50,8 @@ struct Event {
   // (pins) and when unknown.
   std::string tenant;
   absl::Duration duration;
+  // kLoaded: the settings the instance was loaded with (InstanceSnapshot::load_config).
+  std::optional<backends::LoadParams> load_config;
   uint64_t events_dropped = 0;
 };
 

@@ -129,6 +129,12 @@ struct InstanceSnapshot {
   std::optional<absl::Duration> ttl;
   std::optional<absl::Time> last_used;
   std::vector<std::string> holders;  // request ids holding leases
+  // Every setting the instance was loaded with: what lmgate sent (unset for what it left to the
+  // host, and for instances loaded outside lmgate), then context length and parallel slots as
+  // the host reports them, identifier and TTL.
+  backends::LoadParams load_config;
+  // Load() answers: how long the upstream load took; zero when an existing instance was answered.
+  absl::Duration load_duration;
 };
 
 struct ModelSnapshot {
@@ -228,6 +234,9 @@ class ModelRegistry {
   // Refresh() unless the last listing attempt is younger than `unknown_model_cache`; then returns
   // that attempt's result without a host call. For lookups of a name the registry does not know.
   absl::Status RefreshIfStale(const CallContext& ctx);
+  // Refresh() unless the last listing attempt started less than `max_age` ago (then that
+  // attempt's result). Readiness re-reads the host this way every health interval.
+  absl::Status RefreshIfOlder(const CallContext& ctx, absl::Duration max_age);
   // The model key `name` refers to, if the host or the config knows it (a listed or loaded model
   // key, an instance identifier, a `models` entry of the config); "" otherwise. What metrics and
   // health may name.

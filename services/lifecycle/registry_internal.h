@@ -65,6 +65,8 @@ struct ModelRegistry::InstanceEntry {
   std::optional<absl::Duration> ttl;
   bool keep_loaded = false;
   bool external = false;  // loaded outside lmgate
+  // The settings lmgate's load sent (request, then the model's policy); empty if external.
+  backends::LoadParams sent;
   absl::Time added_at;
   // Idle time counts from here at the earliest (a TTL changed at run time counts from then).
   absl::Time ttl_from = absl::InfinitePast();
@@ -75,6 +77,9 @@ struct ModelRegistry::ModelEntry {
   bool downloaded = false;
   std::vector<std::unique_ptr<InstanceEntry>> instances;
   std::string failure;  // last load failure; cleared by a successful load
+  // The failure only said the host was unreachable (UNAVAILABLE, DEADLINE_EXCEEDED): a host
+  // that answers a listing again clears it.
+  bool failure_transient = false;
   int loading = 0;      // flights running for this model
   double progress = 0;
 };

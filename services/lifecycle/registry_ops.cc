@@ -27,6 +27,31 @@ void MergePolicy(const LoadParams& policy, LoadParams* p) {
   if (!p->eval_batch_size) p->eval_batch_size = policy.eval_batch_size;
 }
 
+// The settings `want` sets that `have` (an instance's SnapshotLocked().load_config) does not
+// match, as "name wanted (loaded: value)"; empty when every one matches. A setting the instance
+// does not know (loaded outside lmgate) does not match.
+std::vector<std::string> ConfigConflicts(const LoadParams& want, const LoadParams& have) {
+  std::vector<std::string> out;
+  auto check = [&out](const char* name, const auto& w, const auto& h) {
+    if (!w || (h && *h == *w)) return;
+    out.push_back(absl::StrCat(name, " ", *w, " (loaded: ", h ? absl::StrCat(*h) : "unknown",
+                               ")"));
+  };
+  check("context_length", want.context_length, have.context_length);
+  check("gpu_offload_ratio", want.gpu_offload_ratio, have.gpu_offload_ratio);
+  check("cpu_threads", want.cpu_threads, have.cpu_threads);
+  check("rope_frequency_base", want.rope_frequency_base, have.rope_frequency_base);
+  check("rope_frequency_scale", want.rope_frequency_scale, have.rope_frequency_scale);
+  check("flash_attention", want.flash_attention, have.flash_attention);
+  check("parallel_slots", want.parallel_slots, have.parallel_slots);
+  check("eval_batch_size", want.eval_batch_size, have.eval_batch_size);
+  if (want.ttl && want.ttl != have.ttl) {
+    out.push_back(absl::StrCat("ttl ", absl::FormatDuration(*want.ttl), " (loaded: ",
+                               have.ttl ? absl::FormatDuration(*have.ttl) : "none", ")"));
+  }
+  return out;
+}
+
 // What waiters see when a load fails: the host's reason, with a code they can act on.
 absl::Status WaiterStatus(const absl::Status& st, const std::string& key) {
   switch (st.code()) {
@@ -61,6 +86,13 @@ InstanceSnapshot ModelRegistry::SnapshotLocked(const InstanceEntry& inst) const 
   for (const auto& [id, h] : inst.leases) s.holders.push_back(h.holder);
   s.info.ttl = inst.ttl;
   if (inst.last_used) s.info.last_used = inst.last_used;
+  s.load_config = inst.sent;
+  s.load_config.model_key = inst.info.model_key;
+  s.load_config.identifier = inst.info.identifier;
+  // What the host reports wins over what was asked (it may clamp or default them).
+  if (inst.info.context_length > 0) s.load_config.context_length = inst.info.context_length;
+  if (inst.info.parallel_slots > 0) s.load_config.parallel_slots = inst.info.parallel_slots;
+  s.load_config.ttl = inst.ttl;
   return s;
 }
 
@@ -278,6 +310,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         m->instances.push_back(std::move(e));
       }
       if (inst->info.model_key.empty()) inst->info.model_key = f->model_key;
+      inst->sent = f->params;
       std::shared_ptr<const ModelPolicy> policy = PolicyFor(f->model_key);
       inst->ttl = f->ttl ? f->ttl : TtlFor(policy.get());
       inst->keep_loaded = inst->keep_loaded || f->keep_loaded || (policy && policy->keep_loaded);
@@ -292,15 +325,28 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         o.waiter = w;
         if (w->acquire_done) o.lease = MakeLeaseLocked(*m, *inst, *w, absl::Now() - w->started);
         o.snapshot = SnapshotLocked(*inst);
+        o.snapshot.load_duration = took;
         outcomes.push_back(std::move(o));
       }
-      Publish(Event::Kind::kLoaded, f->model_key, inst->info.identifier, State::kReady,
-              absl::StrCat("loaded via ", backends::DriverKindName(used),
-                           f->requested_by.empty() ? "" : " for tenant ", f->requested_by),
-              1, took, f->requested_by);
+      Event loaded;
+      loaded.kind = Event::Kind::kLoaded;
+      loaded.model_key = f->model_key;
+      loaded.instance = inst->info.identifier;
+      loaded.state = State::kReady;
+      loaded.reason = absl::StrCat("loaded via ", backends::DriverKindName(used),
+                                   f->requested_by.empty() ? "" : " for tenant ", f->requested_by);
+      loaded.progress = 1;
+      loaded.duration = took;
+      loaded.tenant = f->requested_by;
+      loaded.load_config = SnapshotLocked(*inst).load_config;
+      events_->Publish(std::move(loaded));
     } else {
       const bool cancelled = absl::IsCancelled(result.status());
-      if (m != nullptr && !cancelled) m->failure = std::string(result.status().message());
+      if (m != nullptr && !cancelled) {
+        m->failure = std::string(result.status().message());
+        m->failure_transient = absl::IsUnavailable(result.status()) ||
+                               absl::IsDeadlineExceeded(result.status());
+      }
       waiter_status = WaiterStatus(result.status(), f->model_key);
       for (auto& w : waiters) {
         if (w->finished) continue;
@@ -329,13 +375,30 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
                                                      const std::string& requested_by) {
   if (auto st = ctx.CheckAlive(); !st.ok()) return st;
   bool known;
+  bool reuse;  // the answer would be an instance already in the view
   {
     absl::MutexLock lock(&mu_);
-    known = FindModelLocked(params.model_key) != nullptr ||
-            FindInstanceLocked(params.model_key).second != nullptr;
+    ModelEntry* m = FindModelLocked(params.model_key);
+    auto [im, inst] = FindInstanceLocked(params.identifier.empty() ? params.model_key
+                                                                   : params.identifier);
+    known = m != nullptr || FindInstanceLocked(params.model_key).second != nullptr;
+    reuse = !new_instance && ((inst != nullptr && inst->state == State::kReady) ||
+                              (params.identifier.empty() && m != nullptr &&
+                               PickReadyLocked(*m) != nullptr));
   }
-  // Maybe downloaded since the last sync (shared with concurrent misses; not if just listed).
-  if (!known) (void)RefreshIfStale(ctx);
+  if (reuse) {
+    // OK means "loaded on the host": the view may be stale (an unload in the LM Studio app, lms,
+    // its TTL), so confirm with a listing (shared with concurrent re-reads) before answering it.
+    if (absl::Status st = Refresh(ctx); !st.ok()) {
+      if (auto alive = ctx.CheckAlive(); !alive.ok()) return alive;
+      return absl::UnavailableError(absl::StrCat(
+          "cannot confirm that the LM Studio host still has ", params.model_key,
+          " loaded: listing its models failed: ", st.message()));
+    }
+  } else if (!known) {
+    // Maybe downloaded since the last sync (shared with concurrent misses; not if just listed).
+    (void)RefreshIfStale(ctx);
+  }
   absl::Notification done;
   absl::StatusOr<InstanceSnapshot> out = absl::UnknownError("not set");
   auto waiter = std::make_shared<Waiter>();
@@ -359,6 +422,14 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
     if (inst != nullptr && !params.identifier.empty()) {
       if (inst->info.model_key == params.model_key && !new_instance &&
           inst->state == State::kReady) {
+        const std::vector<std::string> conflicts =
+            ConfigConflicts(params, SnapshotLocked(*inst).load_config);
+        if (!conflicts.empty()) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "instance identifier \"", params.identifier, "\" is in use by an instance of ",
+              inst->info.model_key, " loaded with other settings: asked ",
+              absl::StrJoin(conflicts, ", "), "; unload it first or choose another identifier"));
+        }
         inst->keep_loaded |= keep_loaded;
         return SnapshotLocked(*inst);
       }
@@ -372,10 +443,28 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
       return absl::NotFoundError(NotFoundMessageLocked(params.model_key));
     }
     if (m != nullptr && !new_instance && params.identifier.empty()) {
-      if (InstanceEntry* ready = PickReadyLocked(*m)) {
-        ready->keep_loaded |= keep_loaded;
+      // The model key is the default identifier: an instance loaded with other settings than
+      // those asked is not an answer, and loading beside it needs new_instance.
+      InstanceEntry* match = nullptr;
+      std::string conflict;  // the first READY instance that does not match, and why
+      for (auto& i : m->instances) {
+        if (i->state != State::kReady) continue;
+        std::vector<std::string> c = ConfigConflicts(params, SnapshotLocked(*i).load_config);
+        if (c.empty()) {
+          if (match == nullptr || i->leases.size() < match->leases.size()) match = i.get();
+        } else if (conflict.empty()) {
+          conflict = absl::StrCat(i->info.identifier, " (asked ", absl::StrJoin(c, ", "), ")");
+        }
+      }
+      if (match != nullptr) {
+        match->keep_loaded |= keep_loaded;
         if (used) *used = DriverKind::kAuto;
-        return SnapshotLocked(*ready);
+        return SnapshotLocked(*match);
+      }
+      if (!conflict.empty()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "model ", m->info.key, " is loaded with other settings than asked: ", conflict,
+            "; unload it first, or set new_instance to load another instance"));
       }
     }
     const std::string key = m != nullptr ? m->info.key : params.model_key;

@@ -93,9 +93,13 @@ void ModelRegistry::LoadPinned() {
 }
 
 absl::Status ModelRegistry::RefreshIfStale(const CallContext& ctx) {
+  return RefreshIfOlder(ctx, options_.unknown_model_cache);
+}
+
+absl::Status ModelRegistry::RefreshIfOlder(const CallContext& ctx, absl::Duration max_age) {
   {
     absl::MutexLock lock(&mu_);
-    if (ListingFreshLocked()) return last_refresh_;
+    if (last_refresh_at_.has_value() && Now() - *last_refresh_at_ < max_age) return last_refresh_;
   }
   return Refresh(ctx);
 }
@@ -155,6 +159,14 @@ std::set<std::string> ModelRegistry::CustomIdentifiersLocked(
 
 void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time listed_at) {
   absl::MutexLock lock(&mu_);
+  // The host answers again: a load that failed only because it could not be reached is no
+  // longer a reason to report the model FAILED (the next request loads it).
+  for (auto& [k, m] : models_) {
+    if (m->failure_transient) {
+      m->failure.clear();
+      m->failure_transient = false;
+    }
+  }
   if (host.downloaded_known) {
     // Some listings (the real host's /api/v0/models) show an instance with a custom identifier
     // as a row of its own: an entry whose id is a loaded instance's identifier is that instance,

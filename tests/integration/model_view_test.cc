@@ -1,5 +1,6 @@
 // The model view stays true (issue 18): what lmgate reports about instances follows the host,
 // and a generation the host cut short never ends OK.
+#include <map>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -113,6 +114,144 @@ TEST_F(ModelViewTest, StreamCutByAnUnloadOutsideLmgateEndsUnavailable) {
   EXPECT_TRUE(absl::StrContains(o.status.error_message(), "unloaded outside lmgate"))
       << o.status.error_message();
   EXPECT_FALSE(o.got_result);
+}
+
+
+// The host's JIT loading off (LM Studio's "Just in time model loading" switch).
+class JitOffTest : public ModelViewTest {
+ protected:
+  void Configure(emulator::Options& emulator, backends::HostConfig&,
+                 services::ServerOptions&) override {
+    emulator.settings.jit_enabled = false;
+  }
+
+  // The host's loaded instances (emulator stats), each as `identifier` → `jit`.
+  std::map<std::string, bool> HostInstances() {
+    std::map<std::string, bool> out;
+    const nlohmann::json stats = emu_->Stats();  // the loop must not outlive it
+    for (const auto& i : stats["loaded_instances"]) {
+      out[i["identifier"].get<std::string>()] = i.value("jit", false);
+    }
+    return out;
+  }
+};
+
+// Bug 2: with JIT off, a model unloaded at the host behind lmgate's back is loaded again by
+// lmgate on the next Chat through an HTTP driver; the host's "No models loaded" never reaches
+// the caller.
+TEST_F(JitOffTest, ChatOnHttpDriversReloadsAModelUnloadedAtTheHost) {
+  for (v1::Driver driver : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    SCOPED_TRACE(v1::Driver_Name(driver));
+    ASSERT_TRUE(Load(kModel, "").ok());
+    ASSERT_TRUE(emu_->Unload(kModel).ok());
+    ASSERT_TRUE(HostInstances().empty());
+    testutil::ChatOutcome o = Chat(ChatRequest(driver), testutil::Scaled(absl::Seconds(20)));
+    EXPECT_TRUE(o.status.ok()) << o.status.error_code() << " " << o.status.error_message();
+    EXPECT_TRUE(o.got_result);
+    EXPECT_EQ(HostInstances(), (std::map<std::string, bool>{{kModel, false}}));
+  }
+}
+
+// Bug 2, another model still loaded: the host names the missing one an invalid identifier.
+TEST_F(JitOffTest, ChatReloadsWhileAnotherModelIsLoaded) {
+  ASSERT_TRUE(Load(kModel, "").ok());
+  ASSERT_TRUE(emu_->Load("google/gemma-3-1b").ok());
+  ASSERT_TRUE(emu_->Unload(kModel).ok());
+  for (v1::Driver driver : {v1::DRIVER_REST, v1::DRIVER_OPENAI}) {
+    SCOPED_TRACE(v1::Driver_Name(driver));
+    testutil::ChatOutcome o = Chat(ChatRequest(driver), testutil::Scaled(absl::Seconds(20)));
+    EXPECT_TRUE(o.status.ok()) << o.status.error_code() << " " << o.status.error_message();
+    EXPECT_EQ(HostInstances().count(kModel), 1u);
+    ASSERT_TRUE(emu_->Unload(kModel).ok());
+  }
+}
+
+// Bug 2: LoadModel does not answer OK with an instance the host no longer has.
+TEST_F(JitOffTest, LoadModelLoadsAgainAfterAnUnloadAtTheHost) {
+  ASSERT_TRUE(Load(kModel, "").ok());
+  ASSERT_TRUE(emu_->Unload(kModel).ok());
+  const int loads = Stat("loads_started");
+  grpc::Status st = Load(kModel, "");
+  EXPECT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  EXPECT_EQ(Stat("loads_started"), loads + 1);
+  EXPECT_EQ(HostInstances(), (std::map<std::string, bool>{{kModel, false}}));
+  // Loaded and known: a second LoadModel is the idempotent no-op again.
+  ASSERT_TRUE(Load(kModel, "").ok());
+  EXPECT_EQ(Stat("loads_started"), loads + 1);
+}
+
+// Bug 5: an identifier in use with other settings is ALREADY_EXISTS; the same settings answer
+// the instance; answers and LOADED events echo every applied setting and the durations.
+TEST_F(ModelViewTest, ReloadingAnIdentifierEchoesSettingsAndRefusesOtherOnes) {
+  grpc::ClientContext wctx;
+  wctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+  v1::WatchModelsRequest wreq;
+  wreq.set_model(kModel);
+  auto watch = models_->WatchModels(&wctx, wreq);
+
+  auto load = [&](int context_length, v1::LoadModelResponse* last) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+    v1::LoadModelRequest req;
+    req.set_model(kModel);
+    req.mutable_config()->set_identifier("primary");
+    req.mutable_config()->set_context_length(context_length);
+    req.mutable_config()->set_flash_attention(true);
+    req.mutable_config()->set_eval_batch_size(256);
+    req.mutable_config()->set_gpu_offload_ratio(0.5);
+    auto reader = models_->LoadModel(&ctx, req);
+    v1::LoadModelResponse r;
+    while (reader->Read(&r)) {
+      if (r.has_instance()) *last = r;
+    }
+    return reader->Finish();
+  };
+  v1::LoadModelResponse first;
+  ASSERT_TRUE(load(4096, &first).ok());
+  const v1::LoadConfig& c = first.instance().load_config();
+  EXPECT_EQ(c.identifier(), "primary");
+  EXPECT_EQ(c.context_length(), 4096);
+  EXPECT_TRUE(c.has_flash_attention() && c.flash_attention()) << c.ShortDebugString();
+  EXPECT_EQ(c.eval_batch_size(), 256) << c.ShortDebugString();
+  EXPECT_DOUBLE_EQ(c.gpu_offload_ratio(), 0.5) << c.ShortDebugString();
+  EXPECT_TRUE(first.has_load_duration()) << first.ShortDebugString();
+
+  v1::ModelEvent e;
+  bool loaded_event = false;
+  while (!loaded_event && watch->Read(&e)) loaded_event = e.kind() == v1::ModelEvent::KIND_LOADED;
+  ASSERT_TRUE(loaded_event);
+  EXPECT_EQ(e.load_config().context_length(), 4096) << e.ShortDebugString();
+  EXPECT_EQ(e.load_config().eval_batch_size(), 256) << e.ShortDebugString();
+  EXPECT_TRUE(e.load_config().flash_attention()) << e.ShortDebugString();
+  EXPECT_TRUE(e.has_duration());
+  wctx.TryCancel();
+  while (watch->Read(&e)) {
+  }
+  (void)watch->Finish();
+
+  const int loads = Stat("loads_started");
+  v1::LoadModelResponse again;
+  grpc::Status same = load(4096, &again);
+  EXPECT_TRUE(same.ok()) << same.error_code() << " " << same.error_message();
+  EXPECT_EQ(again.instance().identifier(), "primary");
+  EXPECT_FALSE(again.has_load_duration()) << "nothing was loaded";
+  EXPECT_EQ(again.instance().load_config().eval_batch_size(), 256);
+
+  v1::LoadModelResponse other;
+  grpc::Status different = load(8192, &other);
+  EXPECT_EQ(different.error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << different.error_code() << " " << different.error_message();
+  EXPECT_TRUE(absl::StrContains(different.error_message(), "context_length 8192 (loaded: 4096)"))
+      << different.error_message();
+  EXPECT_EQ(Stat("loads_started"), loads);
+
+  grpc::ClientContext uctx;
+  uctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+  v1::UnloadModelRequest ureq;
+  ureq.set_model("primary");
+  v1::UnloadModelResponse uresp;
+  ASSERT_TRUE(models_->UnloadModel(&uctx, ureq, &uresp).ok());
+  EXPECT_TRUE(uresp.has_unload_duration()) << uresp.ShortDebugString();
 }
 
 }  // namespace

@@ -45,6 +45,9 @@ class UnknownModelsTest : public LmgateFixture {
   void Configure(emulator::Options& emulator, backends::HostConfig& host,
                  services::ServerOptions& server) override {
     LmgateFixture::Configure(emulator, host, server);
+    // The tests count host requests: no readiness listing in between (the health loop re-reads
+    // the host every interval).
+    server.health_interval = absl::Hours(1);
     // The registry's clock for the listing's age: a test makes the listing stale by moving it.
     server.gateway.lifecycle.clock = [this] {
       return absl::Now() + absl::Seconds(skew_seconds_.load());
