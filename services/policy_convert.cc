@@ -9,12 +9,6 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
 
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-}
-
 void ToProto(const backends::Sampling& s, v1::SamplingParams* out) {
   if (s.temperature) out->set_temperature(*s.temperature);
   if (s.top_p) out->set_top_p(*s.top_p);
