@@ -24,6 +24,11 @@ absl::StatusOr<std::vector<Loaded>> ListLoaded(Session& session);
 // {"type":"instanceReference","instanceReference":...} of an instance.
 Json InstanceSpecifier(const Json& info);
 
+// createDeviceNameResolver(): repository/lmLinkStatus, which the real CLI calls first in ls, ps,
+// load and unload. A failure is tolerated (logged at debug level), as there. The stand-in labels
+// devices without LM Link peers (DeviceLabel), which is what a host without LM Link answers.
+void FetchLmLinkStatus(Session& session, const Logger& log);
+
 // formatDeviceLabel() without LM Link: "Local" for this machine, "remote:<6 chars>" otherwise.
 std::string DeviceLabel(const Json& device_identifier);
 

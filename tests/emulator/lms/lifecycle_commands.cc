@@ -150,6 +150,7 @@ int RunLoad(const CommandLine& line) {
   const LoadOptions options = ReadLoadOptions(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   auto listed = session->Call(Namespace::kSystem, "listDownloadedModels");
   if (!listed.ok()) return Fail(log, listed.status());
   std::vector<Json> models;
@@ -249,6 +250,7 @@ int RunUnload(const CommandLine& line) {
   Logger log(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   const bool all = line.Has("all");
   if (all && !line.positionals.empty()) {
     // The real CLI returns here without an error exit code.

@@ -34,6 +34,13 @@ Json InstanceSpecifier(const Json& info) {
           {"instanceReference", StrField(info, "instanceReference")}};
 }
 
+void FetchLmLinkStatus(Session& session, const Logger& log) {
+  absl::StatusOr<Json> status = session.Call(Namespace::kRepository, "lmLinkStatus");
+  if (!status.ok()) {
+    log.Debug(absl::StrCat("Failed to fetch LM Link status: ", status.status().message()));
+  }
+}
+
 std::string DeviceLabel(const Json& device_identifier) {
   if (!device_identifier.is_string()) return "Local";
   return absl::StrCat("remote:", device_identifier.get<std::string>().substr(0, 6));
@@ -136,6 +143,7 @@ int RunLs(const CommandLine& line) {
   Logger log(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   const bool json = line.Has("json"), variants = line.Has("variants");
   if (!line.positionals.empty() && variants) {
     log.Error("Cannot combine a model key argument with --variants.");
@@ -244,6 +252,7 @@ int RunPs(const CommandLine& line) {
   Logger log(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   auto loaded = ListLoaded(*session);
   if (!loaded.ok()) return Fail(log, loaded.status());
   // Per instance: getModelInfo, getLoadConfig, getInstanceProcessingState, all pipelined.

@@ -322,6 +322,31 @@ TEST_F(LmsTest, StatusShowsTheServerAndLoadedModels) {
             "    lms server start\n");
 }
 
+// The real CLI (0.3.43) asks repository/lmLinkStatus before each model command and carries on
+// when the host cannot answer it.
+TEST_F(LmsTest, ModelCommandsAskLmLinkStatusFirstAndTolerateItsAbsence) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"ls", "--json"},
+                                        {"ps", "--json"},
+                                        {"load", "qwen/qwen3-4b", "-y"},
+                                        {"unload", "qwen/qwen3-4b"}}) {
+    emulator_->ClearFrames();
+    LmsRun r = Lms(args);
+    ASSERT_EQ(r.code, 0) << args[0] << ": " << r.err;
+    std::vector<json> calls;
+    for (const json& f : emulator_->Frames()) {
+      if (f.contains("json") && f["json"].value("type", "") == "rpcCall") calls.push_back(f);
+    }
+    ASSERT_FALSE(calls.empty()) << args[0];
+    EXPECT_EQ(calls[0]["namespace"], "repository") << args[0];
+    EXPECT_EQ(calls[0]["json"]["endpoint"], "lmLinkStatus") << args[0];
+  }
+  ASSERT_TRUE(emulator_->ApplySettings({{"lm_link_status", false}}).ok());
+  LmsRun r = Lms({"ps", "--json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out, "[]\n");
+}
+
 TEST_F(LmsTest, UnreachableServerFailsEveryClientCommand) {
   testing::RefusingPort closed;
   const std::string where = absl::StrCat("127.0.0.1:", closed.port());
