@@ -370,6 +370,21 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
       info->type == ModelType::kLlm) {
     info->parallel_slots = *params.parallel_slots;
   }
+  if (info->type == ModelType::kLlm && !info->instance_reference.empty()) {
+    // Like the SDK (LLM.getLoadConfig): the host's load config says how many slots it applied,
+    // and a config without the field means the schema default. Not known = left as it is.
+    absl::StatusOr<Json> config =
+        Call(ctx,
+             {Namespace::kLlm, "getLoadConfig",
+              Json{{"specifier", InstanceReferenceSpecifier(info->instance_reference)}}},
+             true);
+    if (std::optional<int> slots = config.ok() ? DecodeParallelSlots(*config) : std::nullopt) {
+      info->parallel_slots = *slots;
+    } else {
+      Log().debug("[{}] no slot count for {}: {}", ctx.request_id, info->identifier,
+                  config.ok() ? "malformed load config" : config.status().ToString());
+    }
+  }
   Remember(info->identifier, info->type);
   return info;
 }

@@ -89,6 +89,8 @@ class MiniHost {
       } else {
         s->Send(RpcError(f, "No instance \"" + id + "\"", "generic.identifierNotFound"));
       }
+    } else if (IsCall(f, "getLoadConfig")) {
+      s->Send(RpcResult(f, Json{{"fields", Json::array()}}));
     } else if (IsCall(f, "tokenize") || IsCall(f, "countTokens")) {
       std::string model = f["parameter"]["specifier"]["query"]["identifier"];
       if (model != (embedding ? "nomic" : "q")) {
@@ -228,11 +230,13 @@ TEST(Unary, LoadReportsProgressOnTheCallingThreadAndSendsTheSdkKeys) {
   }
   EXPECT_EQ(create["creationParameter"]["ttlMs"], 300000);
   EXPECT_EQ(create["creationParameter"]["loadConfigStack"]["layers"][0]["config"]["fields"].size(), 4u);
-  // The model's namespace was looked up first.
+  // The model's namespace was looked up first; the slot count is read from the load config after.
   std::vector<std::string> paths = mini.paths();
-  ASSERT_EQ(paths.size(), 2u);
+  ASSERT_EQ(paths.size(), 3u);
   EXPECT_EQ(paths[0], "/system listDownloadedModels");
   EXPECT_EQ(paths[1], "/llm loadModel");
+  EXPECT_EQ(paths[2], "/llm getLoadConfig");
+  EXPECT_EQ(info->parallel_slots, 4);  // no numParallelSessions in the config: the SDK default
 }
 
 TEST(Unary, EmbeddingModelsLoadOnTheEmbeddingNamespace) {

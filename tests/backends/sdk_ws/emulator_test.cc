@@ -127,6 +127,22 @@ TEST_F(EmulatorTest, LoadWithProgressChatAndUnload) {
   EXPECT_EQ(Stat(*emu_, "unloads"), 1);
 }
 
+// The SDK's instance info has no slot count: the driver reads the host's load config, like the
+// SDK's getLoadConfig(), and a config without numParallelSessions means the SDK default of 4.
+TEST_F(EmulatorTest, LoadReportsTheHostsSlotCountAndTheSdkDefaultWhenOmitted) {
+  ASSERT_TRUE(emu_->ApplySettings({{"default_parallel", 3}}).ok());
+  absl::StatusOr<InstanceInfo> reported = driver_->Load(Ctx(), Params(kLlm, "three"), nullptr);
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_EQ(reported->parallel_slots, 3);
+  ASSERT_TRUE(emu_->ApplySettings({{"default_parallel", 4}, {"omit_default_parallel", true}}).ok());
+  absl::StatusOr<InstanceInfo> omitted = driver_->Load(Ctx(), Params(kLlm, "four"), nullptr);
+  ASSERT_TRUE(omitted.ok()) << omitted.status();
+  EXPECT_EQ(omitted->parallel_slots, 4);
+  absl::StatusOr<InstanceInfo> embedding = driver_->Load(Ctx(), Params(kEmbedding), nullptr);
+  ASSERT_TRUE(embedding.ok()) << embedding.status();
+  EXPECT_EQ(embedding->parallel_slots, 0);
+}
+
 TEST_F(EmulatorTest, RawCompletionMaxTokensAndReasoning) {
   ASSERT_TRUE(emu_->Load(kLlm, "g").ok());
   GenerateRequest complete;

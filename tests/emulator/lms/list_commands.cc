@@ -34,6 +34,10 @@ Json InstanceSpecifier(const Json& info) {
           {"instanceReference", StrField(info, "instanceReference")}};
 }
 
+// What the SDK's load-config parser (maxParallelPredictions) yields when the host's config has no
+// llm.load.numParallelSessions: the schema default.
+constexpr int64_t kSdkDefaultParallel = 4;
+
 void FetchLmLinkStatus(Session& session, const Logger& log) {
   absl::StatusOr<Json> status = session.Call(Namespace::kRepository, "lmLinkStatus");
   if (!status.ok()) {
@@ -274,6 +278,7 @@ int RunPs(const CommandLine& line) {
       std::optional<int64_t> parallel;
       if ((*loaded)[i].ns == Namespace::kLlm) {
         std::optional<Json> p = KvValue((*answers)[3 * i + 1], "llm.load.numParallelSessions");
+        if (!p) parallel = kSdkDefaultParallel;
         if (p && p->is_number()) parallel = p->get<int64_t>();
       }
       out.push_back(PsEntry(info, (*answers)[3 * i + 2], parallel));
@@ -297,6 +302,7 @@ int RunPs(const CommandLine& line) {
     std::string parallel = "-";
     if (llm) {
       std::optional<Json> p = KvValue(config, "llm.load.numParallelSessions");
+      if (!p) parallel = absl::StrCat(kSdkDefaultParallel);
       if (p && p->is_number()) parallel = absl::StrCat(p->get<int64_t>());
     }
     std::string ttl;

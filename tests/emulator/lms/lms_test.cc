@@ -146,6 +146,21 @@ TEST_F(LmsTest, PsJsonHasInstanceStateAndParallel) {
                                             "contextLength", "status", "queued", "parallel"}));
 }
 
+// A host that leaves the default slot count out of the load config: like the real CLI (the SDK's
+// config parser), `ps` shows the default 4.
+TEST_F(LmsTest, PsShowsTheSdkDefaultParallelWhenTheHostOmitsIt) {
+  ASSERT_TRUE(emulator_->ApplySettings({{"omit_default_parallel", true}}).ok());
+  ASSERT_TRUE(emulator_->Load("qwen/qwen3-4b").ok());
+  LmsRun r = Lms({"ps", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json ps = json::parse(r.out);
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["parallel"], 4);
+  LmsRun human = Lms({"ps"});
+  ASSERT_EQ(human.code, 0) << human.err;
+  EXPECT_TRUE(absl::StrContains(human.out, "4096       4           Local")) << human.out;
+}
+
 TEST_F(LmsTest, PsHumanAndEmpty) {
   LmsRun empty = Lms({"ps"});
   ASSERT_EQ(empty.code, 0);
