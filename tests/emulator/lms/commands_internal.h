@@ -32,7 +32,13 @@ void FetchLmLinkStatus(Session& session, const Logger& log);
 // formatDeviceLabel() without LM Link: "Local" for this machine, "remote:<6 chars>" otherwise.
 std::string DeviceLabel(const Json& device_identifier);
 
-// What the CLI does when a command throws: "Error: <message>" on stderr, exit code 1.
+// Node's exit code when the top-level await never settles: what the real CLI exits with when the
+// host rejects its authentication.
+inline constexpr int kExitUnsettledTopLevelAwait = 13;
+
+// What the CLI does when a command throws: "Error: <message>" on stderr, exit code 1. An
+// authentication failure instead logs the SDK's "W [...] WebSocket error: Error: Failed to
+// authenticate: <reason>" and Node's unsettled-await warning, exit code 13.
 int Fail(const Logger& log, const absl::Status& status);
 
 // A case-insensitive then exact ordering, close to String.prototype.localeCompare for model keys.

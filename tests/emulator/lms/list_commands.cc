@@ -51,6 +51,14 @@ std::string DeviceLabel(const Json& device_identifier) {
 }
 
 int Fail(const Logger& log, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    // The real CLI: the SDK's transport logs the rejection, the command's promise never settles,
+    // and Node ends the process with its "unsettled top-level await" exit code, 13.
+    log.Warn(absl::StrCat("[LMStudioClient][Repository][ClientPort][WsClientTransport] WebSocket "
+                          "error: Error: ", FailureText(status)));
+    std::cerr << "Warning: Detected unsettled top-level await at file:///lms/index.js\n";
+    return kExitUnsettledTopLevelAwait;
+  }
   log.ErrorWithoutPrefix(absl::StrCat("Error: ", FailureText(status)));
   return 1;
 }
