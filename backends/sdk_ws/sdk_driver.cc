@@ -328,7 +328,36 @@ absl::StatusOr<HostModels> SdkWsDriver::ListModels(const CallContext& ctx) {
   }
   for (const ModelInfo& m : out.downloaded) Remember(m.key, m.type);
   for (const InstanceInfo& i : out.loaded) Remember(i.identifier, i.type);
+  std::vector<InstanceInfo*> instances;
+  for (InstanceInfo& i : out.loaded) instances.push_back(&i);
+  ReadSlotCounts(ctx, instances);
   return out;
+}
+
+void SdkWsDriver::ReadSlotCounts(const CallContext& ctx,
+                                 const std::vector<InstanceInfo*>& instances) {
+  // Like the SDK (LLM.getLoadConfig), which `lms ps` uses: the host's load config says how many
+  // slots it applied, and a config without the field means the schema default. The instance
+  // infos carry no count. Not known (an error, say the instance just went) = left as it is.
+  std::vector<InstanceInfo*> llms;
+  std::vector<RpcRequest> requests;
+  for (InstanceInfo* i : instances) {
+    if (i->type != ModelType::kLlm || i->instance_reference.empty()) continue;
+    llms.push_back(i);
+    requests.push_back({Namespace::kLlm, "getLoadConfig",
+                        Json{{"specifier", InstanceReferenceSpecifier(i->instance_reference)}}});
+  }
+  if (requests.empty()) return;
+  absl::StatusOr<std::vector<Json>> configs = CallAll(ctx, std::move(requests), true);
+  if (!configs.ok()) {
+    Log().debug("[{}] no slot counts: {}", ctx.request_id, configs.status().ToString());
+    return;
+  }
+  for (size_t k = 0; k < llms.size() && k < configs->size(); ++k) {
+    if (std::optional<int> slots = DecodeParallelSlots((*configs)[k])) {
+      llms[k]->parallel_slots = *slots;
+    }
+  }
 }
 
 absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const LoadParams& params,
@@ -370,21 +399,8 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
       info->type == ModelType::kLlm) {
     info->parallel_slots = *params.parallel_slots;
   }
-  if (info->type == ModelType::kLlm && !info->instance_reference.empty()) {
-    // Like the SDK (LLM.getLoadConfig): the host's load config says how many slots it applied,
-    // and a config without the field means the schema default. Not known = left as it is.
-    absl::StatusOr<Json> config =
-        Call(ctx,
-             {Namespace::kLlm, "getLoadConfig",
-              Json{{"specifier", InstanceReferenceSpecifier(info->instance_reference)}}},
-             true);
-    if (std::optional<int> slots = config.ok() ? DecodeParallelSlots(*config) : std::nullopt) {
-      info->parallel_slots = *slots;
-    } else {
-      Log().debug("[{}] no slot count for {}: {}", ctx.request_id, info->identifier,
-                  config.ok() ? "malformed load config" : config.status().ToString());
-    }
-  }
+  std::vector<InstanceInfo*> one = {&*info};
+  ReadSlotCounts(ctx, one);
   Remember(info->identifier, info->type);
   return info;
 }

@@ -149,8 +149,17 @@ TEST(Unary, ListModelsQueriesAllThreeNamespaces) {
   EXPECT_EQ(models->loaded[0].instance_reference, "ref-q");
   EXPECT_EQ(models->loaded[1].type, ModelType::kEmbedding);
   EXPECT_EQ(mini.host().authenticated_total(), 3);
+  // The LLM's slot count from its load config (none there: the SDK default).
+  EXPECT_EQ(models->loaded[0].parallel_slots, 4);
+  EXPECT_EQ(models->loaded[1].parallel_slots, 0);
   // Void parameters are absent keys.
-  for (const Json& f : mini.host().received()) EXPECT_FALSE(f.contains("parameter")) << f;
+  for (const Json& f : mini.host().received()) {
+    if (f.value("endpoint", "") == "getLoadConfig") {
+      EXPECT_EQ(f["parameter"]["specifier"]["instanceReference"], "ref-q") << f;
+      continue;
+    }
+    EXPECT_FALSE(f.contains("parameter")) << f;
+  }
 
   // A second listing reuses the three sockets.
   ASSERT_TRUE(driver->ListModels(Ctx()).ok());

@@ -1,6 +1,7 @@
 // The sdk_ws driver against the LM Studio host emulator (//tests/emulator), in process on
 // 127.0.0.1 port 0: every operation, one connection for many concurrent predictions, repeated
 // load/chat/unload cycles, cancel, socket loss, authentication, unknown models and deadlines.
+#include <map>
 #include <memory>
 #include <set>
 #include <thread>
@@ -141,6 +142,14 @@ TEST_F(EmulatorTest, LoadReportsTheHostsSlotCountAndTheSdkDefaultWhenOmitted) {
   absl::StatusOr<InstanceInfo> embedding = driver_->Load(Ctx(), Params(kEmbedding), nullptr);
   ASSERT_TRUE(embedding.ok()) << embedding.status();
   EXPECT_EQ(embedding->parallel_slots, 0);
+  // Listings read it too (instances loaded outside lmgate included).
+  ASSERT_TRUE(emu_->Load(kLlm, "outside", std::nullopt, 0, /*parallel=*/2).ok());
+  absl::StatusOr<HostModels> models = driver_->ListModels(Ctx());
+  ASSERT_TRUE(models.ok()) << models.status();
+  std::map<std::string, int> slots;
+  for (const InstanceInfo& i : models->loaded) slots[i.identifier] = i.parallel_slots;
+  EXPECT_EQ(slots, (std::map<std::string, int>{
+                       {"three", 3}, {"four", 4}, {"outside", 2}, {kEmbedding, 0}}));
 }
 
 TEST_F(EmulatorTest, RawCompletionMaxTokensAndReasoning) {
