@@ -132,13 +132,9 @@ std::optional<std::string> ParseLoadedIdentifier(absl::string_view output) {
 
 LmsDiagnostic ClassifyDiagnostics(absl::string_view stderr_text) {
   const std::string text = absl::AsciiStrToLower(StripAnsi(stderr_text));
-  // findLMStudioHome() at start-up: Node's uncaught fs error on the pointer file, or on the real
-  // path of a HOME that does not exist ("ENOENT: ..., lstat '/home/x'").
-  if (ContainsAny(text, {".lmstudio-home-pointer"}) ||
-      (ContainsAny(text, {"ENOENT", "EACCES", "ENOTDIR", "EROFS", "EPERM"}) &&
-       ContainsAny(text, {", lstat '", ", realpath '", "/.lmstudio", "/.cache/lm-studio"}))) {
-    return LmsDiagnostic::kHomeUnusable;
-  }
+  // findLMStudioHome() at start-up: Node's uncaught fs error on the pointer file. (Paths under
+  // ~/.lmstudio alone prove nothing: the host's own errors name its models folder.)
+  if (ContainsAny(text, {".lmstudio-home-pointer"})) return LmsDiagnostic::kHomeUnusable;
   if (ContainsAny(text, {"does not appear to be running", "Failed to start or connect",
                          "Failed to connect using", "ECONNREFUSED", "ECONNRESET",
                          "Connection timed out", "WebSocket connection"})) {
@@ -176,6 +172,11 @@ absl::Status StatusOfRun(absl::string_view command, int exit_code, int term_sign
         absl::StrCat("`", command, "` was killed by signal ", term_signal, detail));
   }
   LmsDiagnostic diagnostic = ClassifyDiagnostics(stderr_text);
+  // The real path of a HOME that does not exist: "ENOENT: no such file or directory, lstat '/x'".
+  if (diagnostic == LmsDiagnostic::kNone && !home.empty() &&
+      absl::StrContains(stderr_text, absl::StrCat(", lstat '", home, "'"))) {
+    diagnostic = LmsDiagnostic::kHomeUnusable;
+  }
   if (diagnostic == LmsDiagnostic::kNone && exit_code == kLmsExitAuthentication) {
     diagnostic = LmsDiagnostic::kAuthentication;
   }

@@ -179,8 +179,14 @@ TEST(StatusOfRun, AnUnusableHomeAndExitCode13) {
                         "/gone")
                 .code(),
             absl::StatusCode::kFailedPrecondition);
-  // An unrelated ENOENT is no HOME problem.
+  // An unrelated ENOENT is no HOME problem, not even one under the host's ~/.lmstudio.
   EXPECT_EQ(StatusOfRun("lms ps", 1, 0, "Error: ENOENT: no such file or directory, open '/x'")
+                .code(),
+            absl::StatusCode::kUnknown);
+  EXPECT_EQ(StatusOfRun("lms load", 1, 0,
+                        "Error: ENOENT: no such file or directory, lstat "
+                        "'/home/u/.lmstudio/models/a.gguf'",
+                        "/home/u")
                 .code(),
             absl::StatusCode::kUnknown);
   absl::Status auth = StatusOfRun("lms ps", 13, 0, "Warning: Detected unsettled top-level await");
