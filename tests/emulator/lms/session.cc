@@ -92,21 +92,32 @@ class LoadWaiter final : public backends::sdk_ws::ChannelObserver {
     absl::Time next_tick = absl::Now() + tick;
     for (;;) {
       std::optional<double> progress;
+      std::optional<absl::StatusOr<Json>> result;
       {
         absl::MutexLock lock(&mu_);
         mu_.AwaitWithDeadline(absl::Condition(this, &LoadWaiter::Wakes), next_tick);
-        if (closed_.has_value()) {
-          if (!closed_->ok()) return *closed_;
-          if (!info_) return absl::InternalError("the load ended without success");
-          return *info_;
-        }
         if (progress_seq_ != seen_seq_) {
           seen_seq_ = progress_seq_;
           progress = progress_;
         }
+        if (closed_.has_value()) {
+          if (!closed_->ok()) {
+            result = *closed_;
+          } else if (!info_) {
+            result = absl::InternalError("the load ended without success");
+          } else {
+            result = *info_;
+          }
+        }
+      }
+      // Outside the lock: it writes to the terminal. The SDK reports the last progress (100%)
+      // before the load resolves, so a progress that came with the end is still shown.
+      if (result.has_value()) {
+        if (progress.has_value() && on_update) on_update(progress);
+        return *std::move(result);
       }
       if (!progress.has_value()) next_tick = absl::Now() + tick;
-      if (on_update) on_update(progress);  // outside the lock: it writes to the terminal
+      if (on_update) on_update(progress);
     }
   }
 
