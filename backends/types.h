@@ -38,6 +38,10 @@ struct ModelInfo {
   bool trained_for_tool_use = false;
 };
 
+// Slots of an LLM instance when the host's load config leaves the count out: the default of
+// llm.load.numParallelSessions in the SDK's config schema (as `lms ps` and the SDK read it).
+inline constexpr int kDefaultParallelSlots = 4;
+
 // One loaded instance on the host.
 struct InstanceInfo {
   std::string identifier;
@@ -46,7 +50,9 @@ struct InstanceInfo {
   int context_length = 0;
   std::optional<absl::Duration> ttl;
   std::optional<absl::Time> last_used;
-  int parallel_slots = 0;  // 0 = unknown
+  // 0 = unknown. An LLM whose host reports a load config without a slot count has
+  // kDefaultParallelSlots, the SDK's default for llm.load.numParallelSessions.
+  int parallel_slots = 0;
   // Driver-private handle (the SDK's instanceReference); empty when the driver has none.
   std::string instance_reference;
 };

@@ -25,6 +25,12 @@ constexpr char kInstallHint[] =
     "LM Studio ships `lms` in ~/.lmstudio/bin; run `npx lmstudio install-cli`, or set "
     "lmstudio.lms_path (--lms_path) to its full path";
 
+// The HOME the child inherits (it is not overridden), for the diagnostic of an unusable one.
+std::string ChildHome() {
+  const char* home = getenv("HOME");
+  return home != nullptr ? home : "";
+}
+
 // Why the child could not be started → what the caller can do about it. The server's PATH is
 // logged (debug), never sent to the caller.
 absl::Status StartFailure(const std::string& request_id, const std::string& lms_path,
@@ -234,7 +240,7 @@ absl::StatusOr<ProcessResult> CliDriver::RunChecked(const CallContext& ctx,
   absl::StatusOr<ProcessResult> result = Run(ctx, std::move(args), deadline);
   if (!result.ok()) return result;
   absl::Status status =
-      StatusOfRun(command, result->exit_code, result->term_signal, result->err);
+      StatusOfRun(command, result->exit_code, result->term_signal, result->err, ChildHome());
   if (!status.ok()) return status;
   return result;
 }
@@ -323,7 +329,7 @@ absl::StatusOr<InstanceInfo> CliDriver::Load(const CallContext& ctx, const LoadP
   std::optional<std::string> identifier = ParseLoadedIdentifier(run->err);
   if (!identifier) identifier = ParseLoadedIdentifier(run->out);
   if (run->exit_code != 0 || run->term_signal != 0 || !identifier) {
-    absl::Status s = StatusOfRun(command, run->exit_code, run->term_signal, run->err);
+    absl::Status s = StatusOfRun(command, run->exit_code, run->term_signal, run->err, ChildHome());
     if (s.ok() || s.code() == absl::StatusCode::kUnknown) {
       // The host answered and failed the load (or the CLI said nothing we know): its reason.
       return absl::AbortedError(absl::StrCat(

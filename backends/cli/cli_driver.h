@@ -17,8 +17,9 @@
 //
 // Why `ls` before `load`: `lms load KEY -y` fuzzy-matches KEY and takes the best-scored match, so
 // "qwen/qwen3-4b" may load "qwen/qwen3-4b-thinking-2507"; `--exact` matches the model's path.
-// `load` prints no JSON: the instance identifier comes from its closing line, the instance from
-// `ps --json`. Load progress is not reported (the CLI draws it only on a terminal).
+// `load` prints no JSON: the instance identifier comes from its closing line (stderr), the
+// instance from `ps --json`. Load progress is not reported: the CLI draws it as a spinner on
+// stdout (terminal or not), which is ignored.
 //
 // Errors: no `lms` binary (or not executable) → FAILED_PRECONDITION with install hints; host
 // unreachable → UNAVAILABLE; unknown model or instance → NOT_FOUND (the real CLI exits 0 after
@@ -26,7 +27,9 @@
 // load the host failed → ABORTED; output that is not the expected JSON → INTERNAL quoting it;
 // load options `lms load` has no flag for → UNIMPLEMENTED; an identifier starting with '-' →
 // INVALID_ARGUMENT (the real CLI takes `-v` for --version wherever it is, even after `--`, and
-// exits 0); an unload `lms ps` still lists afterwards → ABORTED. A missing `lms` is reported
+// exits 0); an unload `lms ps` still lists afterwards → ABORTED; a HOME the CLI cannot record its
+// home directory under (it writes ~/.lmstudio-home-pointer at start-up) → FAILED_PRECONDITION
+// naming HOME. A missing `lms` is reported
 // without the server's PATH (logged at debug). Deadlines: the CallContext deadline,
 // capped by HostConfig::request_timeout (load_timeout for the `load` step). Cancel or deadline
 // kill the child (SIGTERM, then SIGKILL after `kill_grace`) and reap it; its WebSocket closes,
@@ -38,8 +41,8 @@
 //
 // Authentication: an API token is passed to the child as LM_API_TOKEN, but lms@07b7252 ignores
 // it — with --host it authenticates as "lms-cli-remote-<random>", and the SDK lets such legacy
-// credentials win over LM_API_TOKEN — so a host that requires a token rejects the CLI
-// (UNAUTHENTICATED). Newer CLIs may honour the variable.
+// credentials win over LM_API_TOKEN — so a host that requires a token rejects the CLI, which then
+// exits 13 (UNAUTHENTICATED, saying so and what to do). Newer CLIs may honour the variable.
 //
 // Thread-safety: as the Driver contract (driver.h); each call runs its own child processes.
 // Shutdown() kills every running child (SIGTERM, then SIGKILL after kill_grace) and waits until

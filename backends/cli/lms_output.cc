@@ -132,6 +132,9 @@ std::optional<std::string> ParseLoadedIdentifier(absl::string_view output) {
 
 LmsDiagnostic ClassifyDiagnostics(absl::string_view stderr_text) {
   const std::string text = absl::AsciiStrToLower(StripAnsi(stderr_text));
+  // findLMStudioHome() at start-up: Node's uncaught fs error on the pointer file. (Paths under
+  // ~/.lmstudio alone prove nothing: the host's own errors name its models folder.)
+  if (ContainsAny(text, {".lmstudio-home-pointer"})) return LmsDiagnostic::kHomeUnusable;
   if (ContainsAny(text, {"does not appear to be running", "Failed to start or connect",
                          "Failed to connect using", "ECONNREFUSED", "ECONNRESET",
                          "Connection timed out", "WebSocket connection"})) {
@@ -161,14 +164,23 @@ LmsDiagnostic ClassifyDiagnostics(absl::string_view stderr_text) {
 }
 
 absl::Status StatusOfRun(absl::string_view command, int exit_code, int term_signal,
-                         absl::string_view stderr_text) {
+                         absl::string_view stderr_text, absl::string_view home) {
   const std::string said = OneLine(stderr_text);
   const std::string detail = said.empty() ? "" : absl::StrCat(": ", said);
   if (term_signal != 0) {
     return absl::UnavailableError(
         absl::StrCat("`", command, "` was killed by signal ", term_signal, detail));
   }
-  switch (ClassifyDiagnostics(stderr_text)) {
+  LmsDiagnostic diagnostic = ClassifyDiagnostics(stderr_text);
+  // The real path of a HOME that does not exist: "ENOENT: no such file or directory, lstat '/x'".
+  if (diagnostic == LmsDiagnostic::kNone && !home.empty() &&
+      absl::StrContains(stderr_text, absl::StrCat(", lstat '", home, "'"))) {
+    diagnostic = LmsDiagnostic::kHomeUnusable;
+  }
+  if (diagnostic == LmsDiagnostic::kNone && exit_code == kLmsExitAuthentication) {
+    diagnostic = LmsDiagnostic::kAuthentication;
+  }
+  switch (diagnostic) {
     case LmsDiagnostic::kServerUnreachable:
       return absl::UnavailableError(
           absl::StrCat("`", command, "` cannot reach LM Studio", detail));
@@ -177,8 +189,18 @@ absl::Status StatusOfRun(absl::string_view command, int exit_code, int term_sign
     case LmsDiagnostic::kNothingLoaded:
       return absl::NotFoundError(absl::StrCat("`", command, "`", detail));
     case LmsDiagnostic::kAuthentication:
-      return absl::UnauthenticatedError(
-          absl::StrCat("LM Studio rejected `", command, "`", detail));
+      return absl::UnauthenticatedError(absl::StrCat(
+          "LM Studio rejected the authentication of `", command, "` (lms exit code ", exit_code,
+          "): with --host, lms connects as an unprivileged \"lms-cli-remote-*\" client and "
+          "ignores LM_API_TOKEN, so a host with \"Require Authentication\" on refuses it; turn "
+          "that setting off for the cli driver, or use the sdk_ws or rest driver with "
+          "lmstudio.api_token", detail));
+    case LmsDiagnostic::kHomeUnusable:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "`", command, "` could not start: lms records its home directory under $HOME (HOME=",
+          home.empty() ? "<unset>" : home,
+          ") at start-up and needs a writable, existing HOME; give lmgate's service one (e.g. "
+          "Environment=HOME=/var/lib/lmgate)", detail));
     case LmsDiagnostic::kUsage:
       return absl::FailedPreconditionError(absl::StrCat(
           "this `lms` does not understand `", command, "` (an older LM Studio?)", detail));

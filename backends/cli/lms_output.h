@@ -50,15 +50,22 @@ enum class LmsDiagnostic {
   kAuthentication,     // the host rejected the client
   kUsage,              // the CLI did not understand the command line (too old?)
   kNeedsTerminal,      // the CLI wanted to prompt (interactive selection)
+  kHomeUnusable,       // it could not record its home directory under $HOME at start-up
 };
 LmsDiagnostic ClassifyDiagnostics(absl::string_view stderr_text);
 
 // The status of a finished `lms <command>` run: OK when it exited 0 without a recognised error
 // message; else a code by diagnostic — UNAVAILABLE (host unreachable, or the CLI killed by a
-// signal), NOT_FOUND, UNAUTHENTICATED, FAILED_PRECONDITION (usage, needs a terminal), and
-// UNKNOWN for anything else — with `command` and the CLI's own message.
+// signal), NOT_FOUND, UNAUTHENTICATED (an authentication message, or exit code 13, with what to
+// do about it), FAILED_PRECONDITION (usage, needs a terminal, or an unusable HOME — named as
+// `home`, the child's $HOME), and UNKNOWN for anything else — with `command` and the CLI's own
+// message.
 absl::Status StatusOfRun(absl::string_view command, int exit_code, int term_signal,
-                         absl::string_view stderr_text);
+                         absl::string_view stderr_text, absl::string_view home = "");
+
+// The real CLI's exit code when the host rejects its authentication: the SDK logs the rejection,
+// the command's promise never settles, and Node exits with 13 ("unsettled top-level await").
+inline constexpr int kLmsExitAuthentication = 13;
 
 // `text` without ANSI escape sequences (colours), for CLIs run with colours forced on.
 std::string StripAnsi(absl::string_view text);

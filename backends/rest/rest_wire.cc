@@ -38,6 +38,16 @@ ModelType TypeOf(const std::string& type) {
   return ModelType::kUnknown;
 }
 
+// A loaded instance's `config.parallel`. Some host versions leave it out for an LLM loaded with
+// the default: that is the SDK's default slot count, as `lms ps` shows it.
+int SlotsOf(const Json& config, ModelType type) {
+  const Json* parallel = JsonMember(config, "parallel");
+  if (parallel == nullptr || parallel->is_null()) {
+    return type == ModelType::kLlm ? kDefaultParallelSlots : 0;
+  }
+  return JsonInt32(config, "parallel").value_or(0);
+}
+
 absl::StatusOr<const Json*> ListIn(const absl::StatusOr<Json>& json, const char* key,
                                    absl::string_view what, absl::string_view body) {
   if (!json.ok()) return json.status();
@@ -138,7 +148,7 @@ absl::StatusOr<HostModels> ParseV1Models(absl::string_view body) {
         instance.type = info.type;
         if (const Json* config = JsonMember(i, "config")) {
           instance.context_length = JsonInt32(*config, "context_length").value_or(0);
-          instance.parallel_slots = JsonInt32(*config, "parallel").value_or(0);
+          instance.parallel_slots = SlotsOf(*config, instance.type);
         }
         out.loaded.push_back(std::move(instance));
       }
@@ -197,7 +207,7 @@ absl::StatusOr<InstanceInfo> ParseLoadResponse(absl::string_view body, const Loa
   out.context_length = p.context_length.value_or(0);
   if (const Json* config = JsonMember(*json, "load_config")) {
     if (auto n = JsonInt32(*config, "context_length")) out.context_length = *n;
-    out.parallel_slots = JsonInt32(*config, "parallel").value_or(0);
+    out.parallel_slots = SlotsOf(*config, out.type);
   }
   return out;
 }

@@ -18,7 +18,8 @@ namespace lmgate::backends::rest {
 absl::StatusOr<HostModels> ParseV0Models(absl::string_view body);
 
 // GET /api/v1/models: downloaded models with their loaded_instances (id, config.context_length,
-// config.parallel). INTERNAL for a malformed answer.
+// config.parallel; an LLM's config without `parallel` has kDefaultParallelSlots, as some host
+// versions leave the default out). INTERNAL for a malformed answer.
 absl::StatusOr<HostModels> ParseV1Models(absl::string_view body);
 
 // v1's richer models and instances, plus v0's loading states and any model only v0 lists (a v0
@@ -30,7 +31,8 @@ HostModels MergeModels(HostModels v0, HostModels v1);
 // gpu_offload_ratio, cpu_threads, rope_*, parallel_slots, ttl) when any is given.
 absl::StatusOr<std::string> BuildLoadBody(const LoadParams& params);
 
-// The load answer {type, instance_id, load_time_seconds, status, load_config?}.
+// The load answer {type, instance_id, load_time_seconds, status, load_config?}; a load_config
+// without `parallel` means kDefaultParallelSlots for an LLM, as in the listing.
 absl::StatusOr<InstanceInfo> ParseLoadResponse(absl::string_view body, const LoadParams& params);
 
 // POST /api/v1/models/unload body.

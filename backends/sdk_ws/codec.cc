@@ -137,6 +137,18 @@ InstanceInfo DecodeInstanceInfo(const Json& info) {
   return i;
 }
 
+std::optional<int> DecodeParallelSlots(const Json& load_config) {
+  const Json* fields = Member(load_config, "fields");
+  if (fields == nullptr || !fields->is_array()) return std::nullopt;
+  for (const Json& f : *fields) {
+    if (!f.is_object() || StringMember(f, "key") != "llm.load.numParallelSessions") continue;
+    std::optional<int64_t> n = IntMember(f, "value");
+    if (!n.has_value() || *n < 1 || *n > INT32_MAX) return std::nullopt;
+    return static_cast<int>(*n);
+  }
+  return kDefaultParallelSlots;
+}
+
 absl::StatusOr<std::vector<ModelInfo>> DecodeModelList(const Json& result) {
   if (!result.is_array()) return absl::InternalError("the host's model list is not an array");
   std::vector<ModelInfo> out;

@@ -8,6 +8,7 @@
 #ifndef LMGATE_BACKENDS_SDK_WS_CODEC_H_
 #define LMGATE_BACKENDS_SDK_WS_CODEC_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ Json ConfigStack(Json fields);
 // keys; anything else the llm.load.* keys). INVALID_ARGUMENT for an empty key or out-of-range
 // values. Load options that do not apply to embedding models are not sent for them.
 absl::StatusOr<Json> EncodeLoadModel(const LoadParams& params, ModelType type);
+
+// The slot count in a getLoadConfig result ({"fields":[{key,value}...]}): the value of
+// llm.load.numParallelSessions, or kDefaultParallelSlots when the host leaves it out (as the SDK
+// reads it); nullopt when the result is not a config or the value is no integer in 1..INT32_MAX.
+std::optional<int> DecodeParallelSlots(const Json& load_config);
 
 // One `loadModel` channel message.
 struct LoadMessage {

@@ -1,10 +1,10 @@
 // Connection: lmgate's LM Studio SDK WebSocket client for one host (protocol reference §1.1-1.3).
 //
-// One persistent, authenticated WebSocket per namespace (llm, embedding, system), opened lazily
-// on the first call for it and shared by every concurrent rpc call and channel of that namespace
-// (per-socket id counters; calls and channels in separate maps). All socket work runs on one
-// io_context thread owned by the Connection ("the io thread"); every callback below runs there
-// and must not block.
+// One persistent, authenticated WebSocket per namespace (llm, embedding, system, repository),
+// opened lazily on the first call for it and shared by every concurrent rpc call and channel of
+// that namespace (per-socket id counters; calls and channels in separate maps). All socket work
+// runs on one io_context thread owned by the Connection ("the io thread"); every callback below
+// runs there and must not block.
 //
 // Failure model:
 // - A lost socket fails every call and channel in flight on it with UNAVAILABLE; nothing is ever

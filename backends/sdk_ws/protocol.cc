@@ -85,6 +85,8 @@ absl::string_view NamespaceName(Namespace ns) {
       return "embedding";
     case Namespace::kSystem:
       return "system";
+    case Namespace::kRepository:
+      return "repository";
   }
   return "unknown";
 }

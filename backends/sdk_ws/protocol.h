@@ -21,8 +21,9 @@ namespace lmgate::backends::sdk_ws {
 using Json = nlohmann::json;
 
 // The namespaces lmgate uses; one WebSocket each, at `<base>/<name>`.
-enum class Namespace { kLlm = 0, kEmbedding = 1, kSystem = 2 };
-inline constexpr int kNumNamespaces = 3;
+// kRepository only serves lmLinkStatus (the `lms` stand-in calls it like the real CLI).
+enum class Namespace { kLlm = 0, kEmbedding = 1, kSystem = 2, kRepository = 3 };
+inline constexpr int kNumNamespaces = 4;
 absl::string_view NamespaceName(Namespace ns);
 
 // --- JSON helpers (never throw) --------------------------------------------------------------

@@ -328,7 +328,36 @@ absl::StatusOr<HostModels> SdkWsDriver::ListModels(const CallContext& ctx) {
   }
   for (const ModelInfo& m : out.downloaded) Remember(m.key, m.type);
   for (const InstanceInfo& i : out.loaded) Remember(i.identifier, i.type);
+  std::vector<InstanceInfo*> instances;
+  for (InstanceInfo& i : out.loaded) instances.push_back(&i);
+  ReadSlotCounts(ctx, instances);
   return out;
+}
+
+void SdkWsDriver::ReadSlotCounts(const CallContext& ctx,
+                                 const std::vector<InstanceInfo*>& instances) {
+  // Like the SDK (LLM.getLoadConfig), which `lms ps` uses: the host's load config says how many
+  // slots it applied, and a config without the field means the schema default. The instance
+  // infos carry no count. Not known (an error, say the instance just went) = left as it is.
+  std::vector<InstanceInfo*> llms;
+  std::vector<RpcRequest> requests;
+  for (InstanceInfo* i : instances) {
+    if (i->type != ModelType::kLlm || i->instance_reference.empty()) continue;
+    llms.push_back(i);
+    requests.push_back({Namespace::kLlm, "getLoadConfig",
+                        Json{{"specifier", InstanceReferenceSpecifier(i->instance_reference)}}});
+  }
+  if (requests.empty()) return;
+  absl::StatusOr<std::vector<Json>> configs = CallAll(ctx, std::move(requests), true);
+  if (!configs.ok()) {
+    Log().debug("[{}] no slot counts: {}", ctx.request_id, configs.status().ToString());
+    return;
+  }
+  for (size_t k = 0; k < llms.size() && k < configs->size(); ++k) {
+    if (std::optional<int> slots = DecodeParallelSlots((*configs)[k])) {
+      llms[k]->parallel_slots = *slots;
+    }
+  }
 }
 
 absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const LoadParams& params,
@@ -370,6 +399,8 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
       info->type == ModelType::kLlm) {
     info->parallel_slots = *params.parallel_slots;
   }
+  std::vector<InstanceInfo*> one = {&*info};
+  ReadSlotCounts(ctx, one);
   Remember(info->identifier, info->type);
   return info;
 }

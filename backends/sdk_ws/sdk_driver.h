@@ -4,11 +4,13 @@
 //
 // Everything goes over one persistent Connection (connection.h): one authenticated socket per
 // namespace, opened on first use and shared by all concurrent calls. Operations:
-// - ListModels: system/listDownloadedModels + listLoaded on llm and embedding, in parallel.
+// - ListModels: system/listDownloadedModels + listLoaded on llm and embedding, in parallel; then
+//   `getLoadConfig` per loaded LLM for its slot count (the instance infos have none), pipelined.
 // - Load: the `loadModel` channel on the model's namespace (looked up in the downloaded list),
 //   progress → LoadProgressFn on the calling thread; cancel/deadline → {"type":"cancel"}, then
 //   CANCELLED / DEADLINE_EXCEEDED. If the host reports success before it saw the cancel, the
-//   loaded instance is returned (so it is not orphaned).
+//   loaded instance is returned (so it is not orphaned). Then `getLoadConfig` for its slot count.
+//   Slot counts are numParallelSessions, or the SDK's default 4 when the config leaves it out.
 // - Unload: `unloadModel` on the instance's namespace (llm first when unknown, then embedding).
 // - Generate: `predict` (chat) / `completeRawText` (complete) on llm; the model is
 //   `instanceReference` when the request carries one, else a query by identifier.
@@ -95,6 +97,8 @@ class SdkWsDriver : public DriverBase {
   void Forget(const std::string& name);
   // Sends `requests` (pipelined) and waits for all results. Idempotent calls are retried on
   // UNAVAILABLE — a socket lost under them — up to HostConfig::max_retries times.
+  // Sets parallel_slots of the LLM instances from the host's getLoadConfig (pipelined).
+  void ReadSlotCounts(const CallContext& ctx, const std::vector<InstanceInfo*>& instances);
   absl::StatusOr<std::vector<Json>> CallAll(const CallContext& ctx, std::vector<RpcRequest> requests,
                                             bool idempotent);
   absl::StatusOr<Json> Call(const CallContext& ctx, RpcRequest request, bool idempotent);

@@ -104,6 +104,17 @@ function happyPathSuite({ name: sdkName, mod: { LMStudioClient, rawFunctionTool 
       assert.equal(typeof v.build, "number");
     });
 
+    test("repository.lmLink.status: the answer of a host without LM Link", async () => {
+      if (!v2) return; // 1.5.0 has no lmLink namespace
+      // The real `lms` asks this before every model command; the SDK validates it with zod.
+      const s = await withTimeout(client.repository.lmLink.status(), "lmLink.status");
+      assert.equal(s.status, "offline");
+      assert.deepEqual(s.issues, ["notLoggedIn"]);
+      assert.deepEqual(s.peers, []);
+      assert.equal(s.deviceIdentifier, null);
+      assert.equal(typeof s.deviceName, "string");
+    });
+
     test("system.listDownloadedModels (all, llm, embedding)", async () => {
       const all = await withTimeout(client.system.listDownloadedModels(), "listDownloadedModels");
       const keys = all.map((m) => m.modelKey);

@@ -42,7 +42,9 @@ json Settings::ToJson() const {
           {"default_parallel", default_parallel},
           {"min_response_tokens", min_response_tokens},
           {"max_response_tokens", max_response_tokens},
-          {"v0_identifier_rows", v0_identifier_rows}};
+          {"v0_identifier_rows", v0_identifier_rows},
+          {"lm_link_status", lm_link_status},
+          {"omit_default_parallel", omit_default_parallel}};
 }
 
 absl::Status Settings::Apply(const json& u) {
@@ -63,6 +65,8 @@ absl::Status Settings::Apply(const json& u) {
   EMU_TAKE(u, "min_response_tokens", s.min_response_tokens);
   EMU_TAKE(u, "max_response_tokens", s.max_response_tokens);
   EMU_TAKE(u, "v0_identifier_rows", s.v0_identifier_rows);
+  EMU_TAKE(u, "lm_link_status", s.lm_link_status);
+  EMU_TAKE(u, "omit_default_parallel", s.omit_default_parallel);
   if (s.ttft_ms < 0 || s.tokens_per_second < 0 || s.load_ms_per_gb < 0 ||
       s.load_progress_steps < 1 || s.default_parallel < 1 || s.min_response_tokens < 1 ||
       s.max_response_tokens < s.min_response_tokens) {

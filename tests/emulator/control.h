@@ -31,6 +31,15 @@ struct Settings {
   // model key's row is then "loaded" only while an instance named by the key is. Off by default:
   // it changes the rows existing tests read.
   bool v0_identifier_rows = false;
+  // repository/lmLinkStatus answers like a host without LM Link (status "offline", issue
+  // "notLoggedIn", no peers, deviceIdentifier null); false = rpcError like a host before LM Link.
+  // On by default: the real host always serves it, and the real `lms` calls it first.
+  bool lm_link_status = true;
+  // Like host versions that leave the default out: a load that did not set
+  // llm.load.numParallelSessions has none in getLoadConfig, and no `parallel` in /api/v1/models
+  // `loaded_instances[].config` or the /api/v1/models/load `load_config`; the instance still has
+  // `default_parallel` slots. Clients then apply the SDK's default (4) themselves.
+  bool omit_default_parallel = false;
 
   nlohmann::json ToJson() const;
   // Partial update: only the keys present are changed. Unknown keys → InvalidArgument.

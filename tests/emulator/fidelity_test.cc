@@ -1,4 +1,5 @@
-// Host fidelity modes and the frame log: /api/v0/models identifier rows, what clients sent.
+// Host fidelity modes and the frame log: /api/v0/models identifier rows, repository/lmLinkStatus,
+// the omitted default `parallel`, what clients sent.
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -62,6 +63,88 @@ TEST(V0IdentifierRows, OnACustomIdentifierIsARowOfItsOwn) {
   // Settable at runtime, like every knob.
   ASSERT_TRUE(e->ApplySettings({{"v0_identifier_rows", false}}).ok());
   EXPECT_EQ(RowsWithId(c.Get("/api/v0/models").json(), "primary").size(), 0u);
+}
+
+TEST(LmLinkStatus, OnByDefaultLikeAHostWithoutLmLink) {
+  auto e = Start();
+  auto repo = WsClient::Connect(e->port(), "repository");
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  (*repo)->Auth();
+  json r = (*repo)->Rpc("lmLinkStatus");
+  ASSERT_EQ(r["type"], "rpcResult") << r;
+  // Every field lmLinkStatusResultSchema requires, with the values of LM Link off.
+  EXPECT_EQ(r["result"]["status"], "offline");
+  EXPECT_EQ(r["result"]["issues"], json::array({"notLoggedIn"}));
+  EXPECT_EQ(r["result"]["peers"], json::array());
+  EXPECT_TRUE(r["result"]["deviceIdentifier"].is_null());
+  EXPECT_TRUE(r["result"]["deviceName"].is_string());
+  // Other repository endpoints stay unknown.
+  EXPECT_EQ((*repo)->Rpc("fuzzyFindStaffPicks")["type"], "rpcError");
+  // Off: an rpcError, like a host before LM Link.
+  ASSERT_TRUE(e->ApplySettings({{"lm_link_status", false}}).ok());
+  EXPECT_EQ((*repo)->Rpc("lmLinkStatus")["type"], "rpcError");
+}
+
+// The load-config field numParallelSessions of an instance, or null.
+json ParallelField(WsClient& llm, const std::string& identifier) {
+  json cfg = llm.Rpc("getLoadConfig", {{"specifier", {{"type", "query"},
+                                                     {"query", {{"identifier", identifier}}}}}});
+  for (const json& f : cfg["result"]["fields"]) {
+    if (f["key"] == "llm.load.numParallelSessions") return f["value"];
+  }
+  return nullptr;
+}
+
+json V1Instance(HttpClient& c, const std::string& identifier) {
+  const json list = c.Get("/api/v1/models").json();
+  for (const json& m : list["models"]) {
+    for (const json& i : m["loaded_instances"]) {
+      if (i["id"] == identifier) return i;
+    }
+  }
+  return nullptr;
+}
+
+TEST(OmitDefaultParallel, OffTheHostReportsItsDefault) {
+  auto e = Start();
+  ASSERT_TRUE(e->Load("qwen/qwen3-4b").ok());
+  auto llm = WsClient::Connect(e->port(), "llm");
+  ASSERT_TRUE(llm.ok());
+  (*llm)->Auth();
+  EXPECT_EQ(ParallelField(**llm, "qwen/qwen3-4b"), 4);
+  HttpClient c(e->port());
+  EXPECT_EQ(V1Instance(c, "qwen/qwen3-4b")["config"]["parallel"], 4);
+}
+
+TEST(OmitDefaultParallel, OnOnlyAParallelTheLoadSetIsReported) {
+  Options o;
+  o.settings.omit_default_parallel = true;
+  auto e = Start(o);
+  ASSERT_TRUE(e->Load("qwen/qwen3-4b").ok());
+  ASSERT_TRUE(e->Load("qwen/qwen3-4b", std::string("two"), std::nullopt, 0, 2).ok());
+  auto llm = WsClient::Connect(e->port(), "llm");
+  ASSERT_TRUE(llm.ok());
+  (*llm)->Auth();
+  EXPECT_TRUE(ParallelField(**llm, "qwen/qwen3-4b").is_null());
+  EXPECT_EQ(ParallelField(**llm, "two"), 2);
+  HttpClient c(e->port());
+  json plain = V1Instance(c, "qwen/qwen3-4b");
+  ASSERT_TRUE(plain.is_object());
+  EXPECT_FALSE(plain["config"].contains("parallel")) << plain;
+  EXPECT_EQ(V1Instance(c, "two")["config"]["parallel"], 2);
+  // The REST load's echoed load_config leaves it out too.
+  json loaded = c.Post("/api/v1/models/load", {{"model", "qwen/qwen3-4b"},
+                                               {"identifier", "rest"},
+                                               {"echo_load_config", true}}).json();
+  ASSERT_TRUE(loaded.contains("load_config")) << loaded;
+  EXPECT_FALSE(loaded["load_config"].contains("parallel")) << loaded;
+  // The instance still has the default number of slots; only the report is missing.
+  int slots = 0;
+  const json stats = e->Stats();
+  for (const json& i : stats["loaded_instances"]) {
+    if (i["identifier"] == "qwen/qwen3-4b") slots = i["parallel"];
+  }
+  EXPECT_EQ(slots, 4);
 }
 
 TEST(FrameLog, RecordsHttpRequestsAndSdkFramesWithSecretsRedacted) {

@@ -323,7 +323,7 @@ json HttpApi::V1Models() const {
     json instances = json::array();
     for (const InstanceHandle& i : loaded) {
       json config = {{"context_length", host_->ContextLength(i)}};
-      if (spec->is_llm()) config["parallel"] = host_->Parallel(i);
+      if (std::optional<int> p = host_->ReportedParallel(i)) config["parallel"] = *p;
       instances.push_back({{"id", host_->Identifier(i)}, {"config", config}});
     }
     json m = {{"type", spec->type},

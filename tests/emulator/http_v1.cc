@@ -229,7 +229,7 @@ HttpHandleResult HttpApi::HandleV1Load(const json& body, std::shared_ptr<HttpRes
                 {"status", "loaded"}};
     if (echo) {
       json cfg = {{"context_length", host->ContextLength(*inst)}};
-      if (spec->is_llm()) cfg["parallel"] = host->Parallel(*inst);
+      if (std::optional<int> p = host->ReportedParallel(*inst)) cfg["parallel"] = *p;
       out["load_config"] = cfg;
     }
     RespondJson(*r, 200, out);

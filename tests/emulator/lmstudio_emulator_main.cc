@@ -43,6 +43,12 @@ ABSL_FLAG(bool, log_outgoing_frames, false, "The frame log also holds the SDK fr
 ABSL_FLAG(bool, v0_identifier_rows, false,
           "GET /api/v0/models lists instances with a custom identifier as rows of their own, "
           "like the real host.");
+ABSL_FLAG(bool, lm_link_status, true,
+          "Serve repository/lmLinkStatus like a host without LM Link (false = rpcError, like a "
+          "host before LM Link).");
+ABSL_FLAG(bool, omit_default_parallel, false,
+          "A load that did not set numParallelSessions reports no parallel field (getLoadConfig, "
+          "/api/v1), like some host versions; clients apply the SDK default 4.");
 // Faults armed at start (also settable at runtime: POST /__emulator/faults).
 ABSL_FLAG(int, drop_after_fragments, -1,
           "Fault: the next prediction drops its connection after N fragments (-1 = off).");
@@ -96,6 +102,8 @@ int main(int argc, char** argv) {
   s.min_response_tokens = absl::GetFlag(FLAGS_min_response_tokens);
   s.max_response_tokens = absl::GetFlag(FLAGS_max_response_tokens);
   s.v0_identifier_rows = absl::GetFlag(FLAGS_v0_identifier_rows);
+  s.lm_link_status = absl::GetFlag(FLAGS_lm_link_status);
+  s.omit_default_parallel = absl::GetFlag(FLAGS_omit_default_parallel);
   o.frame_log.path = absl::GetFlag(FLAGS_log_frames);
   o.frame_log.log_outgoing = absl::GetFlag(FLAGS_log_outgoing_frames);
   absl::Status valid = lmgate::emulator::Settings(s).Apply(s.ToJson());

@@ -278,6 +278,12 @@ int Host::Parallel(const InstanceHandle& i) const {
   return i->parallel;
 }
 
+std::optional<int> Host::ReportedParallel(const InstanceHandle& i) const {
+  absl::MutexLock l(&mu_);
+  if (!i->load_config.Has("llm.load.numParallelSessions")) return std::nullopt;
+  return i->parallel;
+}
+
 json Host::LoadConfigJson(const InstanceHandle& i) const {
   absl::MutexLock l(&mu_);
   return i->load_config.ToJson();
@@ -425,7 +431,9 @@ absl::StatusOr<InstanceHandle> Host::StartLoadLocked(const ModelSpec& spec,
   if (spec.is_llm()) {
     inst->parallel = std::max(1, static_cast<int>(req.config.Number("llm.load.numParallelSessions")
                                                       .value_or(settings_.default_parallel)));
-    inst->load_config.Set("llm.load.numParallelSessions", inst->parallel);
+    if (!settings_.omit_default_parallel || req.config.Has("llm.load.numParallelSessions")) {
+      inst->load_config.Set("llm.load.numParallelSessions", inst->parallel);
+    }
     if (!inst->load_config.Has("llm.load.llama.acceleration.offloadRatio")) {
       inst->load_config.Set("llm.load.llama.acceleration.offloadRatio", 1);
     }

@@ -174,6 +174,9 @@ class Host {
   std::string Identifier(const InstanceHandle& instance) const;
   int64_t ContextLength(const InstanceHandle& instance) const;
   int Parallel(const InstanceHandle& instance) const;
+  // The slot count the host reports (getLoadConfig, /api/v1): nullopt for an LLM loaded without
+  // numParallelSessions while omit_default_parallel is on, and for embedding models.
+  std::optional<int> ReportedParallel(const InstanceHandle& i) const;
   nlohmann::json LoadConfigJson(const InstanceHandle& instance) const;  // KVConfig
   nlohmann::json ProcessingState(const InstanceHandle& instance) const;  // {status, queued}
   // Unloads the instance with this identifier (loaded or loading). NotFound if none.

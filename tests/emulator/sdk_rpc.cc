@@ -1,4 +1,5 @@
-// SdkSession::Rpc: the rpc endpoints of the llm, embedding and system namespaces (§1.5).
+// SdkSession::Rpc: the rpc endpoints of the llm, embedding and system namespaces (§1.5), and
+// repository/lmLinkStatus.
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -48,6 +49,15 @@ json SdkSession::Rpc(const std::string& endpoint, const json& param, absl::Statu
       return void_ok();
     }
     return unknown();
+  }
+  if (ns_ == "repository" && endpoint == "lmLinkStatus" && host_->settings().lm_link_status) {
+    // The result shape of a host with LM Link off (lmLinkStatusResultSchema of the SDK): no
+    // peers, so `lms` labels every model "Local" (deviceIdentifier null).
+    return {{"status", "offline"},
+            {"issues", json::array({"notLoggedIn"})},
+            {"peers", json::array()},
+            {"deviceIdentifier", nullptr},
+            {"deviceName", "lmstudio-emulator"}};
   }
   if (ns_ != "llm" && ns_ != "embedding") return unknown();
 

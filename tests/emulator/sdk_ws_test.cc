@@ -177,7 +177,7 @@ TEST(SdkWs, UnknownEndpointsFailInsteadOfHanging) {
   ASSERT_EQ(ch.size(), 1u);
   EXPECT_EQ(ch[0]["type"], "channelError");
   auto repo = Open(*e, "repository");
-  EXPECT_EQ(repo->Rpc("lmLinkStatus")["type"], "rpcError");
+  EXPECT_EQ(repo->Rpc("noSuchEndpoint")["type"], "rpcError");
   llm->Send({{"type", "keepAlive"}});
   EXPECT_EQ(llm->Next(), json({{"type", "keepAliveAck"}}));
   // A query that matches nothing carries the SDK's displayData.

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -349,6 +350,60 @@ TEST_F(CliDriverTest, TokenProtectedHostIsUnauthenticated) {
   ASSERT_TRUE(d.ok());
   absl::Status s = (*d)->Probe({});
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  // The CLI exits 13 after the SDK logged the rejection; the message says what to do about it.
+  EXPECT_TRUE(absl::StrContains(s.message(), "exit code 13")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "Failed to authenticate")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "Require Authentication")) << s;
+}
+
+// Exit code 13 alone (a CLI that logged nothing we recognise, e.g. with its warnings silenced):
+// still an authentication failure, not an unknown one.
+TEST_F(CliDriverTest, ExitCode13IsUnauthenticated) {
+  const std::string fake = lms::testing::ScratchDir() + "/lms";
+  lms::testing::WriteFile(fake,
+                          "#!/bin/sh\necho 'Warning: Detected unsettled top-level await at "
+                          "file:///lms/index.js' >&2\nexit 13\n");
+  chmod(fake.c_str(), 0755);
+  auto d = Driver("", fake);
+  for (absl::Status s : {d->Probe({}), d->ListModels({}).status(), d->Unload({}, "x")}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "authentication")) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "exit code 13")) << s;
+  }
+}
+
+// `lms` records its home directory under $HOME when it starts and dies when it cannot: a clear
+// FAILED_PRECONDITION naming HOME, not an unknown failure.
+TEST_F(CliDriverTest, UnusableHomeIsFailedPreconditionNamingHome) {
+  const std::string saved = getenv("HOME");
+  for (const std::string& home : {lms::testing::ScratchDir() + "/a-file",
+                                  std::string("/nonexistent-lmgate-home")}) {
+    if (home != "/nonexistent-lmgate-home") lms::testing::WriteFile(home, "x");
+    setenv("HOME", home.c_str(), 1);
+    auto d = Driver();
+    for (absl::Status s : {d->Probe({}), d->ListModels({}).status()}) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+      EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("HOME=", home))) << s;
+      EXPECT_TRUE(absl::StrContains(s.message(), "writable")) << s;
+    }
+    LoadParams p;
+    p.model_key = "qwen/qwen3-4b";
+    EXPECT_EQ(d->Load({}, p, nullptr).status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  setenv("HOME", saved.c_str(), 1);
+}
+
+// The real CLI draws its load spinner on stdout even when it is no terminal; the identifier
+// still comes from the closing line.
+TEST_F(CliDriverTest, LoadParsesTheIdentifierPastTheSpinner) {
+  auto d = Driver();
+  LoadParams p;
+  p.model_key = "qwen/qwen3-4b";
+  p.identifier = "spun";
+  auto info = d->Load({}, p, nullptr);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->identifier, "spun");
+  EXPECT_EQ(info->model_key, "qwen/qwen3-4b");
 }
 
 TEST_F(CliDriverTest, GarbageOutputIsInternalQuotingIt) {
@@ -397,5 +452,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   lmgate::backends::cli::g_lms = argv[1];
+  // `lms` writes ~/.lmstudio-home-pointer when it starts: keep it out of the real home.
+  setenv("HOME", lmgate::lms::testing::ScratchDir().c_str(), 1);
   return RUN_ALL_TESTS();
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "backends/cli/cli_driver.h"
 
 namespace lmgate::backends::cli {
@@ -163,6 +164,35 @@ TEST(StatusOfRun, CodesByDiagnosticThenExitCode) {
   // The message is one line.
   EXPECT_EQ(StatusOfRun("lms ps", 1, 0, "a\n\n  b\n").message(),
             "`lms ps` failed with exit code 1: a b");
+}
+
+TEST(StatusOfRun, AnUnusableHomeAndExitCode13) {
+  absl::Status home = StatusOfRun(
+      "lms ps --json", 1, 0,
+      "Error: EACCES: permission denied, open '/srv/.lmstudio-home-pointer'\n{\n  errno: -13,\n"
+      "  code: 'EACCES'\n}\n",
+      "/srv");
+  EXPECT_EQ(home.code(), absl::StatusCode::kFailedPrecondition) << home;
+  EXPECT_TRUE(absl::StrContains(home.message(), "HOME=/srv")) << home;
+  EXPECT_TRUE(absl::StrContains(home.message(), "EACCES")) << home;
+  EXPECT_EQ(StatusOfRun("lms ps", 1, 0, "Error: ENOENT: no such file or directory, lstat '/gone'",
+                        "/gone")
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  // An unrelated ENOENT is no HOME problem, not even one under the host's ~/.lmstudio.
+  EXPECT_EQ(StatusOfRun("lms ps", 1, 0, "Error: ENOENT: no such file or directory, open '/x'")
+                .code(),
+            absl::StatusCode::kUnknown);
+  EXPECT_EQ(StatusOfRun("lms load", 1, 0,
+                        "Error: ENOENT: no such file or directory, lstat "
+                        "'/home/u/.lmstudio/models/a.gguf'",
+                        "/home/u")
+                .code(),
+            absl::StatusCode::kUnknown);
+  absl::Status auth = StatusOfRun("lms ps", 13, 0, "Warning: Detected unsettled top-level await");
+  EXPECT_EQ(auth.code(), absl::StatusCode::kUnauthenticated) << auth;
+  EXPECT_TRUE(absl::StrContains(auth.message(), "exit code 13")) << auth;
+  EXPECT_TRUE(absl::StrContains(auth.message(), "lmstudio.api_token")) << auth;
 }
 
 TEST(StripAnsi, RemovesEscapes) {

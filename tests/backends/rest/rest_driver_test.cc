@@ -104,6 +104,27 @@ TEST_F(RestDriverTest, ListModelsMergesV0StateWithV1Instances) {
   EXPECT_EQ(inst->type, ModelType::kLlm);
 }
 
+// Some host versions leave the default `parallel` out of an instance's config; the instance then
+// has the SDK's default of 4 slots, and the driver says so instead of "unknown".
+TEST_F(RestDriverTest, AnOmittedDefaultParallelIsTheSdkDefault) {
+  ASSERT_TRUE(emu_->ApplySettings({{"omit_default_parallel", true}}).ok());
+  ASSERT_TRUE(emu_->Load("qwen/qwen3-4b").ok());
+  ASSERT_TRUE(emu_->Load("text-embedding-nomic-embed-text-v1.5").ok());
+  auto m = driver_->ListModels({});
+  ASSERT_TRUE(m.ok()) << m.status();
+  const InstanceInfo* llm = FindLoaded(*m, "qwen/qwen3-4b");
+  ASSERT_NE(llm, nullptr);
+  EXPECT_EQ(llm->parallel_slots, 4);
+  const InstanceInfo* embedding = FindLoaded(*m, "text-embedding-nomic-embed-text-v1.5");
+  ASSERT_NE(embedding, nullptr);
+  EXPECT_EQ(embedding->parallel_slots, 0);
+  LoadParams p;
+  p.model_key = "google/gemma-3-1b";
+  auto loaded = driver_->Load({}, p, nullptr);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->parallel_slots, 4);
+}
+
 TEST_F(RestDriverTest, LoadAndUnloadThroughV1) {
   LoadParams p;
   p.model_key = "google/gemma-3-1b";

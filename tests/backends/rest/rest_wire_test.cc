@@ -92,6 +92,8 @@ TEST(RestWireTest, V1ModelsAndMerge) {
   EXPECT_EQ(v1->loaded[1].identifier, "my-qwen");
   EXPECT_EQ(v1->loaded[1].model_key, "qwen/qwen3-4b");
   EXPECT_EQ(v1->loaded[1].context_length, 2048);
+  // A host that leaves an LLM's default `parallel` out: the SDK's default, 4.
+  EXPECT_EQ(v1->loaded[1].parallel_slots, 4);
 
   HostModels v0;
   v0.downloaded.push_back(ModelInfo{"only-in-v0"});
@@ -135,6 +137,14 @@ TEST(RestWireTest, LoadBodyAndAnswer) {
   EXPECT_EQ(inst->type, ModelType::kLlm);
   EXPECT_EQ(inst->context_length, 8192);
   EXPECT_EQ(inst->parallel_slots, 2);
+  auto omitted = ParseLoadResponse(R"({"type":"llm","instance_id":"q","status":"loaded",
+      "load_config":{"context_length":8192}})", p);
+  ASSERT_TRUE(omitted.ok()) << omitted.status();
+  EXPECT_EQ(omitted->parallel_slots, 4);
+  auto embedding = ParseLoadResponse(R"({"type":"embedding","instance_id":"e","status":"loaded",
+      "load_config":{"context_length":2048}})", p);
+  ASSERT_TRUE(embedding.ok()) << embedding.status();
+  EXPECT_EQ(embedding->parallel_slots, 0);
   EXPECT_EQ(ParseLoadResponse(R"({"status":"loaded"})", p).status().code(),
             absl::StatusCode::kInternal);
   EXPECT_EQ(http::Json::parse(BuildUnloadBody("x")), http::Json::parse(R"({"instance_id":"x"})"));

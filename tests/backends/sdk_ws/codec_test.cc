@@ -83,6 +83,22 @@ TEST(Load, MatchesTheSdk200BytesOfTheReference) {
       {"key":"llm.load.contextLength","value":8192}]}}]}})"));
 }
 
+TEST(Load, ParallelSlotsFromTheLoadConfig) {
+  EXPECT_EQ(DecodeParallelSlots(Json::parse(
+                R"({"fields":[{"key":"llm.load.numParallelSessions","value":2}]})")),
+            2);
+  EXPECT_EQ(DecodeParallelSlots(Json::parse(
+                R"({"fields":[{"key":"llm.load.contextLength","value":4096}]})")),
+            4);  // left out: the SDK's default
+  EXPECT_EQ(DecodeParallelSlots(Json::parse(
+                R"({"fields":[{"key":"llm.load.numParallelSessions","value":0}]})")),
+            std::nullopt);
+  EXPECT_EQ(DecodeParallelSlots(Json::parse(
+                R"({"fields":[{"key":"llm.load.numParallelSessions","value":"x"}]})")),
+            std::nullopt);
+  EXPECT_EQ(DecodeParallelSlots(Json::parse("[]")), std::nullopt);
+}
+
 TEST(Load, MinimalAndFullLlmConfigs) {
   LoadParams p;
   p.model_key = "k";

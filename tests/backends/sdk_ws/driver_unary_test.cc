@@ -89,6 +89,8 @@ class MiniHost {
       } else {
         s->Send(RpcError(f, "No instance \"" + id + "\"", "generic.identifierNotFound"));
       }
+    } else if (IsCall(f, "getLoadConfig")) {
+      s->Send(RpcResult(f, Json{{"fields", Json::array()}}));
     } else if (IsCall(f, "tokenize") || IsCall(f, "countTokens")) {
       std::string model = f["parameter"]["specifier"]["query"]["identifier"];
       if (model != (embedding ? "nomic" : "q")) {
@@ -147,8 +149,17 @@ TEST(Unary, ListModelsQueriesAllThreeNamespaces) {
   EXPECT_EQ(models->loaded[0].instance_reference, "ref-q");
   EXPECT_EQ(models->loaded[1].type, ModelType::kEmbedding);
   EXPECT_EQ(mini.host().authenticated_total(), 3);
+  // The LLM's slot count from its load config (none there: the SDK default).
+  EXPECT_EQ(models->loaded[0].parallel_slots, 4);
+  EXPECT_EQ(models->loaded[1].parallel_slots, 0);
   // Void parameters are absent keys.
-  for (const Json& f : mini.host().received()) EXPECT_FALSE(f.contains("parameter")) << f;
+  for (const Json& f : mini.host().received()) {
+    if (f.value("endpoint", "") == "getLoadConfig") {
+      EXPECT_EQ(f["parameter"]["specifier"]["instanceReference"], "ref-q") << f;
+      continue;
+    }
+    EXPECT_FALSE(f.contains("parameter")) << f;
+  }
 
   // A second listing reuses the three sockets.
   ASSERT_TRUE(driver->ListModels(Ctx()).ok());
@@ -228,11 +239,13 @@ TEST(Unary, LoadReportsProgressOnTheCallingThreadAndSendsTheSdkKeys) {
   }
   EXPECT_EQ(create["creationParameter"]["ttlMs"], 300000);
   EXPECT_EQ(create["creationParameter"]["loadConfigStack"]["layers"][0]["config"]["fields"].size(), 4u);
-  // The model's namespace was looked up first.
+  // The model's namespace was looked up first; the slot count is read from the load config after.
   std::vector<std::string> paths = mini.paths();
-  ASSERT_EQ(paths.size(), 2u);
+  ASSERT_EQ(paths.size(), 3u);
   EXPECT_EQ(paths[0], "/system listDownloadedModels");
   EXPECT_EQ(paths[1], "/llm loadModel");
+  EXPECT_EQ(paths[2], "/llm getLoadConfig");
+  EXPECT_EQ(info->parallel_slots, 4);  // no numParallelSessions in the config: the SDK default
 }
 
 TEST(Unary, EmbeddingModelsLoadOnTheEmbeddingNamespace) {

@@ -1,6 +1,7 @@
 // The sdk_ws driver against the LM Studio host emulator (//tests/emulator), in process on
 // 127.0.0.1 port 0: every operation, one connection for many concurrent predictions, repeated
 // load/chat/unload cycles, cancel, socket loss, authentication, unknown models and deadlines.
+#include <map>
 #include <memory>
 #include <set>
 #include <thread>
@@ -125,6 +126,30 @@ TEST_F(EmulatorTest, LoadWithProgressChatAndUnload) {
   EXPECT_EQ(driver_->Unload(Ctx(), "my-gemma").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Stat(*emu_, "loads_started"), 1);
   EXPECT_EQ(Stat(*emu_, "unloads"), 1);
+}
+
+// The SDK's instance info has no slot count: the driver reads the host's load config, like the
+// SDK's getLoadConfig(), and a config without numParallelSessions means the SDK default of 4.
+TEST_F(EmulatorTest, LoadReportsTheHostsSlotCountAndTheSdkDefaultWhenOmitted) {
+  ASSERT_TRUE(emu_->ApplySettings({{"default_parallel", 3}}).ok());
+  absl::StatusOr<InstanceInfo> reported = driver_->Load(Ctx(), Params(kLlm, "three"), nullptr);
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_EQ(reported->parallel_slots, 3);
+  ASSERT_TRUE(emu_->ApplySettings({{"default_parallel", 4}, {"omit_default_parallel", true}}).ok());
+  absl::StatusOr<InstanceInfo> omitted = driver_->Load(Ctx(), Params(kLlm, "four"), nullptr);
+  ASSERT_TRUE(omitted.ok()) << omitted.status();
+  EXPECT_EQ(omitted->parallel_slots, 4);
+  absl::StatusOr<InstanceInfo> embedding = driver_->Load(Ctx(), Params(kEmbedding), nullptr);
+  ASSERT_TRUE(embedding.ok()) << embedding.status();
+  EXPECT_EQ(embedding->parallel_slots, 0);
+  // Listings read it too (instances loaded outside lmgate included).
+  ASSERT_TRUE(emu_->Load(kLlm, "outside", std::nullopt, 0, /*parallel=*/2).ok());
+  absl::StatusOr<HostModels> models = driver_->ListModels(Ctx());
+  ASSERT_TRUE(models.ok()) << models.status();
+  std::map<std::string, int> slots;
+  for (const InstanceInfo& i : models->loaded) slots[i.identifier] = i.parallel_slots;
+  EXPECT_EQ(slots, (std::map<std::string, int>{
+                       {"three", 3}, {"four", 4}, {"outside", 2}, {kEmbedding, 0}}));
 }
 
 TEST_F(EmulatorTest, RawCompletionMaxTokensAndReasoning) {

@@ -24,10 +24,21 @@ absl::StatusOr<std::vector<Loaded>> ListLoaded(Session& session);
 // {"type":"instanceReference","instanceReference":...} of an instance.
 Json InstanceSpecifier(const Json& info);
 
+// createDeviceNameResolver(): repository/lmLinkStatus, which the real CLI calls first in ls, ps,
+// load and unload. A failure is tolerated (logged at debug level), as there. The stand-in labels
+// devices without LM Link peers (DeviceLabel), which is what a host without LM Link answers.
+void FetchLmLinkStatus(Session& session, const Logger& log);
+
 // formatDeviceLabel() without LM Link: "Local" for this machine, "remote:<6 chars>" otherwise.
 std::string DeviceLabel(const Json& device_identifier);
 
-// What the CLI does when a command throws: "Error: <message>" on stderr, exit code 1.
+// Node's exit code when the top-level await never settles: what the real CLI exits with when the
+// host rejects its authentication.
+inline constexpr int kExitUnsettledTopLevelAwait = 13;
+
+// What the CLI does when a command throws: "Error: <message>" on stderr, exit code 1. An
+// authentication failure instead logs the SDK's "W [...] WebSocket error: Error: Failed to
+// authenticate: <reason>" and Node's unsettled-await warning, exit code 13.
 int Fail(const Logger& log, const absl::Status& status);
 
 // A case-insensitive then exact ordering, close to String.prototype.localeCompare for model keys.

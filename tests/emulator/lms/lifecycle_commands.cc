@@ -112,6 +112,30 @@ int EstimateOnly(Session& session, const Json& model, const LoadOptions& o, cons
   return 0;
 }
 
+// Spinner.ts: redrawn on stdout (terminal or not) every 80 ms and on each progress update,
+// cleared when the load ends.
+class Spinner {
+ public:
+  explicit Spinner(std::string text) : text_(std::move(text)) {}
+  void SetText(std::string text) {
+    text_ = std::move(text);
+    Refresh();
+  }
+  void Tick() {
+    ++index_;
+    Refresh();
+  }
+  void Stop() { std::cout << "\r\x1B[K" << "\x1B[?25h" << std::flush; }
+
+ private:
+  void Refresh() {
+    static constexpr const char* kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+    std::cout << "\x1B[?25l" << "\r" << text_ << " " << kFrames[index_ % 10] << std::flush;
+  }
+  std::string text_;
+  size_t index_ = 0;
+};
+
 // loadModel() in load.ts.
 int DoLoad(Session& session, const Json& model, const LoadOptions& o, bool defer_device,
            const Logger& log) {
@@ -122,8 +146,20 @@ int DoLoad(Session& session, const Json& model, const LoadOptions& o, bool defer
   if (!defer_device) creation["deviceIdentifier"] = Field(model, "deviceIdentifier");
   if (o.ttl_seconds) creation["ttlMs"] = *o.ttl_seconds * 1000;
   creation["loadConfigStack"] = LoadConfigStack(o, llm);
+  const std::string spinner_text = absl::StrCat("Loading ", key);
+  Spinner spinner(spinner_text);
+  absl::Time last_progress = absl::InfinitePast();
+  auto update = [&](std::optional<double> progress) {
+    if (!progress) return spinner.Tick();
+    const absl::Time now = absl::Now();
+    if (*progress < 1 && now - last_progress < absl::Milliseconds(100)) return;  // as load.ts
+    spinner.SetText(absl::StrCat(spinner_text, " ", std::llround(*progress * 100), "%"));
+    last_progress = now;
+  };
   const absl::Time start = absl::Now();
-  auto info = session.LoadModel(llm ? Namespace::kLlm : Namespace::kEmbedding, std::move(creation));
+  auto info = session.LoadModel(llm ? Namespace::kLlm : Namespace::kEmbedding, std::move(creation),
+                                update);
+  spinner.Stop();
   if (!info.ok()) return Fail(log, info.status());
   const double elapsed_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   auto current = session.Call(llm ? Namespace::kLlm : Namespace::kEmbedding, "getModelInfo",
@@ -150,6 +186,7 @@ int RunLoad(const CommandLine& line) {
   const LoadOptions options = ReadLoadOptions(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   auto listed = session->Call(Namespace::kSystem, "listDownloadedModels");
   if (!listed.ok()) return Fail(log, listed.status());
   std::vector<Json> models;
@@ -249,6 +286,7 @@ int RunUnload(const CommandLine& line) {
   Logger log(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   const bool all = line.Has("all");
   if (all && !line.positionals.empty()) {
     // The real CLI returns here without an error exit code.

@@ -34,12 +34,31 @@ Json InstanceSpecifier(const Json& info) {
           {"instanceReference", StrField(info, "instanceReference")}};
 }
 
+// What the SDK's load-config parser (maxParallelPredictions) yields when the host's config has no
+// llm.load.numParallelSessions: the schema default.
+constexpr int64_t kSdkDefaultParallel = 4;
+
+void FetchLmLinkStatus(Session& session, const Logger& log) {
+  absl::StatusOr<Json> status = session.Call(Namespace::kRepository, "lmLinkStatus");
+  if (!status.ok()) {
+    log.Debug(absl::StrCat("Failed to fetch LM Link status: ", status.status().message()));
+  }
+}
+
 std::string DeviceLabel(const Json& device_identifier) {
   if (!device_identifier.is_string()) return "Local";
   return absl::StrCat("remote:", device_identifier.get<std::string>().substr(0, 6));
 }
 
 int Fail(const Logger& log, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    // The real CLI: the SDK's transport logs the rejection, the command's promise never settles,
+    // and Node ends the process with its "unsettled top-level await" exit code, 13.
+    log.Warn(absl::StrCat("[LMStudioClient][Repository][ClientPort][WsClientTransport] WebSocket "
+                          "error: Error: ", FailureText(status)));
+    std::cerr << "Warning: Detected unsettled top-level await at file:///lms/index.js\n";
+    return kExitUnsettledTopLevelAwait;
+  }
   log.ErrorWithoutPrefix(absl::StrCat("Error: ", FailureText(status)));
   return 1;
 }
@@ -136,6 +155,7 @@ int RunLs(const CommandLine& line) {
   Logger log(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   const bool json = line.Has("json"), variants = line.Has("variants");
   if (!line.positionals.empty() && variants) {
     log.Error("Cannot combine a model key argument with --variants.");
@@ -244,6 +264,7 @@ int RunPs(const CommandLine& line) {
   Logger log(line);
   std::unique_ptr<Session> session = Session::Create(line, log);
   if (!session) return 1;
+  FetchLmLinkStatus(*session, log);
   auto loaded = ListLoaded(*session);
   if (!loaded.ok()) return Fail(log, loaded.status());
   // Per instance: getModelInfo, getLoadConfig, getInstanceProcessingState, all pipelined.
@@ -265,6 +286,7 @@ int RunPs(const CommandLine& line) {
       std::optional<int64_t> parallel;
       if ((*loaded)[i].ns == Namespace::kLlm) {
         std::optional<Json> p = KvValue((*answers)[3 * i + 1], "llm.load.numParallelSessions");
+        if (!p) parallel = kSdkDefaultParallel;
         if (p && p->is_number()) parallel = p->get<int64_t>();
       }
       out.push_back(PsEntry(info, (*answers)[3 * i + 2], parallel));
@@ -288,6 +310,7 @@ int RunPs(const CommandLine& line) {
     std::string parallel = "-";
     if (llm) {
       std::optional<Json> p = KvValue(config, "llm.load.numParallelSessions");
+      if (!p) parallel = absl::StrCat(kSdkDefaultParallel);
       if (p && p->is_number()) parallel = absl::StrCat(p->get<int64_t>());
     }
     std::string ttl;

@@ -16,11 +16,17 @@
 #include "spdlog/spdlog.h"
 #include "tests/emulator/lms/args.h"
 #include "tests/emulator/lms/commands.h"
+#include "tests/emulator/lms/session.h"
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   // The WebSocket and HTTP layers log through spdlog; the CLI's own output is all that shows.
   spdlog::set_level(spdlog::level::off);
+  // Like the real CLI, which finds (and records) its home directory when it starts.
+  if (absl::Status home = lmgate::lms::InitLmStudioHome(); !home.ok()) {
+    std::cerr << home.message() << std::endl;
+    return 1;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   lmgate::lms::ParseOutcome parsed = lmgate::lms::ParseCommandLine(args);
   if (!parsed.command) {

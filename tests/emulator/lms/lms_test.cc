@@ -1,5 +1,7 @@
 // The `lms` stand-in binary against the in-process emulator: every command, the real CLI's JSON
 // shapes (key order included), messages on the right stream, and exit codes.
+#include <stdlib.h>
+
 #include <set>
 #include <string>
 #include <vector>
@@ -146,6 +148,21 @@ TEST_F(LmsTest, PsJsonHasInstanceStateAndParallel) {
                                             "contextLength", "status", "queued", "parallel"}));
 }
 
+// A host that leaves the default slot count out of the load config: like the real CLI (the SDK's
+// config parser), `ps` shows the default 4.
+TEST_F(LmsTest, PsShowsTheSdkDefaultParallelWhenTheHostOmitsIt) {
+  ASSERT_TRUE(emulator_->ApplySettings({{"omit_default_parallel", true}}).ok());
+  ASSERT_TRUE(emulator_->Load("qwen/qwen3-4b").ok());
+  LmsRun r = Lms({"ps", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json ps = json::parse(r.out);
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["parallel"], 4);
+  LmsRun human = Lms({"ps"});
+  ASSERT_EQ(human.code, 0) << human.err;
+  EXPECT_TRUE(absl::StrContains(human.out, "4096       4           Local")) << human.out;
+}
+
 TEST_F(LmsTest, PsHumanAndEmpty) {
   LmsRun empty = Lms({"ps"});
   ASSERT_EQ(empty.code, 0);
@@ -168,7 +185,10 @@ TEST_F(LmsTest, LoadAppliesFlagsAndNamesTheIdentifier) {
   LmsRun r = Lms({"load", "qwen/qwen3-4b-thinking-2507", "-y", "-c", "8192", "--identifier",
                   "thinker", "--ttl", "300", "--parallel", "2", "--gpu", "0.5"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "");
+  // The spinner goes to stdout, terminal or not (Spinner.ts), and is cleared at the end.
+  EXPECT_TRUE(absl::StartsWith(r.out, "\x1B[?25l\rLoading qwen/qwen3-4b-thinking-2507 ")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "\rLoading qwen/qwen3-4b-thinking-2507 100% ")) << r.out;
+  EXPECT_TRUE(absl::EndsWith(r.out, "\r\x1B[K\x1B[?25h")) << r.out;
   EXPECT_TRUE(absl::StartsWith(r.err, "Model loaded successfully in ")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, ".\n(2.33 GiB)\n")) << r.err;
   EXPECT_TRUE(absl::EndsWith(
@@ -322,6 +342,31 @@ TEST_F(LmsTest, StatusShowsTheServerAndLoadedModels) {
             "    lms server start\n");
 }
 
+// The real CLI (0.3.43) asks repository/lmLinkStatus before each model command and carries on
+// when the host cannot answer it.
+TEST_F(LmsTest, ModelCommandsAskLmLinkStatusFirstAndTolerateItsAbsence) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"ls", "--json"},
+                                        {"ps", "--json"},
+                                        {"load", "qwen/qwen3-4b", "-y"},
+                                        {"unload", "qwen/qwen3-4b"}}) {
+    emulator_->ClearFrames();
+    LmsRun r = Lms(args);
+    ASSERT_EQ(r.code, 0) << args[0] << ": " << r.err;
+    std::vector<json> calls;
+    for (const json& f : emulator_->Frames()) {
+      if (f.contains("json") && f["json"].value("type", "") == "rpcCall") calls.push_back(f);
+    }
+    ASSERT_FALSE(calls.empty()) << args[0];
+    EXPECT_EQ(calls[0]["namespace"], "repository") << args[0];
+    EXPECT_EQ(calls[0]["json"]["endpoint"], "lmLinkStatus") << args[0];
+  }
+  ASSERT_TRUE(emulator_->ApplySettings({{"lm_link_status", false}}).ok());
+  LmsRun r = Lms({"ps", "--json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out, "[]\n");
+}
+
 TEST_F(LmsTest, UnreachableServerFailsEveryClientCommand) {
   testing::RefusingPort closed;
   const std::string where = absl::StrCat("127.0.0.1:", closed.port());
@@ -384,8 +429,62 @@ TEST_F(LmsTest, TokenProtectedHostRejectsTheCli) {
   Start(o);
   LmsRun r = LmsNoHost({"ps", "--json", "--host", "127.0.0.1", "--port", port_},
                        {{"LM_API_TOKEN", o.api_token}});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_TRUE(absl::StartsWith(r.err, "Error: Failed to authenticate: ")) << r.err;
+  // The SDK logs the rejection; the command never settles and Node exits 13.
+  EXPECT_EQ(r.code, 13);
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(absl::StartsWith(r.err, "W [LMStudioClient][Repository][ClientPort][WsClientTransport] "
+                                      "WebSocket error: Error: Failed to authenticate: "))
+      << r.err;
+  EXPECT_TRUE(absl::EndsWith(r.err, "Warning: Detected unsettled top-level await at "
+                                    "file:///lms/index.js\n"))
+      << r.err;
+}
+
+// The real CLI finds its home directory when it starts (findLMStudioHome) and records it in
+// ~/.lmstudio-home-pointer; a HOME that cannot take that file kills it before any command.
+TEST_F(LmsTest, StateUnderHomeAndAnUnusableHomeFailsEveryCommand) {
+  LmsRun r = Lms({"ps", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  char* real = realpath(home_.c_str(), nullptr);
+  const std::string real_home = real;
+  free(real);
+  EXPECT_EQ(testing::ReadFile(home_ + "/.lmstudio-home-pointer"), real_home + "/.lmstudio");
+  // An existing ~/.cache/lm-studio is preferred, and an existing pointer is followed.
+  testing::RefusingPort closed;
+  const std::string config = absl::StrCat(R"({"port":)", closed.port(), "}");
+  const std::string status = absl::StrCat(R"({"running":false,"port":)", closed.port(), "}\n");
+  home_ = testing::ScratchDir();
+  testing::WriteFile(home_ + "/.cache/lm-studio/.internal/http-server-config.json", config);
+  EXPECT_EQ(LmsNoHost({"server", "status", "--json"}).out, status);
+  EXPECT_TRUE(absl::EndsWith(testing::ReadFile(home_ + "/.lmstudio-home-pointer"),
+                             "/.cache/lm-studio"));
+  // $LMSTUDIO_HOME wins, and nothing is written under HOME.
+  const std::string elsewhere = testing::ScratchDir();
+  testing::WriteFile(elsewhere + "/.internal/http-server-config.json", config);
+  home_ = testing::ScratchDir();
+  EXPECT_EQ(LmsNoHost({"server", "status", "--json"}, {{"LMSTUDIO_HOME", elsewhere}}).out, status);
+  EXPECT_EQ(testing::ReadFile(home_ + "/.lmstudio-home-pointer"), "");
+
+  // HOME is a file (unwritable even for root): Node's uncaught ENOTDIR, exit 1, for any command.
+  const std::string file = testing::ScratchDir() + "/not-a-dir";
+  testing::WriteFile(file, "x");
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"ps", "--json"}, {"--version"}}) {
+    home_ = file;
+    LmsRun bad = LmsNoHost(args);
+    EXPECT_EQ(bad.code, 1) << args[0];
+    EXPECT_EQ(bad.out, "") << args[0];
+    EXPECT_TRUE(absl::StartsWith(bad.err, absl::StrCat("Error: ENOTDIR: not a directory, open '",
+                                                        file, "/.lmstudio-home-pointer'\n")))
+        << bad.err;
+    EXPECT_TRUE(absl::StrContains(bad.err, "code: 'ENOTDIR'")) << bad.err;
+  }
+  home_ = "/nonexistent-lmgate-home";
+  LmsRun missing = LmsNoHost({"ls", "--json"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_TRUE(absl::StartsWith(
+      missing.err, "Error: ENOENT: no such file or directory, lstat '/nonexistent-lmgate-home'\n"))
+      << missing.err;
 }
 
 }  // namespace

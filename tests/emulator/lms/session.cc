@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstdio>
+
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -68,33 +71,67 @@ std::string Base64Random18() {
   return backends::sdk_ws::GuestIdentity().identifier.substr(6);
 }
 
-// Collects one loadModel channel for the blocked main thread.
+// Collects one loadModel channel for the blocked main thread, waking it on each progress packet
+// and every `tick` so that it can draw the spinner.
 class LoadWaiter final : public backends::sdk_ws::ChannelObserver {
  public:
   void OnMessage(const Json& message, const absl::Status&) override {
     absl::MutexLock lock(&mu_);
-    if (message.is_object() && StrField(message, "type") == "success" &&
-        message.contains("info")) {
-      info_ = message["info"];
+    const std::string type = message.is_object() ? StrField(message, "type") : "";
+    if (type == "success" && message.contains("info")) info_ = message["info"];
+    if (type == "progress" && Field(message, "progress").is_number()) {
+      progress_ = Field(message, "progress").get<double>();
+      ++progress_seq_;
     }
   }
   void OnClose(absl::Status status) override {
     absl::MutexLock lock(&mu_);
     closed_ = std::move(status);
   }
-  absl::StatusOr<Json> Wait() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](std::optional<absl::Status>* closed) { return closed->has_value(); }, &closed_));
-    if (!closed_->ok()) return *closed_;
-    if (!info_) return absl::InternalError("the load ended without success");
-    return *info_;
+  absl::StatusOr<Json> Wait(const Session::LoadUpdateFn& on_update, absl::Duration tick) {
+    absl::Time next_tick = absl::Now() + tick;
+    for (;;) {
+      std::optional<double> progress;
+      std::optional<absl::StatusOr<Json>> result;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithDeadline(absl::Condition(this, &LoadWaiter::Wakes), next_tick);
+        if (progress_seq_ != seen_seq_) {
+          seen_seq_ = progress_seq_;
+          progress = progress_;
+        }
+        if (closed_.has_value()) {
+          if (!closed_->ok()) {
+            result = *closed_;
+          } else if (!info_) {
+            result = absl::InternalError("the load ended without success");
+          } else {
+            result = *info_;
+          }
+        }
+      }
+      // Outside the lock: it writes to the terminal. The SDK reports the last progress (100%)
+      // before the load resolves, so a progress that came with the end is still shown.
+      if (result.has_value()) {
+        if (progress.has_value() && on_update) on_update(progress);
+        return *std::move(result);
+      }
+      if (!progress.has_value()) next_tick = absl::Now() + tick;
+      if (on_update) on_update(progress);
+    }
   }
 
  private:
+  bool Wakes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closed_.has_value() || progress_seq_ != seen_seq_;
+  }
+
   absl::Mutex mu_;
   std::optional<Json> info_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
+  double progress_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t progress_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t seen_seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
@@ -126,19 +163,72 @@ void Logger::ErrorWithoutPrefix(const std::string& text) const {
   if (level_ <= 3) std::cerr << text << "\n";
 }
 
-std::string LmStudioHome() {
+namespace {
+
+std::string& HomeDirectory() {
+  static std::string* home = new std::string();
+  return *home;
+}
+
+// Node's message for a failed fs call: "ENOTDIR: not a directory, open '/x/.lmstudio-home-pointer'"
+// and the error's properties, as an uncaught exception prints them.
+absl::Status NodeFsError(int err, const std::string& syscall, const std::string& path) {
+  struct Code {
+    int err;
+    const char* code;
+    const char* text;
+  };
+  static constexpr Code kCodes[] = {{EACCES, "EACCES", "permission denied"},
+                                    {ENOENT, "ENOENT", "no such file or directory"},
+                                    {ENOTDIR, "ENOTDIR", "not a directory"},
+                                    {EROFS, "EROFS", "read-only file system"},
+                                    {EPERM, "EPERM", "operation not permitted"},
+                                    {EISDIR, "EISDIR", "illegal operation on a directory"},
+                                    {ENOSPC, "ENOSPC", "no space left on device"}};
+  std::string code = "EIO", text = "i/o error";
+  for (const Code& c : kCodes) {
+    if (c.err == err) code = c.code, text = c.text;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("Error: ", code, ": ", text, ", ", syscall, " '", path, "'\n{\n  errno: -", err,
+                   ",\n  code: '", code, "',\n  syscall: '", syscall, "',\n  path: '", path,
+                   "'\n}"));
+}
+
+}  // namespace
+
+absl::Status InitLmStudioHome() {
+  const char* env_home = getenv("LMSTUDIO_HOME");
+  if (env_home != nullptr && *env_home != '\0') {
+    char* resolved = realpath(env_home, nullptr);  // path.resolve() does not need it to exist
+    HomeDirectory() = resolved != nullptr ? resolved : env_home;
+    free(resolved);
+    return absl::OkStatus();
+  }
   const char* home_env = getenv("HOME");
-  const std::string home = home_env != nullptr ? home_env : "/";
-  std::ifstream pointer(home + "/.lmstudio-home-pointer");
-  if (pointer) {
+  const std::string home = home_env != nullptr && *home_env != '\0' ? home_env : "/";
+  char* resolved = realpath(home.c_str(), nullptr);
+  if (resolved == nullptr) return NodeFsError(errno, "lstat", home);
+  const std::string real_home = resolved;
+  free(resolved);
+  const std::string pointer_path = real_home + "/.lmstudio-home-pointer";
+  if (Exists(pointer_path)) {
+    std::ifstream pointer(pointer_path);
     std::stringstream text;
     text << pointer.rdbuf();
-    std::string target(absl::StripAsciiWhitespace(text.str()));
-    if (!target.empty()) return target;
+    HomeDirectory() = std::string(absl::StripAsciiWhitespace(text.str()));
+    return absl::OkStatus();
   }
-  if (Exists(home + "/.cache/lm-studio")) return home + "/.cache/lm-studio";
-  return home + "/.lmstudio";
+  const std::string cache_home = real_home + "/.cache/lm-studio";
+  HomeDirectory() = Exists(cache_home) ? cache_home : real_home + "/.lmstudio";
+  FILE* f = fopen(pointer_path.c_str(), "w");
+  if (f == nullptr) return NodeFsError(errno, "open", pointer_path);
+  const bool written = fputs(HomeDirectory().c_str(), f) >= 0;
+  if (fclose(f) != 0 || !written) return NodeFsError(errno, "write", pointer_path);
+  return absl::OkStatus();
 }
+
+std::string LmStudioHome() { return HomeDirectory(); }
 
 std::optional<Json> ReadJsonFile(const std::string& path) {
   std::ifstream in(path);
@@ -242,11 +332,12 @@ absl::StatusOr<std::vector<Json>> Session::CallAll(std::vector<RpcRequest> reque
   return connection_->CallAll(std::move(requests), absl::InfiniteFuture(), nullptr);
 }
 
-absl::StatusOr<Json> Session::LoadModel(Namespace ns, Json creation_parameter) {
+absl::StatusOr<Json> Session::LoadModel(Namespace ns, Json creation_parameter,
+                                        const LoadUpdateFn& on_update, absl::Duration tick) {
   auto waiter = std::make_shared<LoadWaiter>();
   std::shared_ptr<backends::sdk_ws::Channel> channel = connection_->OpenChannel(
       ns, "loadModel", std::move(creation_parameter), absl::InfiniteFuture(), waiter);
-  return waiter->Wait();
+  return waiter->Wait(on_update, tick);
 }
 
 std::string FailureText(const absl::Status& status) {

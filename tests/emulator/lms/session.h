@@ -10,12 +10,15 @@
 #ifndef LMGATE_TESTS_EMULATOR_LMS_SESSION_H_
 #define LMGATE_TESTS_EMULATOR_LMS_SESSION_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "backends/sdk_ws/connection.h"
 #include "nlohmann/json.hpp"
 #include "tests/emulator/lms/args.h"
@@ -40,8 +43,13 @@ class Logger {
   int level_;  // 0 debug .. 4 none
 };
 
-// findLMStudioHome(): ~/.lmstudio-home-pointer's target, else ~/.cache/lm-studio if it exists,
-// else ~/.lmstudio.
+// findLMStudioHome(), which the real CLI runs when it starts, before any command (even
+// `--version`): $LMSTUDIO_HOME if set; else, in the real path of $HOME, the target named by
+// .lmstudio-home-pointer, else .cache/lm-studio if it exists, else .lmstudio — and the pointer file
+// is then written. A $HOME that does not exist or cannot take the pointer file fails, with the
+// text Node prints for the uncaught fs error (main prints it and exits 1, as the real CLI dies).
+// Call once, first; LmStudioHome() then returns the directory.
+absl::Status InitLmStudioHome();
 std::string LmStudioHome();
 // A JSON file, or nullopt when it is missing or not JSON.
 std::optional<Json> ReadJsonFile(const std::string& path);
@@ -60,8 +68,12 @@ class Session {
                             std::optional<Json> parameter = std::nullopt);
   // All at once, results in order.
   absl::StatusOr<std::vector<Json>> CallAll(std::vector<RpcRequest> requests);
-  // The `loadModel` channel to its end: the `success` packet's info.
-  absl::StatusOr<Json> LoadModel(Namespace ns, Json creation_parameter);
+  // The `loadModel` channel to its end: the `success` packet's info. `on_update` runs on the
+  // calling thread with each new progress value (0..1), and with nullopt every `tick` meanwhile.
+  using LoadUpdateFn = std::function<void(std::optional<double> progress)>;
+  absl::StatusOr<Json> LoadModel(Namespace ns, Json creation_parameter,
+                                 const LoadUpdateFn& on_update = nullptr,
+                                 absl::Duration tick = absl::Milliseconds(80));
 
  private:
   explicit Session(std::unique_ptr<backends::sdk_ws::Connection> connection);

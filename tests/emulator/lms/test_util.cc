@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -41,6 +42,13 @@ std::string ScratchDir() {
                                  counter.fetch_add(1));
   mkdir(dir.c_str(), 0700);
   return dir;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  return text.str();
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

@@ -22,6 +22,9 @@ LmsRun RunLms(const std::string& binary, const std::vector<std::string>& args,
 // A fresh empty directory under $TEST_TMPDIR (a scratch HOME: the CLI reads its home directory).
 std::string ScratchDir();
 
+// The contents of `path`, or "" when it cannot be read.
+std::string ReadFile(const std::string& path);
+
 // Writes `text` to `path`, creating parent directories.
 void WriteFile(const std::string& path, const std::string& text);
 
