@@ -1,6 +1,7 @@
-// Gateway: the gRPC-free core every RPC goes through. A request reads left to right:
-// defaults → (admission) → lifecycle (ensure a READY instance, take a lease) → driver selection →
-// driver, and results come back with lmgate's bookkeeping (driver, queue/load waits, timing).
+// Gateway: the gRPC-free core every RPC goes through. An inference request reads left to right:
+// defaults → driver candidates → the grant (grant.h: quota → lease on the READY instance the name
+// resolves to → a slot of that instance's fair queue) → driver (fallback along the candidates) →
+// complete, and results come back with lmgate's bookkeeping (driver, queue/load waits, timing).
 //
 // Thread-safe. Unary methods block (call them from worker threads, not gRPC reactions);
 // Generate() never blocks and reports through a GenerateSink.
@@ -10,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <string>
 #include <vector>
 
@@ -23,6 +23,7 @@
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
 #include "services/admission/scheduler.h"
+#include "services/gateway/grant.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
 
@@ -41,7 +42,7 @@ struct GatewayOptions {
   std::string default_embedding_model;
   // Residency policy (TTL, pins, per-model load settings and default sampling, capacity).
   lifecycle::RegistryOptions lifecycle;
-  // Per-model concurrency and fair queueing between tenants.
+  // Per-instance slots and fair queueing between tenants.
   admission::SchedulerOptions admission;
   // Deepest nesting accepted in a request's JSON fields (tool parameter schemas, the
   // structured-output schema, tool-call arguments); request validation (services/convert.cc)
@@ -163,10 +164,9 @@ class Gateway {
                                             DriverKind* used, const admission::Tenant* tenant);
 
   lifecycle::EventBus* events() { return &events_; }
-  // Admission queue depth and running requests per model (metrics).
-  std::map<std::string, admission::FairScheduler::ModelStats> AdmissionStats() const {
-    return scheduler_->AllStats();
-  }
+  // Admission queue depth and running requests per model key (metrics), summed over the model's
+  // instance queues.
+  std::map<std::string, admission::FairScheduler::QueueStats> AdmissionStats() const;
   // What metrics may call `model`: its model key when the host or the config knows it (a model
   // key, an instance identifier, a configured or default model), "" for none, else kOtherModel —
   // so caller-chosen names never become label values.
@@ -186,8 +186,6 @@ class Gateway {
 
  private:
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
-  // Keeps each model's admission slots equal to its READY instances' parallel slots.
-  void SlotsLoop();
   absl::Status CheckNewIdentifier(const admission::Tenant* tenant, const std::string& model_key,
                                   const std::string& identifier) const;
   // What a unary inference call needs before its driver runs: candidates, quota, a lease.
@@ -207,13 +205,10 @@ class Gateway {
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
   admission::QuotaTracker quotas_;
-  absl::Mutex slots_mu_;
-  bool slots_wake_ ABSL_GUARDED_BY(slots_mu_) = false;
-  bool slots_stop_ ABSL_GUARDED_BY(slots_mu_) = false;
-  lifecycle::EventBus::SubscriberId slots_sub_ = 0;
-  std::thread slots_thread_;
-  // Declared last: destroyed first, failing queued requests before the registry goes.
+  // Destroyed before the registry (explicitly, in ~Gateway): queued requests fail and release
+  // their leases first.
   std::unique_ptr<admission::FairScheduler> scheduler_;
+  std::unique_ptr<Granter> granter_;
 };
 
 }  // namespace lmgate::gateway

@@ -62,7 +62,7 @@ class Recorder {
 
 Ticket T(const std::string& tenant, double weight = 1, Priority p = Priority::kNormal) {
   Ticket t;
-  t.model = "m";
+  t.key = "m";
   t.tenant = tenant;
   t.weight = weight;
   t.priority = p;
@@ -163,16 +163,17 @@ TEST(FairSchedulerTest, FullQueueTimeoutDeadlineAndCancel) {
   EXPECT_EQ(s.Stats("m").in_use, 1);
 }
 
-TEST(FairSchedulerTest, ConcurrencyFollowsSlots) {
-  SchedulerOptions o = OneSlot();
+// A queue's concurrency is the instance's parallel slots, carried by the ticket at submission.
+TEST(FairSchedulerTest, ConcurrencyComesWithTheTicket) {
   Recorder r;
-  FairScheduler s(o);
-  for (int i = 0; i < 4; ++i) s.Submit(T("a"), r.For("a"));
-  EXPECT_EQ(r.order().size(), 1u);
-  s.SetConcurrency("m", 3);
+  FairScheduler s(OneSlot());
+  Ticket t = T("a");
+  t.concurrency = 3;
+  for (int i = 0; i < 4; ++i) s.Submit(t, r.For("a"));
   EXPECT_EQ(r.order().size(), 3u);
   EXPECT_EQ(s.Stats("m").in_use, 3);
   EXPECT_EQ(s.Stats("m").queued, 1);
+  EXPECT_EQ(s.Stats("m").concurrency, 3);
 }
 
 TEST(FairSchedulerTest, GlobalLimitSpansModels) {
@@ -182,9 +183,9 @@ TEST(FairSchedulerTest, GlobalLimitSpansModels) {
   Recorder r;
   FairScheduler s(o);
   Ticket a = T("t");
-  a.model = "model-a";
+  a.key = "model-a";
   Ticket b = T("t");
-  b.model = "model-b";
+  b.key = "model-b";
   s.Submit(a, r.For("a1"));
   s.Submit(a, r.For("a2"));
   s.Submit(b, r.For("b1"));  // global limit: waits although model-b is idle
@@ -201,29 +202,21 @@ TEST(FairSchedulerTest, GlobalLimitSpansModels) {
 namespace lmgate::admission {
 namespace {
 
-// Caller-chosen model names (issue 13 item 5): a queue lives while something runs or waits in it,
-// so a thousand distinct names leave nothing; a model SetConcurrency() named keeps its slots.
+// A queue lives while something runs or waits in it, so a thousand distinct keys leave nothing.
 TEST(FairSchedulerTest, IdleQueuesOfUnnamedModelsAreDropped) {
   FairScheduler s(OneSlot());
   Recorder r;
   for (int i = 0; i < 1000; ++i) {
     Ticket t = T("a");
-    t.model = "nosuch/model-" + std::to_string(i);
+    t.key = "nosuch/model-" + std::to_string(i);
     s.Submit(t, r.For("a"));
-    // A second request for the same name queues behind the first, then is admitted.
+    // A second request for the same key queues behind the first, then is admitted.
     s.Submit(t, r.For("a"));
-    EXPECT_EQ(s.Stats(t.model).queued, 1);
+    EXPECT_EQ(s.Stats(t.key).queued, 1);
     ASSERT_TRUE(r.ReleaseOne());
     ASSERT_TRUE(r.ReleaseOne());
   }
   EXPECT_TRUE(s.AllStats().empty()) << s.AllStats().size() << " queues left";
-  s.SetConcurrency("known/model", 3);
-  Ticket t = T("a");
-  t.model = "known/model";
-  s.Submit(t, r.For("a"));
-  ASSERT_TRUE(r.ReleaseOne());
-  ASSERT_EQ(s.AllStats().size(), 1u);
-  EXPECT_EQ(s.Stats("known/model").concurrency, 3);
 }
 
 }  // namespace
