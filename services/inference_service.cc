@@ -186,7 +186,13 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
     if (req->has_ttl_hint()) {
       ttl = absl::Seconds(req->ttl_hint().seconds()) + absl::Nanoseconds(req->ttl_hint().nanos());
     }
-    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl, *tenant);
+    // Validated by ValidateEmbed; queued like a Chat of the same priority.
+    const admission::Priority priority =
+        req->priority() == v1::PRIORITY_LOW    ? admission::Priority::kLow
+        : req->priority() == v1::PRIORITY_HIGH ? admission::Priority::kHigh
+                                               : admission::Priority::kNormal;
+    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl, *tenant,
+                               priority);
     if (!out.ok()) return ToGrpcStatus(out.status(), ctx);
     if (out->result.embeddings.size() != inputs.size()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,

@@ -490,9 +490,10 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
   return std::make_unique<RunControl>(run);
 }
 
-absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
+absl::StatusOr<Gateway::UnaryPrep> Gateway::GrantUnary(
     const CallContext& ctx, DriverKind driver, Operation op, const std::string& model,
-    std::optional<absl::Duration> ttl_hint, const admission::Tenant* tenant) {
+    std::optional<absl::Duration> ttl_hint, const admission::Tenant* tenant,
+    admission::Priority priority) {
   if (model.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("model is empty and no default ",
                                                    op == Operation::kEmbed ? "embedding " : "",
@@ -503,22 +504,14 @@ absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
   auto candidates = drivers_->Candidates(driver, op);
   if (!candidates.ok()) return candidates.status();
   prep.candidates = *std::move(candidates);
-  if (tenant != nullptr) {
-    auto p = quotas_.Admit(*tenant);
-    if (!p.ok()) return p.status();
-    prep.permit = *std::move(p);
-  }
-  lifecycle::AcquireRequest req;
+  GrantRequest req;
   req.model = model;
-  req.holder = ctx.request_id;
+  req.tenant = tenant;
+  req.priority = priority;
   req.ttl_hint = ttl_hint;
-  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
-  if (!lease.ok()) return ForTenant(tenant, lease.status(), model);
-  // The name may have come to mean another model since the caller was authorized (a refresh).
-  if (tenant != nullptr) {
-    if (auto st = tenant->CheckModel((*lease)->model_key(), model); !st.ok()) return st;
-  }
-  prep.lease = *std::move(lease);
+  auto grant = granter_->Wait(ctx, std::move(req));
+  if (!grant.ok()) return grant.status();
+  prep.grant = *std::move(grant);
   return prep;
 }
 
@@ -526,32 +519,35 @@ absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, Dri
                                                      const std::string& model,
                                                      const std::vector<std::string>& inputs,
                                                      std::optional<absl::Duration> ttl_hint,
-                                                     const admission::Tenant* tenant) {
-  auto prep = PrepareUnary(ctx, driver, Operation::kEmbed,
-                           model.empty() ? options_.default_embedding_model : model, ttl_hint,
-                           tenant);
+                                                     const admission::Tenant* tenant,
+                                                     admission::Priority priority) {
+  auto prep = GrantUnary(ctx, driver, Operation::kEmbed,
+                         model.empty() ? options_.default_embedding_model : model, ttl_hint,
+                         tenant, priority);
   if (!prep.ok()) return prep.status();
   EmbedOutcome out;
-  out.model_key = prep->lease->model_key();
-  out.instance = prep->lease->instance();
+  out.model_key = prep->grant.lease->model_key();
+  out.instance = prep->grant.lease->instance();
   auto result = WithFallback(prep->candidates, [&](Driver* d) {
     out.driver = d->kind();
     return d->Embed(ctx, out.instance, inputs);
   });
   if (!result.ok()) return result.status();
   out.result = *std::move(result);
-  if (prep->permit) prep->permit->Charge(out.result.prompt_tokens);
+  if (prep->grant.permit) prep->grant.permit->Charge(out.result.prompt_tokens);
   return out;
 }
 
 absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, DriverKind driver,
                                                    const std::string& model,
                                                    const std::string& text, DriverKind* used,
-                                                   const admission::Tenant* tenant) {
-  auto prep = PrepareUnary(ctx, driver, Operation::kTokenize,
-                           model.empty() ? options_.default_model : model, std::nullopt, tenant);
+                                                   const admission::Tenant* tenant,
+                                                   admission::Priority priority) {
+  auto prep = GrantUnary(ctx, driver, Operation::kTokenize,
+                         model.empty() ? options_.default_model : model, std::nullopt, tenant,
+                         priority);
   if (!prep.ok()) return prep.status();
-  const std::string instance = prep->lease->instance();
+  const std::string instance = prep->grant.lease->instance();
   return WithFallback(prep->candidates, [&](Driver* d) {
     if (used) *used = d->kind();
     return d->Tokenize(ctx, instance, text);

@@ -158,10 +158,13 @@ class Gateway {
                                      const std::string& model,
                                      const std::vector<std::string>& inputs,
                                      std::optional<absl::Duration> ttl_hint,
-                                     const admission::Tenant* tenant);
-  absl::StatusOr<std::vector<int>> Tokenize(const CallContext& ctx, DriverKind driver,
-                                            const std::string& model, const std::string& text,
-                                            DriverKind* used, const admission::Tenant* tenant);
+                                     const admission::Tenant* tenant,
+                                     admission::Priority priority = admission::Priority::kNormal);
+  // Also serves CountTokens.
+  absl::StatusOr<std::vector<int>> Tokenize(
+      const CallContext& ctx, DriverKind driver, const std::string& model,
+      const std::string& text, DriverKind* used, const admission::Tenant* tenant,
+      admission::Priority priority = admission::Priority::kNormal);
 
   lifecycle::EventBus* events() { return &events_; }
   // Admission queue depth and running requests per model key (metrics), summed over the model's
@@ -188,16 +191,17 @@ class Gateway {
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
   absl::Status CheckNewIdentifier(const admission::Tenant* tenant, const std::string& model_key,
                                   const std::string& identifier) const;
-  // What a unary inference call needs before its driver runs: candidates, quota, a lease.
+  // A unary inference call (Embed, Tokenize) before its driver runs: its candidates and the
+  // grant, taken on the same path as Generate (quota → lease → instance slot), blocking.
   struct UnaryPrep {
     std::vector<backends::Driver*> candidates;
-    std::unique_ptr<admission::QuotaPermit> permit;
-    std::unique_ptr<lifecycle::Lease> lease;
+    Grant grant;
   };
-  absl::StatusOr<UnaryPrep> PrepareUnary(const CallContext& ctx, DriverKind driver,
-                                         backends::Operation op, const std::string& model,
-                                         std::optional<absl::Duration> ttl_hint,
-                                         const admission::Tenant* tenant);
+  absl::StatusOr<UnaryPrep> GrantUnary(const CallContext& ctx, DriverKind driver,
+                                       backends::Operation op, const std::string& model,
+                                       std::optional<absl::Duration> ttl_hint,
+                                       const admission::Tenant* tenant,
+                                       admission::Priority priority);
 
   const GatewayOptions options_;
   const std::shared_ptr<backends::DriverSet> drivers_;

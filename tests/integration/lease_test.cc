@@ -10,8 +10,13 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "backends/http/client.h"
 #include "lmgate/v1/inference.grpc.pb.h"
 #include "lmgate/v1/model_manager.grpc.pb.h"
 #include "tests/util/gateway_fixture.h"
@@ -74,8 +79,96 @@ class AsyncChat {
   std::thread thread_;
 };
 
+// One unary call on its own thread (Tokenize, CountTokens), cancellable by the test.
+class AsyncUnary {
+ public:
+  explicit AsyncUnary(std::function<grpc::Status(grpc::ClientContext*)> call) {
+    ctx_.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(60))));
+    thread_ = std::thread([this, call = std::move(call)] {
+      grpc::Status st = call(&ctx_);
+      absl::MutexLock lock(&mu_);
+      status_ = st;
+      done_ = true;
+    });
+  }
+  ~AsyncUnary() {
+    ctx_.TryCancel();
+    thread_.join();
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  bool done() {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
+  grpc::Status Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+    return status_;
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
 class LeaseTest : public testutil::GatewayFixture {
  protected:
+  void Configure(emulator::Options&, backends::HostConfig&,
+                 services::ServerOptions& server) override {
+    server.metrics_listen = "127.0.0.1:0";
+  }
+
+  // A gauge of /metrics for kModel (0 when absent: no queue exists).
+  int Gauge(const std::string& name) {
+    backends::http::HttpClient::Options o;
+    o.base_url = absl::StrCat("http://127.0.0.1:", server_->metrics_port());
+    auto client = backends::http::HttpClient::Create(o);
+    if (!client.ok()) return -1;
+    backends::CallContext ctx;
+    ctx.deadline = absl::Now() + absl::Seconds(10);
+    backends::http::HttpRequest req;
+    req.path = "/metrics";
+    auto resp = (*client)->Do(ctx, req);
+    if (!resp.ok()) return -1;
+    const std::string prefix = absl::StrCat(name, "{model=\"", kModel, "\"} ");
+    for (absl::string_view line : absl::StrSplit(resp->body, '\n')) {
+      if (!absl::StartsWith(line, prefix)) continue;
+      double v = 0;
+      if (absl::SimpleAtod(line.substr(prefix.size()), &v)) return static_cast<int>(v);
+    }
+    return 0;
+  }
+
+  std::unique_ptr<AsyncUnary> Tokenize(const std::string& model, bool count) {
+    v1::TokenizeRequest req;
+    req.set_model(model);
+    req.set_text("how many tokens is this");
+    auto* stub = inference_.get();
+    return std::make_unique<AsyncUnary>([stub, req, count](grpc::ClientContext* ctx) {
+      if (count) {
+        v1::CountTokensResponse resp;
+        return stub->CountTokens(ctx, req, &resp);
+      }
+      v1::TokenizeResponse resp;
+      return stub->Tokenize(ctx, req, &resp);
+    });
+  }
+
+  // Index in the emulator's frame log of the first SDK frame with this type and endpoint.
+  int FrameIndex(const std::string& type, const std::string& endpoint) {
+    auto frames = emu_->Frames();
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const auto& j = frames[i].value("json", nlohmann::json::object());
+      if (j.is_object() && j.value("type", "") == type && j.value("endpoint", "") == endpoint) {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  }
+
   grpc::Status Load(const std::string& identifier, int parallel_slots) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
@@ -187,6 +280,47 @@ TEST_F(LeaseTest, UnloadOfAnInstanceWithQueuedRequestsFailsThemCleanly) {
     testutil::ChatOutcome o = Chat(Named("mine"), testutil::Scaled(absl::Seconds(10)));
     EXPECT_TRUE(o.status.ok()) << o.status.error_code() << " " << o.status.error_message();
   }
+}
+
+// Every method takes the same path: Tokenize and CountTokens on the 1-slot instance wait in its
+// queue behind a Chat that came first (by either name), are admitted in arrival order, and a
+// cancelled one leaves no queue entry and never reaches the host.
+TEST_F(LeaseTest, TokenizeAndCountTokensWaitTheirTurnBehindChatsOfTheSameInstance) {
+  ASSERT_TRUE(Load("mine", 1).ok());
+  auto first = StartLong("mine");
+  AsyncChat chat(inference_.get(), Named(kModel));
+  ASSERT_TRUE(WaitUntil([&] { return chat.queued(); }));
+  auto tokenize = Tokenize("mine", /*count=*/false);
+  ASSERT_TRUE(WaitUntil([&] { return Gauge("lmgate_queue_depth") == 2; }))
+      << Gauge("lmgate_queue_depth") << " queued";
+  auto count = Tokenize(kModel, /*count=*/true);
+  ASSERT_TRUE(WaitUntil([&] { return Gauge("lmgate_queue_depth") == 3; }))
+      << Gauge("lmgate_queue_depth") << " queued";
+  EXPECT_FALSE(tokenize->done());
+  EXPECT_EQ(Gauge("lmgate_in_flight"), 1);
+
+  count->Cancel();
+  EXPECT_EQ(count->Wait().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(WaitUntil([&] { return Gauge("lmgate_queue_depth") == 2; }));
+
+  emu_->ClearFrames();
+  SetTokens(200, 6);
+  first->Cancel();
+  EXPECT_EQ(first->Wait().error_code(), grpc::StatusCode::CANCELLED);
+  grpc::Status st = chat.Wait();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  st = tokenize->Wait();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  // Admitted in arrival order: the queued chat's prediction reached the host before the tokenize.
+  const int predict = FrameIndex("channelCreate", "predict");
+  const int tok = FrameIndex("rpcCall", "tokenize");
+  ASSERT_GE(predict, 0);
+  ASSERT_GE(tok, 0);
+  EXPECT_LT(predict, tok);
+  EXPECT_EQ(FrameIndex("rpcCall", "countTokens"), -1) << "the cancelled call reached the host";
+  EXPECT_TRUE(WaitUntil([&] {
+    return Gauge("lmgate_queue_depth") == 0 && Gauge("lmgate_in_flight") == 0;
+  }));
 }
 
 }  // namespace
