@@ -42,8 +42,12 @@ Slot::~Slot() {
   if (scheduler_ != nullptr && !alive_.expired()) scheduler_->Release(key_);
 }
 
-FairScheduler::FairScheduler(SchedulerOptions options) : options_(std::move(options)) {
-  timer_ = std::thread([this] { TimerLoop(); });
+FairScheduler::FairScheduler(SchedulerOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()) {
+  // The first check's time is taken here, not when the thread happens to start.
+  const absl::Time first = clock_->Now() + options_.tick;
+  timer_ = std::thread([this, first] { TimerLoop(first); });
 }
 
 FairScheduler::~FairScheduler() {
@@ -133,7 +137,7 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
   int pos = 0;
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     item->enqueued = now;
     Queue& q = QueueLocked(item->ticket.key);
     q.concurrency =
@@ -180,7 +184,7 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
 std::vector<std::pair<std::shared_ptr<FairScheduler::Item>, std::unique_ptr<Slot>>>
 FairScheduler::DispatchLocked(Queue* preferred) {
   std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   if (preferred != nullptr) {
     while (auto item = PickLocked(*preferred, now)) {
       auto slot = MakeSlotLocked(*preferred, *item, now);
@@ -255,14 +259,17 @@ std::map<std::string, FairScheduler::QueueStats> FairScheduler::AllStats() const
   return out;
 }
 
-void FairScheduler::TimerLoop() {
+void FairScheduler::TimerLoop(absl::Time next) {
+  // The next check is due one tick after the last one's time (not after the wait started), so
+  // time that moved meanwhile (a simulated clock's Advance) is never waited for twice.
   for (;;) {
     std::vector<std::pair<std::shared_ptr<Item>, absl::Status>> expired;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick);
+      clock_->AwaitUntil(&mu_, absl::Condition(&stopping_), next);
       if (stopping_) return;
-      const absl::Time now = absl::Now();
+      const absl::Time now = clock_->Now();
+      next = now + options_.tick;
       for (auto& [k, q] : queues_) {
         for (auto& [t, tq] : q->tenants) {
           for (auto& item : tq.items) {

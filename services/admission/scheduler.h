@@ -36,6 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backends/driver.h"
+#include "services/admission/clock.h"
 
 namespace lmgate::admission {
 
@@ -56,6 +57,9 @@ struct SchedulerOptions {
   absl::Duration aging = absl::Seconds(10);
   // How often queue timeouts and deadlines are checked.
   absl::Duration tick = absl::Milliseconds(50);
+  // Time of queue waits, aging, timeouts and deadlines (the timer thread waits on it); null =
+  // RealClock(). Must outlive the scheduler.
+  Clock* clock = nullptr;
 };
 
 class FairScheduler;
@@ -132,9 +136,11 @@ class FairScheduler {
       Queue* preferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool GlobalFullLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Remove(const std::shared_ptr<Item>& item, absl::Status why);
-  void TimerLoop();
+  // Fails queued requests past their deadline or queue timeout, every `tick` from `next` on.
+  void TimerLoop(absl::Time next);
 
   const SchedulerOptions options_;
+  Clock* const clock_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
