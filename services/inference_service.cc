@@ -50,7 +50,8 @@ class ChatSink : public gateway::GenerateSink {
 
   void OnDriver(backends::DriverKind driver) override {
     driver_.store(driver);
-    channel_->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
+    // A fallback before anything went out replaces the header: one per call.
+    channel_->SetInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
   }
   void OnModelLoading(double progress) override {
     if (quiet_) return;

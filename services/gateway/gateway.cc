@@ -177,15 +177,18 @@ class GenerateRun : public backends::GenerateObserver,
 
   void StartDriver() {
     Driver* d;
+    bool fallback;
     {
       absl::MutexLock lock(&mu_);
       d = cancelled_ ? nullptr : candidates_[attempt_];
+      fallback = attempt_ > 0;
     }
     if (d == nullptr) {
       OnComplete(absl::CancelledError("the call was cancelled"));
       return;
     }
-    sink_->OnDriver(d->kind());
+    // Start() announced the first candidate; only a fallback announces again.
+    if (fallback) sink_->OnDriver(d->kind());
     driver_start_ = absl::Now();
     std::shared_ptr<backends::GenerateHandle> handle =
         d->Generate(ctx_, request_, shared_from_this());

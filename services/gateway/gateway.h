@@ -82,8 +82,8 @@ struct GenerateOutcome {
 class GenerateSink {
  public:
   virtual ~GenerateSink() = default;
-  // The driver serving the call (before its first event; called again if the call falls back
-  // to another driver before anything was streamed).
+  // The driver serving the call: once before any other callback, and once more per fallback to
+  // another driver before anything was streamed.
   virtual void OnDriver(DriverKind driver) = 0;
   virtual void OnModelLoading(double progress) = 0;
   virtual void OnQueued(int position) = 0;

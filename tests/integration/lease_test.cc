@@ -323,5 +323,40 @@ TEST_F(LeaseTest, TokenizeAndCountTokensWaitTheirTurnBehindChatsOfTheSameInstanc
   }));
 }
 
+// One x-lmgate-driver header per call: on the load path and on a model already loaded (which
+// carried it twice), for Chat and Complete.
+TEST_F(LeaseTest, OneDriverHeaderPerCall) {
+  auto driver_headers = [](const grpc::ClientContext& ctx) {
+    std::vector<std::string> values;
+    auto range = ctx.GetServerInitialMetadata().equal_range("x-lmgate-driver");
+    for (auto it = range.first; it != range.second; ++it) {
+      values.emplace_back(it->second.data(), it->second.size());
+    }
+    return values;
+  };
+  for (int i = 0; i < 2; ++i) {  // the first loads the model, the second finds it loaded
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+    auto reader = inference_->Chat(&ctx, ChatRequest(v1::DRIVER_AUTO));
+    v1::ChatResponse r;
+    while (reader->Read(&r)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(driver_headers(ctx), std::vector<std::string>{"sdk_ws"}) << "chat " << i;
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + testutil::Scaled(absl::Seconds(20))));
+  v1::CompleteRequest req;
+  req.set_model(kModel);
+  req.set_prompt("Once upon a time");
+  req.mutable_sampling()->set_max_tokens(4);
+  auto reader = inference_->Complete(&ctx, req);
+  v1::ChatResponse r;
+  while (reader->Read(&r)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(driver_headers(ctx), std::vector<std::string>{"sdk_ws"}) << "complete";
+}
+
 }  // namespace
 }  // namespace lmgate
