@@ -50,7 +50,8 @@ class ChatSink : public gateway::GenerateSink {
 
   void OnDriver(backends::DriverKind driver) override {
     driver_.store(driver);
-    channel_->AddInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
+    // A fallback before anything went out replaces the header: one per call.
+    channel_->SetInitialMetadata(kDriverHeader, std::string(backends::DriverKindName(driver)));
   }
   void OnModelLoading(double progress) override {
     if (quiet_) return;
@@ -186,7 +187,13 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
     if (req->has_ttl_hint()) {
       ttl = absl::Seconds(req->ttl_hint().seconds()) + absl::Nanoseconds(req->ttl_hint().nanos());
     }
-    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl, *tenant);
+    // Validated by ValidateEmbed; queued like a Chat of the same priority.
+    const admission::Priority priority =
+        req->priority() == v1::PRIORITY_LOW    ? admission::Priority::kLow
+        : req->priority() == v1::PRIORITY_HIGH ? admission::Priority::kHigh
+                                               : admission::Priority::kNormal;
+    auto out = gateway_->Embed(call, FromProto(req->driver()), req->model(), inputs, ttl, *tenant,
+                               priority);
     if (!out.ok()) return ToGrpcStatus(out.status(), ctx);
     if (out->result.embeddings.size() != inputs.size()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,

@@ -259,6 +259,7 @@ int Run() {
                                                           config->prefer_configured_order);
   opts.drivers = driver_set;
   opts.gateway = config->gateway;
+  opts.gateway.lifecycle.host = config->host.base_url;  // leases and admission name the host
   opts.worker_threads = config->worker_threads;
   opts.metrics_listen = config->metrics_listen;
   opts.metrics_max_connections = config->metrics_max_connections;

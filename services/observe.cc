@@ -50,8 +50,8 @@ Observer::Observer(metrics::Registry* r, gateway::Gateway* gateway)
   r->Describe("lmgate_queue_depth", "gauge", "Requests waiting in the admission queue per model.");
   r->Describe("lmgate_in_flight", "gauge", "Requests running per model.");
   r->AddCollector([gateway](metrics::Registry& reg) {
-    // Admission queues exist for any name while a call is in admission; label known models only
-    // (the rest add up under "other").
+    // Admission queues are per resolved instance, summed by model key (AdmissionStats); label
+    // known models only (the rest add up under "other").
     std::map<std::string, std::pair<int, int>> by_label;  // label -> (queued, in use)
     for (const auto& [model, s] : gateway->AdmissionStats()) {
       auto& v = by_label[gateway->ModelLabel(model)];

@@ -160,6 +160,20 @@ class StreamReactor : public grpc::ServerWriteReactor<Msg> {
       if (!metadata_sent_) metadata_.emplace_back(key, value);
     }
 
+    // Sets initial metadata `key` to `value`, replacing a value set before (one header per
+    // key); ignored once the first message or the status has gone out.
+    void SetInitialMetadata(const std::string& key, const std::string& value) {
+      absl::MutexLock lock(&mu_);
+      if (metadata_sent_) return;
+      for (auto& [k, v] : metadata_) {
+        if (k == key) {
+          v = value;
+          return;
+        }
+      }
+      metadata_.emplace_back(key, value);
+    }
+
     // Adds trailing metadata; ignored once the RPC is finishing (the status is on its way).
     void AddTrailingMetadata(const std::string& key, const std::string& value) {
       absl::MutexLock lock(&mu_);

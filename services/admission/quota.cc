@@ -32,7 +32,7 @@ void QuotaTracker::Refill(Bucket& b, double capacity, absl::Time now) {
 absl::StatusOr<std::unique_ptr<QuotaPermit>> QuotaTracker::Admit(const Tenant& t,
                                                                  absl::Duration* retry_after) {
   const Limits& l = t.limits;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
   State& s = state_[t.name];
   auto refuse = [&](const std::string& what, absl::Duration wait) {
@@ -79,7 +79,7 @@ void QuotaTracker::Release(const std::string& tenant) {
 void QuotaTracker::ChargeTokens(const std::string& tenant, int64_t tpm, int64_t tokens) {
   absl::MutexLock lock(&mu_);
   Bucket& b = state_[tenant].tokens;
-  Refill(b, static_cast<double>(tpm), absl::Now());
+  Refill(b, static_cast<double>(tpm), clock_->Now());
   b.level -= static_cast<double>(tokens);
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/admission/clock.h"
 #include "services/admission/identity.h"
 
 namespace lmgate::admission {
@@ -41,6 +42,9 @@ class QuotaPermit {
 
 class QuotaTracker {
  public:
+  // `clock` (null = RealClock()) refills the buckets; it must outlive the tracker.
+  explicit QuotaTracker(Clock* clock = nullptr) : clock_(clock != nullptr ? clock : RealClock()) {}
+
   // RESOURCE_EXHAUSTED naming the limit and when to retry (`*retry_after`, if not null).
   absl::StatusOr<std::unique_ptr<QuotaPermit>> Admit(const Tenant& tenant,
                                                      absl::Duration* retry_after = nullptr);
@@ -61,6 +65,7 @@ class QuotaTracker {
   void Release(const std::string& tenant);
   void ChargeTokens(const std::string& tenant, int64_t tpm, int64_t tokens);
 
+  Clock* const clock_;
   absl::Mutex mu_;
   std::map<std::string, State> state_ ABSL_GUARDED_BY(mu_);
 };

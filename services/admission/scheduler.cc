@@ -27,24 +27,27 @@ struct FairScheduler::TenantQueue {
   std::deque<std::shared_ptr<Item>> items;
 };
 
-struct FairScheduler::ModelQueue {
-  std::string model;
+struct FairScheduler::Queue {
+  std::string key;
   int concurrency = 0;
   int in_use = 0;
   int queued = 0;
   double vclock = 0;  // start tag of the request admitted last
   uint64_t next_seq = 0;
-  bool configured = false;  // SetConcurrency() named it: kept while idle
   std::map<std::string, TenantQueue> tenants;
 };
 
 
 Slot::~Slot() {
-  if (scheduler_ != nullptr && !alive_.expired()) scheduler_->Release(model_);
+  if (scheduler_ != nullptr && !alive_.expired()) scheduler_->Release(key_);
 }
 
-FairScheduler::FairScheduler(SchedulerOptions options) : options_(std::move(options)) {
-  timer_ = std::thread([this] { TimerLoop(); });
+FairScheduler::FairScheduler(SchedulerOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()) {
+  // The first check's time is taken here, not when the thread happens to start.
+  const absl::Time first = clock_->Now() + options_.tick;
+  timer_ = std::thread([this, first] { TimerLoop(first); });
 }
 
 FairScheduler::~FairScheduler() {
@@ -52,7 +55,7 @@ FairScheduler::~FairScheduler() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    for (auto& [m, q] : models_) {
+    for (auto& [k, q] : queues_) {
       for (auto& [t, tq] : q->tenants) {
         for (auto& item : tq.items) queued.push_back(item);
       }
@@ -63,40 +66,40 @@ FairScheduler::~FairScheduler() {
   alive_.reset();
 }
 
-FairScheduler::ModelQueue& FairScheduler::ModelLocked(const std::string& model) {
-  auto& q = models_[model];
+FairScheduler::Queue& FairScheduler::QueueLocked(const std::string& key) {
+  auto& q = queues_[key];
   if (!q) {
-    q = std::make_unique<ModelQueue>();
-    q->model = model;
+    q = std::make_unique<Queue>();
+    q->key = key;
     q->concurrency = options_.default_concurrency;
   }
   return *q;
 }
 
-void FairScheduler::EraseIfIdleLocked(const std::string& model) {
-  auto it = models_.find(model);
-  if (it == models_.end()) return;
-  const ModelQueue& q = *it->second;
-  if (q.in_use == 0 && q.queued == 0 && !q.configured) models_.erase(it);
+void FairScheduler::EraseIfIdleLocked(const std::string& key) {
+  auto it = queues_.find(key);
+  if (it == queues_.end()) return;
+  const Queue& q = *it->second;
+  if (q.in_use == 0 && q.queued == 0) queues_.erase(it);
 }
 
 bool FairScheduler::GlobalFullLocked() const {
   return options_.max_concurrent_total > 0 && total_in_use_ >= options_.max_concurrent_total;
 }
 
-std::unique_ptr<Slot> FairScheduler::MakeSlotLocked(ModelQueue& q, const Item& item,
+std::unique_ptr<Slot> FairScheduler::MakeSlotLocked(Queue& q, const Item& item,
                                                     absl::Time now) {
   ++q.in_use;
   ++total_in_use_;
   std::unique_ptr<Slot> slot(new Slot());
   slot->scheduler_ = this;
   slot->alive_ = alive_;
-  slot->model_ = q.model;
+  slot->key_ = q.key;
   slot->queue_wait_ = now - item.enqueued;
   return slot;
 }
 
-std::shared_ptr<FairScheduler::Item> FairScheduler::PickLocked(ModelQueue& q, absl::Time now) {
+std::shared_ptr<FairScheduler::Item> FairScheduler::PickLocked(Queue& q, absl::Time now) {
   if (q.in_use >= q.concurrency || q.queued == 0 || GlobalFullLocked()) return nullptr;
   TenantQueue* best = nullptr;
   int best_class = -1;
@@ -134,19 +137,21 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
   int pos = 0;
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     item->enqueued = now;
-    ModelQueue& q = ModelLocked(item->ticket.model);
+    Queue& q = QueueLocked(item->ticket.key);
+    q.concurrency =
+        item->ticket.concurrency > 0 ? item->ticket.concurrency : options_.default_concurrency;
     if (stopping_) {
       refused = absl::UnavailableError("lmgate is shutting down");
-      EraseIfIdleLocked(q.model);
+      EraseIfIdleLocked(q.key);
     } else if (q.in_use < q.concurrency && q.queued == 0 && !GlobalFullLocked()) {
       item->done = true;
       slot = MakeSlotLocked(q, *item, now);
     } else if (q.queued >= options_.max_queue) {
       // A full queue drains within about one queue timeout.
       refused = WithRetryAfter(absl::ResourceExhaustedError(absl::StrCat(
-                                   "the queue for ", q.model, " is full (", q.queued, " waiting, ",
+                                   "the queue for ", q.key, " is full (", q.queued, " waiting, ",
                                    q.in_use, " running); retry in a few seconds")),
                                options_.queue_timeout);
     } else {
@@ -177,9 +182,9 @@ void FairScheduler::Submit(Ticket ticket, AdmitFn admit, PositionFn position) {
 }
 
 std::vector<std::pair<std::shared_ptr<FairScheduler::Item>, std::unique_ptr<Slot>>>
-FairScheduler::DispatchLocked(ModelQueue* preferred) {
+FairScheduler::DispatchLocked(Queue* preferred) {
   std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   if (preferred != nullptr) {
     while (auto item = PickLocked(*preferred, now)) {
       auto slot = MakeSlotLocked(*preferred, *item, now);
@@ -189,9 +194,9 @@ FairScheduler::DispatchLocked(ModelQueue* preferred) {
   if (options_.max_concurrent_total <= 0) return admitted;
   // Global capacity freed: serve other models too, oldest waiting head first.
   while (!GlobalFullLocked()) {
-    ModelQueue* best = nullptr;
+    Queue* best = nullptr;
     absl::Time oldest = absl::InfiniteFuture();
-    for (auto& [m, q] : models_) {
+    for (auto& [k, q] : queues_) {
       if (q->in_use >= q->concurrency || q->queued == 0) continue;
       for (auto& [t, tq] : q->tenants) {
         if (!tq.items.empty() && tq.items.front()->enqueued < oldest) {
@@ -209,30 +214,15 @@ FairScheduler::DispatchLocked(ModelQueue* preferred) {
   return admitted;
 }
 
-void FairScheduler::Release(const std::string& model) {
+void FairScheduler::Release(const std::string& key) {
   std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
   {
     absl::MutexLock lock(&mu_);
-    ModelQueue& q = ModelLocked(model);
+    Queue& q = QueueLocked(key);
     --q.in_use;
     --total_in_use_;
     admitted = DispatchLocked(&q);
-    EraseIfIdleLocked(model);
-  }
-  for (auto& [item, slot] : admitted) {
-    item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
-    item->admit(std::move(slot));
-  }
-}
-
-void FairScheduler::SetConcurrency(const std::string& model, int slots) {
-  std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> admitted;
-  {
-    absl::MutexLock lock(&mu_);
-    ModelQueue& q = ModelLocked(model);
-    q.concurrency = std::max(1, slots);
-    q.configured = true;
-    admitted = DispatchLocked(&q);
+    EraseIfIdleLocked(key);
   }
   for (auto& [item, slot] : admitted) {
     item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
@@ -245,39 +235,42 @@ void FairScheduler::Remove(const std::shared_ptr<Item>& item, absl::Status why) 
     absl::MutexLock lock(&mu_);
     if (item->done) return;
     item->done = true;
-    ModelQueue& q = ModelLocked(item->ticket.model);
+    Queue& q = QueueLocked(item->ticket.key);
     auto& items = q.tenants[item->ticket.tenant].items;
     items.erase(std::remove(items.begin(), items.end(), item), items.end());
     --q.queued;
-    EraseIfIdleLocked(item->ticket.model);
+    EraseIfIdleLocked(item->ticket.key);
   }
   item->cancel.Complete(/*from_callback=*/item->cancelled_inline);
   item->admit(std::move(why));
 }
 
-FairScheduler::ModelStats FairScheduler::Stats(const std::string& model) const {
+FairScheduler::QueueStats FairScheduler::Stats(const std::string& key) const {
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(model);
-  if (it == models_.end()) return {0, 0, options_.default_concurrency};
+  auto it = queues_.find(key);
+  if (it == queues_.end()) return {0, 0, options_.default_concurrency};
   return {it->second->in_use, it->second->queued, it->second->concurrency};
 }
 
-std::map<std::string, FairScheduler::ModelStats> FairScheduler::AllStats() const {
+std::map<std::string, FairScheduler::QueueStats> FairScheduler::AllStats() const {
   absl::MutexLock lock(&mu_);
-  std::map<std::string, ModelStats> out;
-  for (const auto& [m, q] : models_) out[m] = {q->in_use, q->queued, q->concurrency};
+  std::map<std::string, QueueStats> out;
+  for (const auto& [k, q] : queues_) out[k] = {q->in_use, q->queued, q->concurrency};
   return out;
 }
 
-void FairScheduler::TimerLoop() {
+void FairScheduler::TimerLoop(absl::Time next) {
+  // The next check is due one tick after the last one's time (not after the wait started), so
+  // time that moved meanwhile (a simulated clock's Advance) is never waited for twice.
   for (;;) {
     std::vector<std::pair<std::shared_ptr<Item>, absl::Status>> expired;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick);
+      clock_->AwaitUntil(&mu_, absl::Condition(&stopping_), next);
       if (stopping_) return;
-      const absl::Time now = absl::Now();
-      for (auto& [m, q] : models_) {
+      const absl::Time now = clock_->Now();
+      next = now + options_.tick;
+      for (auto& [k, q] : queues_) {
         for (auto& [t, tq] : q->tenants) {
           for (auto& item : tq.items) {
             if (now >= item->ticket.deadline) {
@@ -288,7 +281,7 @@ void FairScheduler::TimerLoop() {
                   item, WithRetryAfter(absl::ResourceExhaustedError(absl::StrCat(
                                            "queued for ", absl::FormatDuration(options_.queue_timeout),
                                            " behind ", q->in_use, " running requests for ",
-                                           q->model, "; retry later")),
+                                           q->key, "; retry later")),
                                        options_.queue_timeout));
             }
           }

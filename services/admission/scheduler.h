@@ -1,7 +1,9 @@
-// FairScheduler: per-model concurrency slots shared fairly between tenants.
+// FairScheduler: per-queue concurrency slots shared fairly between tenants.
 //
-// Each model (any string key) has `concurrency` slots. A request takes a slot at once if one is
-// free and nobody waits; otherwise it queues. When a slot frees, the next request is chosen by
+// A queue is named by a key (the gateway uses one per model instance: host + identifier, after
+// the request's name was resolved) and has the `concurrency` its latest submitted ticket carries
+// (the instance's own parallel slots). A request takes a slot at once if one is free and nobody
+// waits; otherwise it queues. When a slot frees, the next request is chosen by
 // - priority class first (HIGH > NORMAL > LOW), where a queued request gains one class per
 //   `aging` interval it has waited, so nothing starves;
 // - then weighted fair queueing between tenants (start-time fair queueing: each tenant has a
@@ -9,9 +11,8 @@
 //   all keep the model busy get 25%:25%:50% of the admissions, and a flooding tenant cannot push
 //   another tenant's wait past its fair share;
 // - FIFO within a tenant and class.
-// A model's queue exists while it has running or queued requests, or once SetConcurrency() named
-// the model; an idle queue of any other name is dropped, so caller-chosen names leave no state.
-// The queue per model is bounded (RESOURCE_EXHAUSTED with a retry hint when full); a request
+// A queue exists while it has running or queued requests; an idle one is dropped, so no key
+// leaves state behind. Each queue is bounded (RESOURCE_EXHAUSTED with a retry hint when full); a request
 // waits at most `queue_timeout` (RESOURCE_EXHAUSTED) and never past its own deadline
 // (DEADLINE_EXCEEDED); cancelling its token removes it (CANCELLED).
 //
@@ -35,18 +36,20 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backends/driver.h"
+#include "services/admission/clock.h"
 
 namespace lmgate::admission {
 
 enum class Priority { kLow = 0, kNormal = 1, kHigh = 2 };
 
 struct SchedulerOptions {
-  // Slots per model unless SetConcurrency() says otherwise.
+  // Slots of a queue whose tickets carry no concurrency (an instance that reports no parallel
+  // slots).
   int default_concurrency = 4;
-  // Requests running at once over all models; 0 = unlimited. When it binds, a freed slot goes to
-  // the model whose waiting request has the highest class, then waited longest.
+  // Requests running at once over all queues; 0 = unlimited. When it binds, a freed slot goes to
+  // the queue whose waiting request has the highest class, then waited longest.
   int max_concurrent_total = 0;
-  // Queued requests per model beyond which new ones are refused.
+  // Queued requests per queue beyond which new ones are refused.
   int max_queue = 256;
   // Longest time a request may wait in the queue.
   absl::Duration queue_timeout = absl::Seconds(60);
@@ -54,6 +57,9 @@ struct SchedulerOptions {
   absl::Duration aging = absl::Seconds(10);
   // How often queue timeouts and deadlines are checked.
   absl::Duration tick = absl::Milliseconds(50);
+  // Time of queue waits, aging, timeouts and deadlines (the timer thread waits on it); null =
+  // RealClock(). Must outlive the scheduler.
+  Clock* clock = nullptr;
 };
 
 class FairScheduler;
@@ -72,12 +78,16 @@ class Slot {
   Slot() = default;
   FairScheduler* scheduler_ = nullptr;
   std::weak_ptr<int> alive_;
-  std::string model_;
+  std::string key_;
   absl::Duration queue_wait_;
 };
 
 struct Ticket {
-  std::string model;
+  // The queue: one per instance in the gateway ("host|identifier").
+  std::string key;
+  // Slots of the queue (the instance's parallel slots); <= 0 = default_concurrency. The latest
+  // submission's value is the queue's concurrency from then on.
+  int concurrency = 0;
   std::string tenant;
   double weight = 1;  // > 0
   Priority priority = Priority::kNormal;
@@ -94,43 +104,45 @@ class FairScheduler {
   explicit FairScheduler(SchedulerOptions options);
   ~FairScheduler();  // fails queued requests with UNAVAILABLE
 
+  // `admit` runs exactly once: with a slot, or RESOURCE_EXHAUSTED (queue full, queue timeout),
+  // DEADLINE_EXCEEDED, CANCELLED (the ticket's token) or UNAVAILABLE (the scheduler is destroyed).
   void Submit(Ticket ticket, AdmitFn admit, PositionFn position = nullptr);
-  // Slots of `model` (e.g. the instance's parallel slots); takes effect on the next admission.
-  // Call it only for models that exist (the gateway does, for loaded ones): the queue is kept.
-  void SetConcurrency(const std::string& model, int slots);
 
-  struct ModelStats {
+  struct QueueStats {
     int in_use = 0;
     int queued = 0;
     int concurrency = 0;
   };
-  ModelStats Stats(const std::string& model) const;
-  std::map<std::string, ModelStats> AllStats() const;
+  QueueStats Stats(const std::string& key) const;
+  // Every queue that has running or queued requests, by key.
+  std::map<std::string, QueueStats> AllStats() const;
 
  private:
   struct Item;
   struct TenantQueue;
-  struct ModelQueue;
+  struct Queue;
   friend class Slot;
 
-  ModelQueue& ModelLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops `model`'s queue when nothing runs or waits there and SetConcurrency() never named it.
-  void EraseIfIdleLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Queue& QueueLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `key`'s queue when nothing runs or waits there.
+  void EraseIfIdleLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pops the next request that may run now, or nullptr.
-  std::shared_ptr<Item> PickLocked(ModelQueue& q, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::unique_ptr<Slot> MakeSlotLocked(ModelQueue& q, const Item& item, absl::Time now)
+  std::shared_ptr<Item> PickLocked(Queue& q, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::unique_ptr<Slot> MakeSlotLocked(Queue& q, const Item& item, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Release(const std::string& model);
-  // Admits what the per-model and global limits allow now; returns (item, slot) pairs to notify.
+  void Release(const std::string& key);
+  // Admits what the per-queue and global limits allow now; returns (item, slot) pairs to notify.
   std::vector<std::pair<std::shared_ptr<Item>, std::unique_ptr<Slot>>> DispatchLocked(
-      ModelQueue* preferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      Queue* preferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool GlobalFullLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Remove(const std::shared_ptr<Item>& item, absl::Status why);
-  void TimerLoop();
+  // Fails queued requests past their deadline or queue timeout, every `tick` from `next` on.
+  void TimerLoop(absl::Time next);
 
   const SchedulerOptions options_;
+  Clock* const clock_;
   mutable absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<ModelQueue>> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int total_in_use_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -26,15 +26,6 @@ auto WithFallback(const std::vector<Driver*>& candidates, Fn fn) -> decltype(fn(
   return last;
 }
 
-// The registry's NOT_FOUND lists the host's models ("did you mean ..."); a tenant limited to some
-// models hears only that the name is unknown.
-absl::Status ForTenant(const admission::Tenant* tenant, const absl::Status& st,
-                       const std::string& name) {
-  if (tenant == nullptr || tenant->models.empty() || !absl::IsNotFound(st)) return st;
-  return absl::NotFoundError(
-      absl::StrCat("model \"", name, "\" is not downloaded on the LM Studio host"));
-}
-
 // Request fields left unset take the model's configured defaults ("activate" defaults).
 void ApplyDefaults(const backends::Sampling& d, backends::Sampling* s) {
   if (!s->temperature) s->temperature = d.temperature;
@@ -49,14 +40,14 @@ void ApplyDefaults(const backends::Sampling& d, backends::Sampling* s) {
   if (!s->seed) s->seed = d.seed;
 }
 
-// One Generate() call: acquire a lease (ensure-loaded), then run it on the candidate drivers,
-// falling back while nothing has been streamed. Owns the lease until completion.
+// One Generate() call: the grant (quota, lease, slot), then the candidate drivers, falling back
+// while nothing has been streamed. Owns the grant until completion.
 class GenerateRun : public backends::GenerateObserver,
                     public std::enable_shared_from_this<GenerateRun> {
  public:
   GenerateRun(CallContext ctx, GenerateCall call, std::string model,
               std::vector<Driver*> candidates, std::shared_ptr<GenerateSink> sink,
-              lifecycle::ModelRegistry* registry, admission::FairScheduler* scheduler)
+              lifecycle::ModelRegistry* registry, Granter* granter)
       : ctx_(std::move(ctx)),
         model_(std::move(model)),
         ttl_hint_(call.ttl_hint),
@@ -64,61 +55,39 @@ class GenerateRun : public backends::GenerateObserver,
         request_(std::move(call.request)),
         sink_(std::move(sink)),
         registry_(registry),
-        scheduler_(scheduler),
+        granter_(granter),
         tenant_(call.tenant),
-        start_(absl::Now()) {
-    ticket_.model = model_;
-    ticket_.tenant = call.tenant ? call.tenant->name : "anonymous";
-    ticket_.weight = call.tenant ? call.tenant->weight : 1;
-    ticket_.priority = call.tenant ? std::min(call.priority, call.tenant->max_priority)
-                                   : call.priority;
-    ticket_.deadline = ctx_.deadline;
-    ticket_.cancel = ctx_.cancel;
-  }
+        priority_(call.priority),
+        start_(absl::Now()) {}
 
-  // Admission first (quota, then a fair share of the model's slots), then the model, then the
-  // driver.
-  void Start(std::unique_ptr<admission::QuotaPermit> permit) {
-    permit_ = std::move(permit);
+  void Start() {
     // Announce the chosen driver before any progress event goes out (it becomes initial
-    // metadata); a later fallback is reported in the final stats.
+    // metadata); a fallback announces the next one.
     sink_->OnDriver(candidates_[0]->kind());
-    std::weak_ptr<GenerateRun> weak = weak_from_this();
-    scheduler_->Submit(
-        ticket_,
-        [self = shared_from_this()](absl::StatusOr<std::unique_ptr<admission::Slot>> slot) {
-          if (!slot.ok()) {
-            self->sink_->OnComplete(slot.status());
-            return;
-          }
-          {
-            absl::MutexLock lock(&self->mu_);
-            self->slot_ = *std::move(slot);
-          }
-          self->Acquire();
-        },
-        [weak](int position) {
-          if (auto self = weak.lock()) self->sink_->OnQueued(position);
-        });
+    RequestGrant(nullptr);
   }
 
-  void Acquire() {
-    lifecycle::AcquireRequest req;
+  // Quota (unless `permit` is the one this call holds already), lease, slot.
+  void RequestGrant(std::unique_ptr<admission::QuotaPermit> permit) {
+    GrantRequest req;
     req.model = model_;
-    req.holder = ctx_.request_id;
-    req.tenant = tenant_ != nullptr ? tenant_->name : "";
+    req.tenant = tenant_;
+    req.priority = priority_;
     req.ttl_hint = ttl_hint_;
+    req.permit = std::move(permit);
     std::weak_ptr<GenerateRun> weak = weak_from_this();
     req.on_load_progress = [weak](double p) {
       if (auto self = weak.lock()) self->sink_->OnModelLoading(p);
     };
+    req.on_queued = [weak](int position) {
+      if (auto self = weak.lock()) self->sink_->OnQueued(position);
+    };
     req.on_force_unload = [weak] {
       if (auto self = weak.lock()) self->ForceUnloaded();
     };
-    registry_->Acquire(ctx_, std::move(req),
-                       [self = shared_from_this()](absl::StatusOr<std::unique_ptr<Lease>> lease) {
-                         self->OnLease(std::move(lease));
-                       });
+    granter_->Start(ctx_, std::move(req), [self = shared_from_this()](absl::StatusOr<Grant> g) {
+      self->OnGrant(std::move(g));
+    });
   }
 
   // Never calls into the driver with mu_ held: a driver may complete synchronously.
@@ -146,18 +115,15 @@ class GenerateRun : public backends::GenerateObserver,
       }
       if (absl::IsNotFound(result.status()) && RetryAfterMissing()) return;
     }
-    std::unique_ptr<Lease> lease;
-    std::unique_ptr<admission::Slot> slot;
+    Grant grant;
     bool force_unloaded;
     DriverKind driver;
     {
       absl::MutexLock lock(&mu_);
-      lease = std::move(lease_);
-      slot = std::move(slot_);
+      grant = std::move(grant_);
       force_unloaded = force_unloaded_;
       driver = candidates_[attempt_]->kind();
     }
-    const absl::Duration queue_wait = slot ? slot->queue_wait() : absl::ZeroDuration();
     if (result.ok() && result->stats.stop_reason == backends::StopReason::kModelUnloaded) {
       // The text is truncated: a generation that did not finish is not OK.
       result = absl::UnavailableError(absl::StrCat(
@@ -170,68 +136,59 @@ class GenerateRun : public backends::GenerateObserver,
         st = absl::UnavailableError(absl::StrCat("instance ", request_.model,
                                                  " was force-unloaded during the request"));
       }
-      lease.reset();
-      slot.reset();
+      grant = Grant();
       sink_->OnComplete(st);
       return;
     }
     GenerateOutcome out;
     out.result = *std::move(result);
     out.driver = driver;
-    out.model_key = lease ? lease->model_key() : model_;
+    out.model_key = grant.lease ? grant.lease->model_key() : model_;
     out.instance = request_.model;
-    out.load_wait = lease ? lease->load_wait() : absl::ZeroDuration();
-    if (permit_) {
-      permit_->Charge(out.result.stats.prompt_tokens + out.result.stats.completion_tokens);
+    out.load_wait = grant.lease ? grant.lease->load_wait() : absl::ZeroDuration();
+    out.queue_wait = grant.slot ? grant.slot->queue_wait() : absl::ZeroDuration();
+    if (grant.permit) {
+      grant.permit->Charge(out.result.stats.prompt_tokens + out.result.stats.completion_tokens);
     }
-    out.queue_wait = queue_wait;
     out.total_time = absl::Now() - start_;
     out.upstream_time = absl::Now() - driver_start_;
-    lease.reset();  // the instance is idle, and the slot free, before the caller hears back
-    slot.reset();
+    grant = Grant();  // the slot free, and the instance idle, before the caller hears back
     sink_->OnComplete(std::move(out));
   }
 
  private:
-  void OnLease(absl::StatusOr<std::unique_ptr<Lease>> lease) {
-    // The name may have come to mean another model since the caller was authorized (a refresh).
-    if (lease.ok() && tenant_ != nullptr) {
-      if (auto st = tenant_->CheckModel((*lease)->model_key(), model_); !st.ok()) lease = st;
-    }
-    if (!lease.ok()) lease = ForTenant(tenant_, lease.status(), model_);
-    if (!lease.ok()) {
-      std::unique_ptr<admission::Slot> slot;
-      {
-        absl::MutexLock lock(&mu_);
-        slot = std::move(slot_);
-      }
-      slot.reset();
-      sink_->OnComplete(lease.status());
+  void OnGrant(absl::StatusOr<Grant> grant) {
+    if (!grant.ok()) {
+      sink_->OnComplete(grant.status());
       return;
     }
-    if (auto p = registry_->PolicyFor((*lease)->model_key())) {
+    const Lease& lease = *grant->lease;
+    if (auto p = registry_->PolicyFor(lease.model_key())) {
       ApplyDefaults(p->sampling, &request_.sampling);
     }
-    request_.model = (*lease)->instance();
-    request_.instance_reference = (*lease)->instance_reference();
+    request_.model = lease.instance();
+    request_.instance_reference = lease.instance_reference();
     {
       absl::MutexLock lock(&mu_);
-      lease_ = *std::move(lease);
+      grant_ = *std::move(grant);
     }
     StartDriver();
   }
 
   void StartDriver() {
     Driver* d;
+    bool fallback;
     {
       absl::MutexLock lock(&mu_);
       d = cancelled_ ? nullptr : candidates_[attempt_];
+      fallback = attempt_ > 0;
     }
     if (d == nullptr) {
       OnComplete(absl::CancelledError("the call was cancelled"));
       return;
     }
-    sink_->OnDriver(d->kind());
+    // Start() announced the first candidate; only a fallback announces again.
+    if (fallback) sink_->OnDriver(d->kind());
     driver_start_ = absl::Now();
     std::shared_ptr<backends::GenerateHandle> handle =
         d->Generate(ctx_, request_, shared_from_this());
@@ -252,18 +209,19 @@ class GenerateRun : public backends::GenerateObserver,
   }
 
   // The host did not know the instance lmgate routed to (it was unloaded behind lmgate's back):
-  // tell the registry and acquire again, once.
+  // tell the registry and ask for a grant again (keeping the quota permit), once.
   bool RetryAfterMissing() {
-    std::unique_ptr<Lease> old;
+    Grant old;
     {
       absl::MutexLock lock(&mu_);
       if (retried_missing_ || cancelled_) return false;
       retried_missing_ = true;
-      old = std::move(lease_);
+      old = std::move(grant_);
     }
     registry_->ReportMissing(request_.model);
-    old.reset();
-    Acquire();
+    std::unique_ptr<admission::QuotaPermit> permit = std::move(old.permit);
+    old = Grant();
+    RequestGrant(std::move(permit));
     return true;
   }
 
@@ -282,10 +240,9 @@ class GenerateRun : public backends::GenerateObserver,
   backends::GenerateRequest request_;  // set before the first driver starts
   const std::shared_ptr<GenerateSink> sink_;
   lifecycle::ModelRegistry* const registry_;
-  admission::FairScheduler* const scheduler_;
+  Granter* const granter_;
   const admission::Tenant* const tenant_;  // null = the anonymous tenant
-  admission::Ticket ticket_;
-  std::unique_ptr<admission::QuotaPermit> permit_;  // set once in Start()
+  const admission::Priority priority_;
   const absl::Time start_;
   absl::Time driver_start_;  // set before each driver attempt, read at completion
   bool streamed_ = false;  // driver thread only
@@ -295,8 +252,7 @@ class GenerateRun : public backends::GenerateObserver,
   bool retried_missing_ ABSL_GUARDED_BY(mu_) = false;
   bool force_unloaded_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<backends::GenerateHandle> handle_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<Lease> lease_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<admission::Slot> slot_ ABSL_GUARDED_BY(mu_);
+  Grant grant_ ABSL_GUARDED_BY(mu_);
 };
 
 class RunControl : public GenerateControl {
@@ -315,53 +271,14 @@ class RunControl : public GenerateControl {
 Gateway::Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers)
     : options_(std::move(options)), drivers_(drivers), host_ops_(std::move(drivers)) {}
 
-// Callers first: the slots loop (reads the registry, writes the scheduler), the scheduler
-// (fails queued requests; their sinks run now), the registry (fails load waiters, joins its load
-// and maintenance threads: nothing publishes after it), and only then the subscription that
-// those threads' events wake. The drivers must already be shut down (services/server.h).
+// Callers first: the granter stops submitting, the scheduler fails queued requests (their sinks
+// run now, releasing their leases), then the registry fails load waiters (through the stopped
+// granter) and joins its threads. The drivers must already be shut down (services/server.h).
 Gateway::~Gateway() {
-  if (slots_thread_.joinable()) {
-    {
-      absl::MutexLock lock(&slots_mu_);
-      slots_stop_ = true;
-    }
-    slots_thread_.join();
-  }
+  if (granter_) granter_->Shutdown();
   scheduler_.reset();
   registry_.reset();
-  if (slots_sub_ != 0) events_.Unsubscribe(slots_sub_);
-}
-
-void Gateway::SlotsLoop() {
-  using K = lifecycle::Event::Kind;
-  for (;;) {
-    {
-      absl::MutexLock lock(&slots_mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(slots_mu_) {
-        return slots_wake_ || slots_stop_;
-      };
-      slots_mu_.Await(absl::Condition(&ready));
-      if (slots_stop_) return;
-      slots_wake_ = false;
-    }
-    lifecycle::Event e;
-    while (events_.Next(slots_sub_, &e)) {
-      if (e.kind != K::kLoaded && e.kind != K::kUnloaded && e.kind != K::kExpired &&
-          e.kind != K::kEvicted && e.kind != K::kExternalChange) {
-        continue;
-      }
-      auto m = registry_->Get(e.model_key);
-      if (!m.ok()) continue;
-      int slots = 0;
-      for (const auto& inst : m->instances) {
-        if (inst.state != lifecycle::State::kReady) continue;
-        slots += inst.info.parallel_slots > 0 ? inst.info.parallel_slots
-                                              : options_.admission.default_concurrency;
-      }
-      scheduler_->SetConcurrency(e.model_key,
-                                 slots > 0 ? slots : options_.admission.default_concurrency);
-    }
-  }
+  granter_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
@@ -375,14 +292,24 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
   g->scheduler_ = std::make_unique<admission::FairScheduler>(g->options_.admission);
-  Gateway* raw = g.get();
-  // The bus calls this with the registry lock held: only wake the loop here.
-  g->slots_sub_ = g->events_.Subscribe("", [raw] {
-    absl::MutexLock lock(&raw->slots_mu_);
-    raw->slots_wake_ = true;
-  });
-  g->slots_thread_ = std::thread([raw] { raw->SlotsLoop(); });
+  g->granter_ = std::make_unique<Granter>(g->registry_.get(), g->scheduler_.get(), &g->quotas_,
+                                          g->options_.admission.default_concurrency);
   return g;
+}
+
+std::map<std::string, admission::FairScheduler::QueueStats> Gateway::AdmissionStats() const {
+  std::map<std::string, admission::FairScheduler::QueueStats> by_model;
+  for (const auto& [key, s] : scheduler_->AllStats()) {
+    // key = host "|" identifier (SlotKey); a base URL has no '|'.
+    const size_t bar = key.find('|');
+    const std::string instance = bar == std::string::npos ? key : key.substr(bar + 1);
+    std::string model = registry_->KnownModelKey(instance);
+    auto& m = by_model[model.empty() ? instance : model];
+    m.in_use += s.in_use;
+    m.queued += s.queued;
+    m.concurrency += s.concurrency;
+  }
+  return by_model;
 }
 
 namespace {
@@ -562,25 +489,17 @@ std::unique_ptr<GenerateControl> Gateway::Generate(const CallContext& ctx, Gener
     sink->OnComplete(candidates.status());
     return std::make_unique<RunControl>(nullptr);
   }
-  std::unique_ptr<admission::QuotaPermit> permit;
-  if (call.tenant != nullptr) {
-    auto p = quotas_.Admit(*call.tenant);
-    if (!p.ok()) {
-      sink->OnComplete(p.status());
-      return std::make_unique<RunControl>(nullptr);
-    }
-    permit = *std::move(p);
-  }
   auto run = std::make_shared<GenerateRun>(ctx, std::move(call), std::move(model),
                                            *std::move(candidates), std::move(sink),
-                                           registry_.get(), scheduler_.get());
-  run->Start(std::move(permit));
+                                           registry_.get(), granter_.get());
+  run->Start();
   return std::make_unique<RunControl>(run);
 }
 
-absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
+absl::StatusOr<Gateway::UnaryPrep> Gateway::GrantUnary(
     const CallContext& ctx, DriverKind driver, Operation op, const std::string& model,
-    std::optional<absl::Duration> ttl_hint, const admission::Tenant* tenant) {
+    std::optional<absl::Duration> ttl_hint, const admission::Tenant* tenant,
+    admission::Priority priority) {
   if (model.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("model is empty and no default ",
                                                    op == Operation::kEmbed ? "embedding " : "",
@@ -591,23 +510,14 @@ absl::StatusOr<Gateway::UnaryPrep> Gateway::PrepareUnary(
   auto candidates = drivers_->Candidates(driver, op);
   if (!candidates.ok()) return candidates.status();
   prep.candidates = *std::move(candidates);
-  if (tenant != nullptr) {
-    auto p = quotas_.Admit(*tenant);
-    if (!p.ok()) return p.status();
-    prep.permit = *std::move(p);
-  }
-  lifecycle::AcquireRequest req;
+  GrantRequest req;
   req.model = model;
-  req.holder = ctx.request_id;
-  req.tenant = tenant != nullptr ? tenant->name : "";
+  req.tenant = tenant;
+  req.priority = priority;
   req.ttl_hint = ttl_hint;
-  auto lease = registry_->AcquireBlocking(ctx, std::move(req));
-  if (!lease.ok()) return ForTenant(tenant, lease.status(), model);
-  // The name may have come to mean another model since the caller was authorized (a refresh).
-  if (tenant != nullptr) {
-    if (auto st = tenant->CheckModel((*lease)->model_key(), model); !st.ok()) return st;
-  }
-  prep.lease = *std::move(lease);
+  auto grant = granter_->Wait(ctx, std::move(req));
+  if (!grant.ok()) return grant.status();
+  prep.grant = *std::move(grant);
   return prep;
 }
 
@@ -615,32 +525,35 @@ absl::StatusOr<Gateway::EmbedOutcome> Gateway::Embed(const CallContext& ctx, Dri
                                                      const std::string& model,
                                                      const std::vector<std::string>& inputs,
                                                      std::optional<absl::Duration> ttl_hint,
-                                                     const admission::Tenant* tenant) {
-  auto prep = PrepareUnary(ctx, driver, Operation::kEmbed,
-                           model.empty() ? options_.default_embedding_model : model, ttl_hint,
-                           tenant);
+                                                     const admission::Tenant* tenant,
+                                                     admission::Priority priority) {
+  auto prep = GrantUnary(ctx, driver, Operation::kEmbed,
+                         model.empty() ? options_.default_embedding_model : model, ttl_hint,
+                         tenant, priority);
   if (!prep.ok()) return prep.status();
   EmbedOutcome out;
-  out.model_key = prep->lease->model_key();
-  out.instance = prep->lease->instance();
+  out.model_key = prep->grant.lease->model_key();
+  out.instance = prep->grant.lease->instance();
   auto result = WithFallback(prep->candidates, [&](Driver* d) {
     out.driver = d->kind();
     return d->Embed(ctx, out.instance, inputs);
   });
   if (!result.ok()) return result.status();
   out.result = *std::move(result);
-  if (prep->permit) prep->permit->Charge(out.result.prompt_tokens);
+  if (prep->grant.permit) prep->grant.permit->Charge(out.result.prompt_tokens);
   return out;
 }
 
 absl::StatusOr<std::vector<int>> Gateway::Tokenize(const CallContext& ctx, DriverKind driver,
                                                    const std::string& model,
                                                    const std::string& text, DriverKind* used,
-                                                   const admission::Tenant* tenant) {
-  auto prep = PrepareUnary(ctx, driver, Operation::kTokenize,
-                           model.empty() ? default_model() : model, std::nullopt, tenant);
+                                                   const admission::Tenant* tenant,
+                                                   admission::Priority priority) {
+  auto prep = GrantUnary(ctx, driver, Operation::kTokenize,
+                         model.empty() ? default_model() : model, std::nullopt, tenant,
+                         priority);
   if (!prep.ok()) return prep.status();
-  const std::string instance = prep->lease->instance();
+  const std::string instance = prep->grant.lease->instance();
   return WithFallback(prep->candidates, [&](Driver* d) {
     if (used) *used = d->kind();
     return d->Tokenize(ctx, instance, text);

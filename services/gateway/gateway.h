@@ -1,6 +1,7 @@
-// Gateway: the gRPC-free core every RPC goes through. A request reads left to right:
-// defaults → (admission) → lifecycle (ensure a READY instance, take a lease) → driver selection →
-// driver, and results come back with lmgate's bookkeeping (driver, queue/load waits, timing).
+// Gateway: the gRPC-free core every RPC goes through. An inference request reads left to right:
+// defaults → driver candidates → the grant (grant.h: quota → lease on the READY instance the name
+// resolves to → a slot of that instance's fair queue) → driver (fallback along the candidates) →
+// complete, and results come back with lmgate's bookkeeping (driver, queue/load waits, timing).
 //
 // Thread-safe. Unary methods block (call them from worker threads, not gRPC reactions);
 // Generate() never blocks and reports through a GenerateSink.
@@ -10,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <string>
 #include <vector>
 
@@ -23,6 +23,7 @@
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
 #include "services/admission/scheduler.h"
+#include "services/gateway/grant.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
 
@@ -41,7 +42,7 @@ struct GatewayOptions {
   std::string default_embedding_model;
   // Residency policy (TTL, pins, per-model load settings and default sampling, capacity).
   lifecycle::RegistryOptions lifecycle;
-  // Per-model concurrency and fair queueing between tenants.
+  // Per-instance slots and fair queueing between tenants.
   admission::SchedulerOptions admission;
   // Deepest nesting accepted in a request's JSON fields (tool parameter schemas, the
   // structured-output schema, tool-call arguments); request validation (services/convert.cc)
@@ -81,8 +82,8 @@ struct GenerateOutcome {
 class GenerateSink {
  public:
   virtual ~GenerateSink() = default;
-  // The driver serving the call (before its first event; called again if the call falls back
-  // to another driver before anything was streamed).
+  // The driver serving the call: once before any other callback, and once more per fallback to
+  // another driver before anything was streamed.
   virtual void OnDriver(DriverKind driver) = 0;
   virtual void OnModelLoading(double progress) = 0;
   virtual void OnQueued(int position) = 0;
@@ -159,16 +160,18 @@ class Gateway {
                                      const std::string& model,
                                      const std::vector<std::string>& inputs,
                                      std::optional<absl::Duration> ttl_hint,
-                                     const admission::Tenant* tenant);
-  absl::StatusOr<std::vector<int>> Tokenize(const CallContext& ctx, DriverKind driver,
-                                            const std::string& model, const std::string& text,
-                                            DriverKind* used, const admission::Tenant* tenant);
+                                     const admission::Tenant* tenant,
+                                     admission::Priority priority = admission::Priority::kNormal);
+  // Also serves CountTokens.
+  absl::StatusOr<std::vector<int>> Tokenize(
+      const CallContext& ctx, DriverKind driver, const std::string& model,
+      const std::string& text, DriverKind* used, const admission::Tenant* tenant,
+      admission::Priority priority = admission::Priority::kNormal);
 
   lifecycle::EventBus* events() { return &events_; }
-  // Admission queue depth and running requests per model (metrics).
-  std::map<std::string, admission::FairScheduler::ModelStats> AdmissionStats() const {
-    return scheduler_->AllStats();
-  }
+  // Admission queue depth and running requests per model key (metrics), summed over the model's
+  // instance queues.
+  std::map<std::string, admission::FairScheduler::QueueStats> AdmissionStats() const;
   // What metrics may call `model`: its model key when the host or the config knows it (a model
   // key, an instance identifier, a configured or default model), "" for none, else kOtherModel —
   // so caller-chosen names never become label values.
@@ -197,20 +200,19 @@ class Gateway {
 
  private:
   Gateway(GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers);
-  // Keeps each model's admission slots equal to its READY instances' parallel slots.
-  void SlotsLoop();
   absl::Status CheckNewIdentifier(const admission::Tenant* tenant, const std::string& model_key,
                                   const std::string& identifier) const;
-  // What a unary inference call needs before its driver runs: candidates, quota, a lease.
+  // A unary inference call (Embed, Tokenize) before its driver runs: its candidates and the
+  // grant, taken on the same path as Generate (quota → lease → instance slot), blocking.
   struct UnaryPrep {
     std::vector<backends::Driver*> candidates;
-    std::unique_ptr<admission::QuotaPermit> permit;
-    std::unique_ptr<lifecycle::Lease> lease;
+    Grant grant;
   };
-  absl::StatusOr<UnaryPrep> PrepareUnary(const CallContext& ctx, DriverKind driver,
-                                         backends::Operation op, const std::string& model,
-                                         std::optional<absl::Duration> ttl_hint,
-                                         const admission::Tenant* tenant);
+  absl::StatusOr<UnaryPrep> GrantUnary(const CallContext& ctx, DriverKind driver,
+                                       backends::Operation op, const std::string& model,
+                                       std::optional<absl::Duration> ttl_hint,
+                                       const admission::Tenant* tenant,
+                                       admission::Priority priority);
 
   const GatewayOptions options_;
   const std::shared_ptr<backends::DriverSet> drivers_;
@@ -218,13 +220,10 @@ class Gateway {
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
   admission::QuotaTracker quotas_;
-  absl::Mutex slots_mu_;
-  bool slots_wake_ ABSL_GUARDED_BY(slots_mu_) = false;
-  bool slots_stop_ ABSL_GUARDED_BY(slots_mu_) = false;
-  lifecycle::EventBus::SubscriberId slots_sub_ = 0;
-  std::thread slots_thread_;
-  // Declared last: destroyed first, failing queued requests before the registry goes.
+  // Destroyed before the registry (explicitly, in ~Gateway): queued requests fail and release
+  // their leases first.
   std::unique_ptr<admission::FairScheduler> scheduler_;
+  std::unique_ptr<Granter> granter_;
 };
 
 }  // namespace lmgate::gateway

@@ -298,6 +298,8 @@ std::unique_ptr<Lease> ModelRegistry::MakeLeaseLocked(ModelEntry& m, InstanceEnt
   lease->model_key_ = m.info.key;
   lease->instance_ = inst.info.identifier;
   lease->instance_reference_ = inst.info.instance_reference;
+  lease->host_ = options_.host;
+  lease->parallel_slots_ = inst.info.parallel_slots;
   lease->load_wait_ = load_wait;
   inst.leases[lease->id_] = Holder{w.request.holder, w.request.on_force_unload};
   return lease;

@@ -119,6 +119,9 @@ struct RegistryOptions {
   absl::Duration unknown_model_cache = absl::Seconds(2);
   // Clock for the listing's age (tests inject one); unset = absl::Now.
   std::function<absl::Time()> clock;
+  // The LM Studio host this registry manages (its base URL), named by every lease so that
+  // admission keys an instance by host and identifier.
+  std::string host = "default";
 };
 
 struct InstanceSnapshot {
@@ -148,8 +151,9 @@ struct ModelSnapshot {
 
 class ModelRegistry;
 
-// A running request's hold on one READY instance. Releasing it (destruction) records the last
-// use and lets waiting unloads/evictions proceed. Thread-compatible; destroy on any thread.
+// A request's hold on one READY instance, from before it queues for one of the instance's slots
+// until it completes (a queued request is a holder too). Releasing it (destruction) records the
+// last use and lets waiting unloads/evictions proceed. Thread-compatible; destroy on any thread.
 class Lease {
  public:
   ~Lease();
@@ -159,6 +163,10 @@ class Lease {
   const std::string& model_key() const { return model_key_; }
   const std::string& instance() const { return instance_; }
   const std::string& instance_reference() const { return instance_reference_; }
+  // The host the instance runs on (RegistryOptions::host).
+  const std::string& host() const { return host_; }
+  // The instance's parallel prediction slots as the host reported them (0 = unknown).
+  int parallel_slots() const { return parallel_slots_; }
   // How long the acquirer waited for a load (zero if the instance was ready).
   absl::Duration load_wait() const { return load_wait_; }
 
@@ -170,6 +178,8 @@ class Lease {
   std::string model_key_;
   std::string instance_;
   std::string instance_reference_;
+  std::string host_;
+  int parallel_slots_ = 0;
   absl::Duration load_wait_;
 };
 

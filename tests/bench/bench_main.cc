@@ -186,15 +186,22 @@ double SelfCpuSeconds() {
 class CpuMeter {
  public:
   explicit CpuMeter(pid_t lmgate) : pid_(lmgate) {
-    lmgate0_ = ReadProcUsage(pid_).value_or(ProcUsage{}).cpu_seconds;
+    const ProcUsage u = ReadProcUsage(pid_).value_or(ProcUsage{});
+    lmgate0_ = u.cpu_seconds;
+    switches0_ = u.context_switches;
     self0_ = SelfCpuSeconds();
   }
   double lmgate() const { return ReadProcUsage(pid_).value_or(ProcUsage{}).cpu_seconds - lmgate0_; }
+  // lmgate's context switches since construction (its thread set is fixed under load).
+  int64_t lmgate_switches() const {
+    return ReadProcUsage(pid_).value_or(ProcUsage{}).context_switches - switches0_;
+  }
   double self() const { return SelfCpuSeconds() - self0_; }
 
  private:
   pid_t pid_;
   double lmgate0_, self0_;
+  int64_t switches0_ = 0;
 };
 
 std::string PerCall(double seconds, int64_t calls) {
@@ -255,8 +262,9 @@ void UnarySection(Bench& b) {
              "-token answers; latency µs from send to the whole answer)");
   b.out.Line("");
   b.out.Line("| driver | req/s | path | sent | errors | p50 | p99 | p99.9 | lmgate CPU µs/call | "
-             "load generator + emulator CPU µs/call | pacing lag p99 |");
-  b.out.Line("|---|---|---|---|---|---|---|---|---|---|---|");
+             "lmgate context switches/call | load generator + emulator CPU µs/call | "
+             "pacing lag p99 |");
+  b.out.Line("|---|---|---|---|---|---|---|---|---|---|---|---|");
   std::vector<std::string> added_rows;
   ChatSpec unary;
   unary.stream = false;
@@ -266,12 +274,14 @@ void UnarySection(Bench& b) {
       // Two halves each, alternating, so a noisy neighbour hits both paths alike.
       RunResult merged[2];
       double cpu_lmgate[2] = {0, 0}, cpu_self[2] = {0, 0};
+      int64_t switches[2] = {0, 0};
       ChatTarget* order[2] = {b.direct[d].get(), b.via[d].get()};
       for (int half = 0; half < 2; ++half) {
         for (int t = 0; t < 2; ++t) {
           CpuMeter cpu(b.lmgate->pid());
           RunResult r = RunOpenLoop(*order[t], unary, rate, b.plan.rate_time / 2, 20000);
           cpu_lmgate[t] += cpu.lmgate();
+          switches[t] += cpu.lmgate_switches();
           cpu_self[t] += cpu.self();
           RunResult& m = merged[t];
           m.sent += r.sent;
@@ -288,8 +298,11 @@ void UnarySection(Bench& b) {
         b.out.Line("| ", d, " | ", Num(rate), " | ", t == 0 ? "direct" : "lmgate", " | ", r.sent,
                    " | ", ErrorsCell(r), " | ", Us(r.latency->PercentileUs(50)), " | ",
                    Us(r.latency->PercentileUs(99)), " | ", Us(r.latency->PercentileUs(99.9)),
-                   " | ", PerCall(cpu_lmgate[t], r.sent), " | ", PerCall(cpu_self[t], r.sent),
-                   " | ", Us(r.pacing_lag->PercentileUs(99)), " |");
+                   " | ", PerCall(cpu_lmgate[t], r.sent), " | ",
+                   t == 0 || r.sent == 0 ? std::string("—")
+                                         : absl::StrFormat("%.1f", switches[t] * 1.0 / r.sent),
+                   " | ", PerCall(cpu_self[t], r.sent), " | ", Us(r.pacing_lag->PercentileUs(99)),
+                   " |");
       }
       const Samples& a = *merged[1].latency;
       const Samples& c = *merged[0].latency;

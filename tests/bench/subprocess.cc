@@ -163,6 +163,20 @@ absl::StatusOr<ProcUsage> ReadProcUsageOnce(pid_t pid) {
     while (struct dirent* e = readdir(d)) u.fds += e->d_name[0] != '.';
     closedir(d);
   }
+  if (DIR* d = opendir((dir + "/task").c_str())) {
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream ts(absl::StrCat(dir, "/task/", e->d_name, "/status"));
+      while (std::getline(ts, line)) {
+        long long n = 0;
+        if (sscanf(line.c_str(), "voluntary_ctxt_switches: %lld", &n) == 1 ||
+            sscanf(line.c_str(), "nonvoluntary_ctxt_switches: %lld", &n) == 1) {
+          u.context_switches += n;
+        }
+      }
+    }
+    closedir(d);
+  }
   return u;
 }
 

@@ -60,6 +60,9 @@ struct ProcUsage {
   double cpu_seconds = 0;  // utime + stime
   int threads = 0;
   int fds = 0;
+  // Voluntary + involuntary context switches summed over the threads alive now (each thread
+  // hand-off is a futex wake and at least one switch).
+  int64_t context_switches = 0;
 };
 absl::StatusOr<ProcUsage> ReadProcUsage(pid_t pid);
 

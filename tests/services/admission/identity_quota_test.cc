@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "services/admission/clock.h"
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
 
@@ -110,7 +111,8 @@ TEST(IdentityTest, PlaceholderAndWeakKeysAreRefused) {
 }
 
 TEST(QuotaTest, RequestsPerMinuteIsExactUnderConcurrency) {
-  QuotaTracker q;
+  SimulatedClock clock;  // no refill while the threads run
+  QuotaTracker q(&clock);
   Tenant t;
   t.name = "t";
   t.limits.requests_per_minute = 10;
@@ -135,10 +137,18 @@ TEST(QuotaTest, RequestsPerMinuteIsExactUnderConcurrency) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(admitted.load(), 10);
   EXPECT_EQ(refused.load(), 94);
+  // The bucket refills at 10/minute (one per 6 s): none after 5 s, one after 7 s.
+  for (auto& h : held) h.clear();
+  clock.Advance(absl::Seconds(5));
+  EXPECT_FALSE(q.Admit(t).ok());
+  clock.Advance(absl::Seconds(2));
+  EXPECT_TRUE(q.Admit(t).ok());
+  EXPECT_FALSE(q.Admit(t).ok());
 }
 
 TEST(QuotaTest, ConcurrentStreamsAndTokens) {
-  QuotaTracker q;
+  SimulatedClock clock;
+  QuotaTracker q(&clock);
   Tenant t;
   t.name = "t";
   t.limits.concurrent_streams = 2;
@@ -154,6 +164,11 @@ TEST(QuotaTest, ConcurrentStreamsAndTokens) {
   auto d = q.Admit(t);
   EXPECT_EQ(d.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(d.status().message().find("tokens/minute"), std::string::npos) << d.status();
+  // 50 tokens over: refilled at 100/minute, the bucket is positive again after 30 s.
+  clock.Advance(absl::Seconds(29));
+  EXPECT_FALSE(q.Admit(t).ok());
+  clock.Advance(absl::Seconds(2));
+  EXPECT_TRUE(q.Admit(t).ok());
 }
 
 // A reload (SIGHUP) swaps the identity: calls already authenticated keep their tenant (the

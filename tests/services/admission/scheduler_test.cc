@@ -3,11 +3,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "absl/synchronization/mutex.h"
+#include "services/admission/clock.h"
 #include "services/admission/retry_after.h"
 
 namespace lmgate::admission {
@@ -62,15 +64,22 @@ class Recorder {
 
 Ticket T(const std::string& tenant, double weight = 1, Priority p = Priority::kNormal) {
   Ticket t;
-  t.model = "m";
+  t.key = "m";
   t.tenant = tenant;
   t.weight = weight;
   t.priority = p;
   return t;
 }
 
+// Every test runs on simulated time: nothing waits for time to pass.
+SimulatedClock* TestClock() {
+  static SimulatedClock* const clock = new SimulatedClock();
+  return clock;
+}
+
 SchedulerOptions OneSlot() {
   SchedulerOptions o;
+  o.clock = TestClock();
   o.default_concurrency = 1;
   o.max_queue = 10000;
   o.aging = absl::ZeroDuration();
@@ -96,6 +105,23 @@ TEST(FairSchedulerTest, WeightedSharesWhenEveryTenantSaturates) {
   EXPECT_NEAR(share["c"], 200, 20);
 }
 
+// Weights 1:3 with both tenants backlogged: 75% ± 3% of 400 admissions go to the weight-3 tenant.
+TEST(FairSchedulerTest, WeightsOneToThreeGiveSeventyFivePercent) {
+  Recorder r;
+  FairScheduler s(OneSlot());
+  s.Submit(T("blocker"), r.For("blocker"));
+  for (int i = 0; i < 400; ++i) {
+    s.Submit(T("light", 1), r.For("light"));
+    s.Submit(T("heavy", 3), r.For("heavy"));
+  }
+  for (int i = 0; i < 400; ++i) ASSERT_TRUE(r.ReleaseOne());
+  auto order = r.order();
+  ASSERT_GE(order.size(), 401u);
+  int heavy = 0;
+  for (size_t i = 1; i <= 400; ++i) heavy += order[i] == "heavy" ? 1 : 0;
+  EXPECT_NEAR(heavy / 400.0, 0.75, 0.03) << heavy << " of 400";
+}
+
 TEST(FairSchedulerTest, AFloodingTenantDoesNotDelayAnotherBeyondItsShare) {
   Recorder r;  // outlives the scheduler: its slots are released into it
   FairScheduler s(OneSlot());
@@ -108,71 +134,139 @@ TEST(FairSchedulerTest, AFloodingTenantDoesNotDelayAnotherBeyondItsShare) {
   EXPECT_TRUE(order[1] == "polite" || order[2] == "polite") << order[1] << " " << order[2];
 }
 
-TEST(FairSchedulerTest, HigherPriorityFirstAndAgingPreventsStarvation) {
-  SchedulerOptions o = OneSlot();
+TEST(FairSchedulerTest, HigherPriorityFirst) {
   Recorder r;
-  FairScheduler s(o);
+  FairScheduler s(OneSlot());
   s.Submit(T("blocker"), r.For("blocker"));
   s.Submit(T("x", 1, Priority::kLow), r.For("low"));
   s.Submit(T("y", 1, Priority::kHigh), r.For("high"));
   s.Submit(T("z", 1, Priority::kNormal), r.For("normal"));
   for (int i = 0; i < 4; ++i) r.ReleaseOne();
   EXPECT_EQ(r.order(), (std::vector<std::string>{"blocker", "high", "normal", "low"}));
-
-  o.aging = absl::Milliseconds(1);
-  Recorder r2;
-  FairScheduler aged(o);
-  aged.Submit(T("blocker"), r2.For("blocker"));
-  aged.Submit(T("x", 1, Priority::kLow), r2.For("old-low"));
-  absl::SleepFor(absl::Milliseconds(20));  // let the low request age (time passing is the test)
-  aged.Submit(T("y", 1, Priority::kHigh), r2.For("new-high"));
-  r2.ReleaseOne();
-  EXPECT_EQ(r2.order()[1], "old-low");
 }
 
-TEST(FairSchedulerTest, FullQueueTimeoutDeadlineAndCancel) {
+// A LOW request rises one class per aging interval waited: after two intervals it overtakes a
+// NORMAL one that arrived later (and even ties HIGH, winning by arrival); after less than one
+// interval it does not.
+TEST(FairSchedulerTest, AgingLetsALowRequestOvertakeNormal) {
+  SchedulerOptions o = OneSlot();
+  o.aging = absl::Seconds(10);
+  {
+    Recorder r;
+    FairScheduler s(o);
+    s.Submit(T("blocker"), r.For("blocker"));
+    s.Submit(T("x", 1, Priority::kLow), r.For("young-low"));
+    TestClock()->Advance(absl::Seconds(9));
+    s.Submit(T("y", 1, Priority::kNormal), r.For("normal"));
+    r.ReleaseOne();
+    EXPECT_EQ(r.order()[1], "normal");
+  }
+  {
+    Recorder r;
+    FairScheduler s(o);
+    s.Submit(T("blocker"), r.For("blocker"));
+    s.Submit(T("x", 1, Priority::kLow), r.For("old-low"));
+    TestClock()->Advance(absl::Seconds(20));
+    s.Submit(T("y", 1, Priority::kNormal), r.For("normal"));
+    s.Submit(T("z", 1, Priority::kHigh), r.For("high"));
+    r.ReleaseOne();
+    r.ReleaseOne();
+    r.ReleaseOne();
+    EXPECT_EQ(r.order(), (std::vector<std::string>{"blocker", "old-low", "high", "normal"}));
+  }
+}
+
+TEST(FairSchedulerTest, FullQueueIsRefusedWithARetryHint) {
   SchedulerOptions o = OneSlot();
   o.max_queue = 2;
-  o.queue_timeout = absl::Milliseconds(50);
-  o.tick = absl::Milliseconds(5);
+  o.queue_timeout = absl::Seconds(50);
   Recorder r;
   FairScheduler s(o);
   s.Submit(T("a"), r.For("a"));
-  Ticket cancellable = T("b");
-  cancellable.cancel = std::make_shared<backends::CancelToken>();
-  s.Submit(cancellable, r.For("b"));
-  Ticket late = T("c");
-  late.deadline = absl::Now() + absl::Milliseconds(10);
-  s.Submit(late, r.For("c"));
+  s.Submit(T("b"), r.For("b"));
+  s.Submit(T("c"), r.For("c"));
   s.Submit(T("d"), r.For("d"));  // queue full (b, c)
-  ASSERT_TRUE(r.WaitErrors(1));
+  ASSERT_EQ(r.errors().size(), 1u);
   EXPECT_EQ(r.errors()[0].code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(r.errors()[0].message().find("full"), std::string::npos);
-  EXPECT_EQ(RetryAfterMs(r.errors()[0]), 50);  // the queue timeout: retry-after-ms
-  cancellable.cancel->Cancel();
-  ASSERT_TRUE(r.WaitErrors(3));
-  std::map<absl::StatusCode, int> codes;
-  for (const auto& e : r.errors()) ++codes[e.code()];
-  EXPECT_EQ(codes[absl::StatusCode::kCancelled], 1);
-  EXPECT_EQ(codes[absl::StatusCode::kDeadlineExceeded], 1);
-  EXPECT_EQ(s.Stats("m").queued, 0);
-  s.Submit(T("e"), r.For("e"));  // waits for a, then times out in the queue
-  ASSERT_TRUE(r.WaitErrors(4));
-  EXPECT_EQ(r.errors()[3].code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(RetryAfterMs(r.errors()[3]), 50);
-  EXPECT_EQ(s.Stats("m").in_use, 1);
+  EXPECT_EQ(RetryAfterMs(r.errors()[0]), 50000);  // the queue timeout: retry-after-ms
+  EXPECT_EQ(s.Stats("m").queued, 2);
 }
 
-TEST(FairSchedulerTest, ConcurrencyFollowsSlots) {
+TEST(FairSchedulerTest, QueueTimeoutOnSimulatedTime) {
   SchedulerOptions o = OneSlot();
+  o.queue_timeout = absl::Seconds(60);
   Recorder r;
   FairScheduler s(o);
-  for (int i = 0; i < 4; ++i) s.Submit(T("a"), r.For("a"));
-  EXPECT_EQ(r.order().size(), 1u);
-  s.SetConcurrency("m", 3);
+  s.Submit(T("a"), r.For("a"));
+  s.Submit(T("b"), r.For("b"));
+  TestClock()->Advance(absl::Seconds(59));
+  s.Submit(T("c"), r.For("c"));
+  TestClock()->Advance(absl::Seconds(2));  // b waited 61 s, c 2 s
+  ASSERT_TRUE(r.WaitErrors(1));
+  EXPECT_EQ(r.errors()[0].code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryAfterMs(r.errors()[0]), 60000);
+  EXPECT_EQ(s.Stats("m").queued, 1);  // c still waits
+  ASSERT_TRUE(r.ReleaseOne());
+  EXPECT_EQ(r.order(), (std::vector<std::string>{"a", "c"}));
+  ASSERT_TRUE(r.ReleaseOne());
+  EXPECT_TRUE(s.AllStats().empty());
+  EXPECT_EQ(r.errors().size(), 1u);
+}
+
+// Every way out of the queue — cancel, deadline, the scheduler's destruction — leaves no queue
+// entry and no slot behind.
+TEST(FairSchedulerTest, EveryCancelPathLeavesNoSlotOrQueueEntry) {
+  Recorder r;  // outlives the scheduler: its slots are released into it
+  {
+    FairScheduler s(OneSlot());
+    s.Submit(T("a"), r.For("a"));
+    Ticket cancellable = T("b");
+    cancellable.cancel = std::make_shared<backends::CancelToken>();
+    s.Submit(cancellable, r.For("b"));
+    Ticket late = T("c");
+    late.deadline = TestClock()->Now() + absl::Seconds(5);
+    s.Submit(late, r.For("c"));
+    s.Submit(T("d"), r.For("d"));
+    EXPECT_EQ(s.Stats("m").queued, 3);
+
+    cancellable.cancel->Cancel();
+    ASSERT_EQ(r.errors().size(), 1u);  // inline, on the cancelling thread
+    EXPECT_EQ(r.errors()[0].code(), absl::StatusCode::kCancelled);
+    EXPECT_EQ(s.Stats("m").queued, 2);
+
+    TestClock()->Advance(absl::Seconds(6));
+    ASSERT_TRUE(r.WaitErrors(2));
+    EXPECT_EQ(r.errors()[1].code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_EQ(s.Stats("m").queued, 1);
+
+    // The running request finishes: d runs and finishes; nothing is left.
+    ASSERT_TRUE(r.ReleaseOne());
+    EXPECT_EQ(r.order(), (std::vector<std::string>{"a", "d"}));
+    ASSERT_TRUE(r.ReleaseOne());
+    EXPECT_TRUE(s.AllStats().empty()) << s.AllStats().size() << " queues left";
+
+    // Destroyed with one running and one queued: the queued one fails UNAVAILABLE.
+    s.Submit(T("e"), r.For("e"));
+    s.Submit(T("f"), r.For("f"));
+  }
+  ASSERT_EQ(r.errors().size(), 3u);
+  EXPECT_EQ(r.errors()[2].code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(r.ReleaseOne());  // e's slot, released after the scheduler is gone: a no-op
+  EXPECT_FALSE(r.ReleaseOne());
+}
+
+// A queue's concurrency is the instance's parallel slots, carried by the ticket at submission.
+TEST(FairSchedulerTest, ConcurrencyComesWithTheTicket) {
+  Recorder r;
+  FairScheduler s(OneSlot());
+  Ticket t = T("a");
+  t.concurrency = 3;
+  for (int i = 0; i < 4; ++i) s.Submit(t, r.For("a"));
   EXPECT_EQ(r.order().size(), 3u);
   EXPECT_EQ(s.Stats("m").in_use, 3);
   EXPECT_EQ(s.Stats("m").queued, 1);
+  EXPECT_EQ(s.Stats("m").concurrency, 3);
 }
 
 TEST(FairSchedulerTest, GlobalLimitSpansModels) {
@@ -182,9 +276,9 @@ TEST(FairSchedulerTest, GlobalLimitSpansModels) {
   Recorder r;
   FairScheduler s(o);
   Ticket a = T("t");
-  a.model = "model-a";
+  a.key = "model-a";
   Ticket b = T("t");
-  b.model = "model-b";
+  b.key = "model-b";
   s.Submit(a, r.For("a1"));
   s.Submit(a, r.For("a2"));
   s.Submit(b, r.For("b1"));  // global limit: waits although model-b is idle
@@ -201,29 +295,48 @@ TEST(FairSchedulerTest, GlobalLimitSpansModels) {
 namespace lmgate::admission {
 namespace {
 
-// Caller-chosen model names (issue 13 item 5): a queue lives while something runs or waits in it,
-// so a thousand distinct names leave nothing; a model SetConcurrency() named keeps its slots.
+// A queue lives while something runs or waits in it, so a thousand distinct keys leave nothing.
 TEST(FairSchedulerTest, IdleQueuesOfUnnamedModelsAreDropped) {
   FairScheduler s(OneSlot());
   Recorder r;
   for (int i = 0; i < 1000; ++i) {
     Ticket t = T("a");
-    t.model = "nosuch/model-" + std::to_string(i);
+    t.key = "nosuch/model-" + std::to_string(i);
     s.Submit(t, r.For("a"));
-    // A second request for the same name queues behind the first, then is admitted.
+    // A second request for the same key queues behind the first, then is admitted.
     s.Submit(t, r.For("a"));
-    EXPECT_EQ(s.Stats(t.model).queued, 1);
+    EXPECT_EQ(s.Stats(t.key).queued, 1);
     ASSERT_TRUE(r.ReleaseOne());
     ASSERT_TRUE(r.ReleaseOne());
   }
   EXPECT_TRUE(s.AllStats().empty()) << s.AllStats().size() << " queues left";
-  s.SetConcurrency("known/model", 3);
-  Ticket t = T("a");
-  t.model = "known/model";
-  s.Submit(t, r.For("a"));
-  ASSERT_TRUE(r.ReleaseOne());
-  ASSERT_EQ(s.AllStats().size(), 1u);
-  EXPECT_EQ(s.Stats("known/model").concurrency, 3);
+}
+
+}  // namespace
+}  // namespace lmgate::admission
+
+namespace lmgate::admission {
+namespace {
+
+TEST(SimulatedClockTest, AdvanceWakesAWaiterAtItsDeadline) {
+  SimulatedClock clock;
+  absl::Mutex mu;
+  bool never = false;
+  bool woke = false;
+  const absl::Time deadline = clock.Now() + absl::Seconds(1);
+  std::thread waiter([&] {
+    absl::MutexLock lock(&mu);
+    clock.AwaitUntil(&mu, absl::Condition(&never), deadline);
+    woke = true;
+  });
+  clock.Advance(absl::Milliseconds(500));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(woke);
+  }
+  clock.Advance(absl::Milliseconds(600));
+  waiter.join();
+  EXPECT_TRUE(woke);
 }
 
 }  // namespace
