@@ -73,7 +73,9 @@ struct HealthService::State {
     absl::MutexLock lock(&mu);
     if (shut_down) return;
     for (auto& [name, s] : services) s = serving;
-    NotifyLocked([&](const std::string& s) { return services.count(s) > 0; }, Of(serving));
+    NotifyLocked(
+        [&](const std::string& s) ABSL_SHARED_LOCKS_REQUIRED(mu) { return services.count(s) > 0; },
+        Of(serving));
   }
   void Shutdown() {
     absl::MutexLock lock(&mu);
@@ -82,8 +84,11 @@ struct HealthService::State {
   }
   void SetAllLockedForShutdown() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     for (auto& [name, s] : services) s = false;
-    NotifyLocked([&](const std::string& s) { return IsModel(s) || services.count(s) > 0; },
-                 HealthCheckResponse::NOT_SERVING);
+    NotifyLocked(
+        [&](const std::string& s) ABSL_SHARED_LOCKS_REQUIRED(mu) {
+          return IsModel(s) || services.count(s) > 0;
+        },
+        HealthCheckResponse::NOT_SERVING);
     shut_down = true;
   }
 };
@@ -141,8 +146,9 @@ void HealthService::RecheckModels() {
   }
   absl::MutexLock lock(&state_->mu);
   if (state_->shut_down) return;
-  for (const auto& [service, status] : now) {
-    state_->NotifyLocked([&](const std::string& s) { return s == service; }, status);
+  for (const auto& entry : now) {  // not a structured binding: C++17 lambdas cannot capture one
+    const std::string& service = entry.first;
+    state_->NotifyLocked([&](const std::string& s) { return s == service; }, entry.second);
   }
 }
 

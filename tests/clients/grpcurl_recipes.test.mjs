@@ -114,7 +114,10 @@ const expectations = {
     assert.ok(res.embeddings.every((e) => e.values.length > 0));
   },
   "lmgate.v1.ModelManager/UnloadModel": (out, body) => {
-    assert.deepEqual(messages(out), [{ unloaded: [body.model] }]);
+    const [res, ...rest] = messages(out);
+    assert.deepEqual(rest, []);
+    assert.deepEqual(res.unloaded, [body.model]);
+    assert.match(res.unloadDuration, /^\d+(\.\d+)?s$/, "the unload's duration prints as protojson");
   },
   "grpc.health.v1.Health/Check": (out) => {
     assert.deepEqual(messages(out), [{ status: "SERVING" }]);
