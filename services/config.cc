@@ -336,6 +336,9 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
       !(st = Read(doc["log_format"], "log_format", &c.log_format)).ok())
     return st;
   lifecycle::RegistryOptions& lc = c.gateway.lifecycle;
+  // The registry bounds a load by its own timeout too: the host's, or a longer load would be cut
+  // at the registry's default (10 min) whatever lmstudio.load_timeout_seconds says.
+  lc.load_timeout = c.host.load_timeout;
   if (doc.contains("default_ttl_seconds")) {
     absl::Duration ttl;
     if (!(st = ReadSeconds(doc["default_ttl_seconds"], "default_ttl_seconds", &ttl)).ok()) return st;

@@ -20,6 +20,15 @@ TEST(ConfigTest, DefaultsAreValid) {
   EXPECT_TRUE(ValidateConfig(*c, kKnown).ok());
 }
 
+// Issue 18: RegistryOptions::load_timeout was never set from the config, so a load was cut at
+// the registry's 10 min default whatever lmstudio.load_timeout_seconds said.
+TEST(ConfigTest, LoadTimeoutReachesTheRegistry) {
+  auto c = ParseConfig(R"({"lmstudio": {"url": "http://lm:1234", "load_timeout_seconds": 1200}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->host.load_timeout, absl::Seconds(1200));
+  EXPECT_EQ(c->gateway.lifecycle.load_timeout, absl::Seconds(1200));
+}
+
 TEST(ConfigTest, ReadsEveryKind) {
   auto c = ParseConfig(R"({
     // comments are allowed
