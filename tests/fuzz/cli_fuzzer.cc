@@ -57,6 +57,7 @@ absl::StatusCode CodeOf(cli::LmsDiagnostic d) {
       return absl::StatusCode::kUnauthenticated;
     case cli::LmsDiagnostic::kUsage:
     case cli::LmsDiagnostic::kNeedsTerminal:
+    case cli::LmsDiagnostic::kHomeUnusable:
       return absl::StatusCode::kFailedPrecondition;
     case cli::LmsDiagnostic::kNone:
       break;
@@ -70,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t control = data[0];
   const absl::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  static constexpr int kExitCodes[] = {0, 1, 2, 255};
+  static constexpr int kExitCodes[] = {0, 1, 13, 255};  // 13: lms's authentication failure
   const int exit_code = kExitCodes[control & 3];
   const int term_signal = (control & 4) != 0 ? 9 : 0;
 
@@ -112,9 +113,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // Diagnostics and the status of the run.
-  const cli::LmsDiagnostic diagnostic = cli::ClassifyDiagnostics(text);
+  cli::LmsDiagnostic diagnostic = cli::ClassifyDiagnostics(text);
   Check(cli::ClassifyDiagnostics(stripped) == diagnostic, "colours change the diagnostic");
-  const absl::Status status = cli::StatusOfRun("lms fuzz", exit_code, term_signal, text);
+  // The child's HOME: a HOME that does not exist shows as "lstat '<HOME>'" in lms's error.
+  constexpr absl::string_view kHome = "/home/fuzz";
+  const absl::Status status = cli::StatusOfRun("lms fuzz", exit_code, term_signal, text, kHome);
+  if (diagnostic == cli::LmsDiagnostic::kNone &&
+      absl::StrContains(text, absl::StrCat(", lstat '", kHome, "'"))) {
+    diagnostic = cli::LmsDiagnostic::kHomeUnusable;
+  }
+  if (diagnostic == cli::LmsDiagnostic::kNone && exit_code == 13) {
+    diagnostic = cli::LmsDiagnostic::kAuthentication;
+  }
   Check(!absl::StrContains(status.message(), "\n"), "status message spans lines");
   if (term_signal != 0) {
     Check(status.code() == absl::StatusCode::kUnavailable, "killed run is not UNAVAILABLE");

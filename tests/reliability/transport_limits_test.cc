@@ -321,7 +321,9 @@ TEST_F(TransportLimitsTest, ConcurrentOversizedRequestsStayWithinTheMemoryBound)
   RecordProperty("peak_rss_mb", static_cast<int>(usage->peak_rss_mb));
   std::printf("lmgate peak RSS (VmHWM) after %d concurrent %zu MB requests: %.1f MB (first: %s)\n",
               kCalls, kBytes >> 20, usage->peak_rss_mb, statuses[0].error_message().c_str());
-  if (!testutil::kAddressSanitizer) EXPECT_LT(usage->peak_rss_mb, 150.0);
+  if (!testutil::kAddressSanitizer) {
+    EXPECT_LT(usage->peak_rss_mb, 150.0);
+  }
   EXPECT_TRUE(HealthyWithin(port, Scaled(absl::Seconds(5))));
   EXPECT_EQ(lmgate->Stop(Scaled(absl::Seconds(10))), 0) << lmgate->Tail();
 }
