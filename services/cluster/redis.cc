@@ -363,6 +363,22 @@ std::string LuaNowArg(std::optional<absl::Time> now) {
   return now ? absl::StrCat(absl::ToUnixMillis(*now)) : std::string();
 }
 
+const RedisScript& RenewMembersScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, R"lua(
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local n = 0
+for i = 3, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i]); n = n + 1
+  end
+end
+if n > 0 then redis.call('PEXPIRE', KEYS[1], ttl + 1000) end
+return n
+)lua"));
+  return *s;
+}
+
 RedisScript::RedisScript(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
 
 absl::StatusOr<RedisReply> RedisScript::Run(RedisClient& client,

@@ -137,6 +137,13 @@ end
 // ARGV[1] for a script starting with kLuaNowPrelude: `now` in ms, or "" for Redis's clock.
 std::string LuaNowArg(std::optional<absl::Time> now);
 
+class RedisScript;
+// The renewal step shared by leases and stream permits: KEYS[1] is a sorted set of members scored
+// by their expiry (ms); ARGV: now (kLuaNowPrelude), ttl ms, members... Drops lapsed members,
+// extends the given ones that still exist (a lapsed one is not revived) to now + ttl, keeps the
+// key for ttl + 1 s, and returns how many were renewed.
+const RedisScript& RenewMembersScript();
+
 // A Lua script, run atomically by Redis with EVALSHA (loaded again after NOSCRIPT).
 class RedisScript {
  public:

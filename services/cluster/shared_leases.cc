@@ -25,23 +25,6 @@ return {1}
   return *s;
 }
 
-// KEYS: leases. ARGV: now, ttl ms, holders... Returns how many were renewed.
-const RedisScript& RenewScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, R"lua(
-local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local n = 0
-for i = 3, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i]); n = n + 1
-  end
-end
-if n > 0 then redis.call('PEXPIRE', KEYS[1], ttl + 1000) end
-return n
-)lua"));
-  return *s;
-}
-
 // KEYS: leases, used. ARGV: now, holder, used ttl ms. The last use only moves forward.
 const RedisScript& ReleaseScript() {
   static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, R"lua(
@@ -130,7 +113,7 @@ absl::StatusOr<int64_t> SharedLeases::Renew(const std::string& instance,
   if (leases.empty()) return 0;
   std::vector<std::string> args = {LuaNowArg(now), absl::StrCat(Ms(options_.lease_ttl))};
   for (const std::string& l : leases) args.push_back(absl::StrCat(gateway_, "/", l));
-  auto r = RenewScript().Run(*client_, {Key("leases", instance)}, args);
+  auto r = RenewMembersScript().Run(*client_, {Key("leases", instance)}, args);
   if (!r.ok()) return Unavailable(r.status());
   return r->integer;
 }

@@ -57,23 +57,6 @@ return {0, 0}
   return *s;
 }
 
-// KEYS: streams zset. ARGV: now, ttl ms, permit ids... Returns how many were renewed.
-const RedisScript& RenewScript() {
-  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, kBuckets, R"lua(
-local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local n = 0
-for i = 3, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i]); n = n + 1
-  end
-end
-if n > 0 then redis.call('PEXPIRE', KEYS[1], ttl + 1000) end
-return n
-)lua"));
-  return *s;
-}
-
 // KEYS: quota hash. ARGV: now, tpm, tokens.
 const RedisScript& ChargeScript() {
   static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, kBuckets, R"lua(
@@ -155,7 +138,7 @@ absl::StatusOr<int64_t> SharedQuota::Renew(const std::string& tenant,
   std::vector<std::string> args = {LuaNowArg(now),
                                    absl::StrCat(absl::ToInt64Milliseconds(options_.permit_ttl))};
   args.insert(args.end(), permits.begin(), permits.end());
-  auto r = RenewScript().Run(*client_, {StreamsKey(tenant)}, args);
+  auto r = RenewMembersScript().Run(*client_, {StreamsKey(tenant)}, args);
   if (!r.ok()) return absl::UnavailableError(r.status().message());
   return r->integer;
 }
