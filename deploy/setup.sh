@@ -27,6 +27,9 @@ APT_PACKAGES=(
   # Shared state of several lmgates on one host (issue 14): the client library, and the server the
   # cluster tests start on a loopback port.
   libhiredis-dev redis-server
+  # The peer benchmark (tests/bench/peers): h2load as the load generator, nginx as the one-hop
+  # reference beside lmgate (it runs its own nginx on a loopback port; the system one is stopped).
+  nghttp2-client nginx-light
 )
 
 missing=()
@@ -46,6 +49,10 @@ if [ "${#to_install[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${to_install[@]}"
+  # Debian's nginx package starts a server on port 80; nothing here uses it.
+  if [[ " ${to_install[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 # The conformance tests need Node >= 20.13; Debian 12 ships 18. Fetch the official Node 20 build
@@ -58,9 +65,9 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.e
   source deploy/env.sh
 fi
 
-# npm packages of tests/conformance, tests/clients and clients/node (pinned by their
-# package-lock.json).
-for dir in tests/conformance tests/clients clients/node; do
+# npm packages of tests/conformance, tests/clients, clients/node and the peer benchmark's Portkey
+# (tests/bench/peers), pinned by their package-lock.json.
+for dir in tests/conformance tests/clients clients/node tests/bench/peers; do
   if [ -f "$dir/package-lock.json" ]; then
     stamp="$dir/node_modules/.lmgate-lock-sha"
     want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
