@@ -291,8 +291,20 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
                                                    &g->events_);
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
+  if (g->options_.redis != nullptr) {
+    cluster::ClusterQuotaOptions qo;
+    qo.ns = g->options_.lifecycle.host;
+    qo.on_redis_error = g->options_.cluster.on_redis_error;
+    qo.heartbeat = g->options_.cluster.heartbeat;
+    auto shared = std::make_unique<cluster::ClusterQuotas>(g->options_.redis, std::move(qo));
+    g->cluster_quotas_ = shared.get();
+    g->quotas_ = std::move(shared);
+  } else {
+    g->quotas_ = std::make_unique<admission::QuotaTracker>();
+  }
   g->scheduler_ = std::make_unique<admission::FairScheduler>(g->options_.admission);
-  g->granter_ = std::make_unique<Granter>(g->registry_.get(), g->scheduler_.get(), &g->quotas_,
+  g->granter_ = std::make_unique<Granter>(g->registry_.get(), g->scheduler_.get(),
+                                          g->quotas_.get(),
                                           g->options_.admission.default_concurrency);
   return g;
 }

@@ -23,6 +23,9 @@
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
 #include "services/admission/scheduler.h"
+#include "services/cluster/cluster_quota.h"
+#include "services/cluster/options.h"
+#include "services/cluster/redis.h"
 #include "services/gateway/grant.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
@@ -48,6 +51,11 @@ struct GatewayOptions {
   // structured-output schema, tool-call arguments); request validation (services/convert.cc)
   // refuses deeper ones with INVALID_ARGUMENT. Config key max_json_depth.
   int max_json_depth = kDefaultMaxJsonDepth;
+  // Several lmgates on this host (config `cluster`): with `redis` set, tenant quotas are shared
+  // through it (cluster::ClusterQuotas, namespaced by lifecycle.host); null = in-process. The
+  // client belongs to the caller (services/server.cc) and must outlive the gateway.
+  cluster::RedisClient* redis = nullptr;
+  cluster::ClusterOptions cluster;
 };
 
 // A Chat or Complete request after conversion from the API.
@@ -169,6 +177,8 @@ class Gateway {
       admission::Priority priority = admission::Priority::kNormal);
 
   lifecycle::EventBus* events() { return &events_; }
+  // The shared quotas (their Redis error counts, for metrics); null in embedded mode.
+  const cluster::ClusterQuotas* cluster_quotas() const { return cluster_quotas_; }
   // Admission queue depth and running requests per model key (metrics), summed over the model's
   // instance queues.
   std::map<std::string, admission::FairScheduler::QueueStats> AdmissionStats() const;
@@ -219,7 +229,9 @@ class Gateway {
   lifecycle::EventBus events_;
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
-  admission::QuotaTracker quotas_;
+  // QuotaTracker, or ClusterQuotas (then also cluster_quotas_) when options.redis is set.
+  std::unique_ptr<admission::Quotas> quotas_;
+  cluster::ClusterQuotas* cluster_quotas_ = nullptr;
   // Destroyed before the registry (explicitly, in ~Gateway): queued requests fail and release
   // their leases first.
   std::unique_ptr<admission::FairScheduler> scheduler_;
