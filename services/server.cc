@@ -194,6 +194,9 @@ void LmgateServer::OnModelEvent() {
   using K = lifecycle::Event::Kind;
   lifecycle::Event e;
   while (gateway_->events()->Next(subscription_, &e)) {
+    // Another gateway's event: its own logs and metrics have it, and this one's health follows
+    // this gateway's registry (which sees the change at its next sync).
+    if (e.remote) continue;
     observer_->ModelEvent(e);
     LogModelEvent(e);
     // Readiness changes only; a load starting or progressing leaves a ready instance serving.

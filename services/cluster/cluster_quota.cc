@@ -19,12 +19,16 @@ QuotaLimits SharedLimits(const admission::Limits& l) {
   return q;
 }
 
-std::string DefaultGatewayId() {
+}  // namespace
+
+std::string NewGatewayId() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
   return absl::StrCat(host[0] != '\0' ? host : "lmgate", ":", getpid(), ":",
                       absl::ToUnixMillis(absl::Now()));
 }
+
+namespace {
 
 SharedQuotaOptions SharedOptions(const ClusterQuotaOptions& o) {
   SharedQuotaOptions s;
@@ -33,7 +37,7 @@ SharedQuotaOptions SharedOptions(const ClusterQuotaOptions& o) {
 }
 
 ClusterQuotaOptions Resolved(ClusterQuotaOptions o) {
-  if (o.gateway_id.empty()) o.gateway_id = DefaultGatewayId();
+  if (o.gateway_id.empty()) o.gateway_id = NewGatewayId();
   if (o.ns.empty()) o.ns = "default";
   return o;
 }

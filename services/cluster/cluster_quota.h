@@ -40,6 +40,9 @@
 
 namespace lmgate::cluster {
 
+// A gateway id unique per process: host name, pid and start time.
+std::string NewGatewayId();
+
 struct ClusterQuotaOptions {
   // Names the LM Studio host (its URL): gateways of different hosts never share a quota.
   std::string ns;

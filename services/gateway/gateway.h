@@ -26,6 +26,7 @@
 #include "services/cluster/cluster_quota.h"
 #include "services/cluster/options.h"
 #include "services/cluster/redis.h"
+#include "services/cluster/shared_events.h"
 #include "services/gateway/grant.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
@@ -52,7 +53,8 @@ struct GatewayOptions {
   // refuses deeper ones with INVALID_ARGUMENT. Config key max_json_depth.
   int max_json_depth = kDefaultMaxJsonDepth;
   // Several lmgates on this host (config `cluster`): with `redis` set, tenant quotas are shared
-  // through it (cluster::ClusterQuotas, namespaced by lifecycle.host); null = in-process. The
+  // through it (cluster::ClusterQuotas, namespaced by lifecycle.host) and lifecycle events reach
+  // every gateway's WatchModels (cluster::SharedEvents); null = in-process. The
   // client belongs to the caller (services/server.cc) and must outlive the gateway.
   cluster::RedisClient* redis = nullptr;
   cluster::ClusterOptions cluster;
@@ -232,6 +234,9 @@ class Gateway {
   // QuotaTracker, or ClusterQuotas (then also cluster_quotas_) when options.redis is set.
   std::unique_ptr<admission::Quotas> quotas_;
   cluster::ClusterQuotas* cluster_quotas_ = nullptr;
+  // Cluster mode: the bus's events to and from the host's other gateways. Destroyed before
+  // events_ (declared after it), after the registry stopped publishing (~Gateway).
+  std::unique_ptr<cluster::SharedEvents> shared_events_;
   // Destroyed before the registry (explicitly, in ~Gateway): queued requests fail and release
   // their leases first.
   std::unique_ptr<admission::FairScheduler> scheduler_;

@@ -6,7 +6,10 @@
 //   gateway gets the slot;
 // - Redis stopped: on_redis_error=open admits, =closed refuses UNAVAILABLE naming Redis, a tenant
 //   without limits is served either way (the loaded model keeps serving); Redis back (empty):
-//   exact again without a restart.
+//   exact again without a restart;
+// - lifecycle events made through B (LOAD_STARTED, LOAD_PROGRESS, LOADED, UNLOADED) reach
+//   WatchModels on A within 100 ms, as themselves; A's own sync, finding B's instance later,
+//   adds no EXTERNAL_CHANGE.
 // Waits are on stream messages and process output, or poll a condition with a deadline.
 #include <signal.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lmgate/v1/inference.grpc.pb.h"
+#include "lmgate/v1/model_manager.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/bench/scenarios.h"
 #include "tests/bench/subprocess.h"
@@ -62,6 +66,7 @@ struct Gateway {
   std::unique_ptr<bench::Subprocess> process;
   std::string config;
   std::unique_ptr<v1::Inference::Stub> stub;
+  std::unique_ptr<v1::ModelManager::Stub> models;
 };
 
 // A Chat stream held open: admitted once its first message arrived.
@@ -109,7 +114,12 @@ class ThreeLmgatesTest : public testing::Test {
         {"metrics_listen", ""},
         {"log_level", "warn"},
         {"shutdown_grace_seconds", 1},
-        {"keys", {team_key, {{"tenant", "free"}, {"key_env", "CLUSTER_TEST_FREE_KEY"}}}}};
+        {"refresh_interval_seconds", 1},
+        {"keys",
+         {team_key,
+          {{"tenant", "free"},
+           {"key_env", "CLUSTER_TEST_FREE_KEY"},
+           {"roles", {"inference", "admin"}}}}}};
     if (!cluster.is_null()) {
       nlohmann::json cl = {{"redis_url", redis_->url()},
                            {"heartbeat_seconds", kHeartbeatSeconds},
@@ -131,7 +141,9 @@ class ThreeLmgatesTest : public testing::Test {
     auto line = g.process->WaitForLine("lmgate listening on", Scaled(absl::Seconds(30)));
     ASSERT_TRUE(line.ok()) << line.status() << "\n" << g.process->Tail();
     const std::string addr = absl::StrCat("127.0.0.1:", bench::ParseListenPort(*line));
-    g.stub = v1::Inference::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+    auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+    g.stub = v1::Inference::NewStub(channel);
+    g.models = v1::ModelManager::NewStub(channel);
     gateways_.push_back(std::move(g));
   }
 
@@ -331,6 +343,113 @@ TEST_F(ThreeLmgatesTest, RedisDownFollowsOnRedisErrorAndRecovers) {
     End(over);
   }
   End(held);
+}
+
+TEST_F(ThreeLmgatesTest, WatchModelsOnASeesBsLoadEventsWithin100ms) {
+  StartThree(nlohmann::json::object());
+  ASSERT_FALSE(HasFatalFailure());
+  // A watches; the snapshot proves the subscription is live.
+  grpc::ClientContext watch;
+  watch.set_deadline(In(Scaled(absl::Seconds(60))));
+  watch.AddMetadata("authorization", absl::StrCat("Bearer ", kFreeKey));
+  v1::WatchModelsRequest wreq;
+  wreq.set_model(kModel);
+  wreq.set_include_snapshot(true);
+  auto events = gateways_[0].models->WatchModels(&watch, wreq);
+  v1::ModelEvent e;
+  ASSERT_TRUE(events->Read(&e));
+  ASSERT_EQ(e.kind(), v1::ModelEvent::KIND_SNAPSHOT);
+  struct Seen {
+    v1::ModelEvent event;
+    absl::Time at;
+  };
+  absl::Mutex mu;
+  std::vector<Seen> seen;
+  std::thread reader([&] {
+    v1::ModelEvent ev;
+    while (events->Read(&ev)) {
+      absl::MutexLock lock(&mu);
+      seen.push_back({ev, absl::Now()});
+    }
+  });
+  auto wait_for = [&](v1::ModelEvent::Kind kind) -> absl::Time {
+    absl::MutexLock lock(&mu);
+    absl::Time at = absl::InfiniteFuture();
+    auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      for (const auto& s : seen) {
+        if (s.event.kind() == kind) at = s.at;
+      }
+      return at != absl::InfiniteFuture();
+    };
+    mu.AwaitWithTimeout(absl::Condition(&found), Scaled(absl::Seconds(10)));
+    return at;
+  };
+
+  // B loads the model: its LoadModel stream and A's watch run side by side.
+  grpc::ClientContext load;
+  load.set_deadline(In(Scaled(absl::Seconds(30))));
+  load.AddMetadata("authorization", absl::StrCat("Bearer ", kFreeKey));
+  v1::LoadModelRequest lreq;
+  lreq.set_model(kModel);
+  const absl::Time load_sent = absl::Now();
+  auto loading = gateways_[1].models->LoadModel(&load, lreq);
+  v1::LoadModelResponse lr;
+  absl::Time first_progress = absl::InfiniteFuture(), loaded_at = absl::InfiniteFuture();
+  std::string instance;
+  while (loading->Read(&lr)) {
+    if (lr.has_progress() && first_progress == absl::InfiniteFuture()) first_progress = absl::Now();
+    if (lr.has_instance()) {
+      loaded_at = absl::Now();
+      instance = lr.instance().identifier();
+    }
+  }
+  ASSERT_TRUE(loading->Finish().ok());
+  ASSERT_FALSE(instance.empty());
+  const absl::Time started_at_a = wait_for(v1::ModelEvent::KIND_LOAD_STARTED);
+  const absl::Time progress_at_a = wait_for(v1::ModelEvent::KIND_LOAD_PROGRESS);
+  const absl::Time loaded_at_a = wait_for(v1::ModelEvent::KIND_LOADED);
+  ASSERT_NE(loaded_at_a, absl::InfiniteFuture()) << "A never saw B's LOADED";
+  std::printf("A saw B's LOAD_STARTED %s after B's LoadModel call; LOADED %s after B answered\n",
+              absl::FormatDuration(started_at_a - load_sent).c_str(),
+              absl::FormatDuration(loaded_at_a - loaded_at).c_str());
+  EXPECT_LE(started_at_a - load_sent, Scaled(absl::Milliseconds(100)));
+  if (first_progress != absl::InfiniteFuture()) {
+    EXPECT_LE(progress_at_a - first_progress, Scaled(absl::Milliseconds(100)));
+  }
+  EXPECT_LE(loaded_at_a - loaded_at, Scaled(absl::Milliseconds(100)));
+
+  // A's own sync (1 s) finds B's instance: A's registry now has it READY (it took nothing from
+  // the remote event), and no EXTERNAL_CHANGE of it reaches the watch.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(In(absl::Seconds(5)));
+        ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kFreeKey));
+        v1::GetModelRequest req;
+        req.set_model(kModel);
+        v1::Model m;
+        return gateways_[0].models->GetModel(&ctx, req, &m).ok() &&
+               m.state() == v1::MODEL_STATE_READY;
+      },
+      Scaled(absl::Seconds(10))));
+  grpc::ClientContext unload;
+  unload.set_deadline(In(Scaled(absl::Seconds(30))));
+  unload.AddMetadata("authorization", absl::StrCat("Bearer ", kFreeKey));
+  v1::UnloadModelRequest ureq;
+  ureq.set_model(instance);
+  v1::UnloadModelResponse ures;
+  ASSERT_TRUE(gateways_[1].models->UnloadModel(&unload, ureq, &ures).ok());
+  const absl::Time unloaded_at = absl::Now();
+  const absl::Time unloaded_at_a = wait_for(v1::ModelEvent::KIND_UNLOADED);
+  ASSERT_NE(unloaded_at_a, absl::InfiniteFuture()) << "A never saw B's UNLOADED";
+  EXPECT_LE(unloaded_at_a - unloaded_at, Scaled(absl::Milliseconds(100)));
+  watch.TryCancel();
+  reader.join();
+  events->Finish();
+  absl::MutexLock lock(&mu);
+  for (const auto& s : seen) {
+    EXPECT_NE(s.event.kind(), v1::ModelEvent::KIND_EXTERNAL_CHANGE) << s.event.DebugString();
+  }
 }
 
 }  // namespace
