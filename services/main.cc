@@ -70,6 +70,9 @@ ABSL_FLAG(std::string, redis_url, "",
           "LM Studio host (quotas exact across them); empty = this lmgate alone (in-process "
           "state). Prefer cluster.redis_password_env for the password. rediss:// (TLS) is not "
           "supported (hiredis 0.14).");
+ABSL_FLAG(std::string, redis_password_env, "",
+          "Environment variable holding the Redis password (config cluster.redis_password_env); "
+          "the password itself is never taken as a flag, so it stays out of `ps`.");
 ABSL_FLAG(bool, check_config, false,
           "Validate the configuration (file + flags) as a start would (keys, TLS files "
           "included), print the effective config as JSON on stdout (secrets redacted), and "
@@ -119,6 +122,8 @@ absl::StatusOr<services::Config> BuildConfig() {
   if (Specified("log_format")) c.log_format = absl::GetFlag(FLAGS_log_format);
   if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
   if (Specified("redis_url")) c.cluster.redis_url = absl::GetFlag(FLAGS_redis_url);
+  if (Specified("redis_password_env"))
+    c.cluster.redis_password_env = absl::GetFlag(FLAGS_redis_password_env);
   if (Specified("metrics_listen") || absl::GetFlag(FLAGS_config).empty())
     c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   return c;

@@ -4,6 +4,7 @@
 #include "services/cluster/cluster_quota.h"
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -214,6 +215,29 @@ TEST_F(ClusterQuotaTest, RedisDownFailsClosedWithAClearStatus) {
   int admitted = 0;
   for (int i = 0; i < 10; ++i) admitted += closed->Admit(fresh).ok() ? 1 : 0;
   EXPECT_EQ(admitted, 5);
+}
+
+// The price of sharing: one Redis round trip (EVALSHA) per admit and one ZREM per release, printed
+// for README "Running several lmgates" (the in-process tracker for comparison).
+TEST_F(ClusterQuotaTest, AdmitAndReleaseCostOneRoundTripEach) {
+  ClusterQuotas* shared = AddGateway();
+  admission::QuotaTracker local;
+  const admission::Tenant t = Team(1'000'000, 1000);
+  auto measure = [&](admission::Quotas* q) {
+    constexpr int kCalls = 500;
+    const absl::Time start = absl::Now();
+    for (int i = 0; i < kCalls; ++i) {
+      auto p = q->Admit(t);
+      EXPECT_TRUE(p.ok()) << p.status();
+    }
+    return (absl::Now() - start) / kCalls;
+  };
+  const absl::Duration shared_cost = measure(shared);
+  const absl::Duration local_cost = measure(&local);
+  std::printf("admit + release: shared (Redis on loopback) %s, in-process %s\n",
+              absl::FormatDuration(shared_cost).c_str(), absl::FormatDuration(local_cost).c_str());
+  EXPECT_LT(shared_cost, Scaled(absl::Milliseconds(5)));
+  EXPECT_EQ(shared->stats().redis_errors, 0);
 }
 
 }  // namespace
