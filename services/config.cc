@@ -18,6 +18,7 @@
 #include "backends/http/url.h"
 #include "backends/json.h"
 #include "nlohmann/json.hpp"
+#include "services/cluster/redis.h"
 #include "services/config_text.h"
 
 namespace lmgate::services {
@@ -213,6 +214,46 @@ absl::Status ParseLimits(const json& l, TransportLimits* out) {
   return absl::OkStatus();
 }
 
+absl::Status ParseCluster(const json& j, cluster::ClusterOptions* out) {
+  if (auto st = CheckKeys(j, "cluster",
+                          {"redis_url", "redis_password_env", "on_redis_error",
+                           "command_timeout_seconds", "heartbeat_seconds"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  if (j.contains("redis_url") &&
+      !(st = Read(j["redis_url"], "cluster.redis_url", &out->redis_url)).ok())
+    return st;
+  if (j.contains("redis_password_env") &&
+      !(st = Read(j["redis_password_env"], "cluster.redis_password_env",
+                  &out->redis_password_env))
+           .ok())
+    return st;
+  if (j.contains("on_redis_error")) {
+    std::string v;
+    if (!(st = Read(j["on_redis_error"], "cluster.on_redis_error", &v)).ok()) return st;
+    if (v == "open") {
+      out->on_redis_error = cluster::OnRedisError::kOpen;
+    } else if (v == "closed") {
+      out->on_redis_error = cluster::OnRedisError::kClosed;
+    } else {
+      return Bad("cluster.on_redis_error",
+                 absl::StrCat("must be \"open\" (admit) or \"closed\" (refuse), not \"", v,
+                              "\""));
+    }
+  }
+  if (j.contains("command_timeout_seconds") &&
+      !(st = ReadSeconds(j["command_timeout_seconds"], "cluster.command_timeout_seconds",
+                         &out->command_timeout))
+           .ok())
+    return st;
+  if (j.contains("heartbeat_seconds") &&
+      !(st = ReadSeconds(j["heartbeat_seconds"], "cluster.heartbeat_seconds", &out->heartbeat))
+           .ok())
+    return st;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsLoopbackListen(const std::string& listen) {
@@ -253,7 +294,7 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
                                     "admission", "keys",
                                     "allow_cidrs", "insecure", "metrics_listen", "tls",
                                     "max_json_depth", "metrics_max_connections",
-                                    "metrics_timeout_seconds", "limits"});
+                                    "metrics_timeout_seconds", "limits", "cluster"});
       !st.ok())
     return st;
   absl::Status st;
@@ -549,6 +590,7 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
       return Bad("admission.queue_timeout_seconds", "must be > 0");
   }
   if (doc.contains("limits") && !(st = ParseLimits(doc["limits"], &c.limits)).ok()) return st;
+  if (doc.contains("cluster") && !(st = ParseCluster(doc["cluster"], &c.cluster)).ok()) return st;
   if (doc.contains("models")) {
     const json& models = doc["models"];
     if (!models.is_object()) return Bad("models", "must be an object keyed by model key");
@@ -638,6 +680,20 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
   if (c.log_format != "text" && c.log_format != "json") return Bad("log_format", "must be text|json");
+  if (c.cluster.enabled()) {
+    auto url = cluster::ParseRedisUrl(c.cluster.redis_url, c.cluster.redis_password_env);
+    // ParseRedisUrl's messages name the key (cluster.redis_url or cluster.redis_password_env).
+    if (!url.ok()) return absl::InvalidArgumentError(absl::StrCat("config: ", url.status().message()));
+    if (c.cluster.command_timeout <= absl::ZeroDuration() ||
+        c.cluster.command_timeout > absl::Seconds(10)) {
+      return Bad("cluster.command_timeout_seconds", "must be > 0 and <= 10");
+    }
+    if (c.cluster.heartbeat < absl::Milliseconds(10) || c.cluster.heartbeat > absl::Minutes(5)) {
+      return Bad("cluster.heartbeat_seconds", "must be 0.01..300");
+    }
+  } else if (!c.cluster.redis_password_env.empty()) {
+    return Bad("cluster.redis_password_env", "set without cluster.redis_url");
+  }
   const bool loopback = IsLoopbackListen(c.listen);
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     return Bad("tls", "set both cert_file and key_file");

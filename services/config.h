@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "backends/registry.h"
 #include "services/admission/identity.h"
+#include "services/cluster/options.h"
 #include "services/gateway/gateway.h"
 #include "services/transport_limits.h"
 
@@ -57,6 +58,8 @@ struct Config {
   bool insecure = false;
   // The gRPC transport's limits ("limits" object).
   TransportLimits limits;
+  // Several lmgates on one host sharing state through Redis ("cluster" object; off by default).
+  cluster::ClusterOptions cluster;
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a
@@ -81,7 +84,8 @@ inline constexpr char kRedacted[] = "<redacted>";
 std::string ConfigToJson(const Config& config);
 
 // Semantic checks (listen and metrics_listen are host:port, URL, known drivers, positive
-// durations and counts in range).
+// durations and counts in range; cluster.redis_url parses, is not rediss://, and its password
+// variable is set).
 absl::Status ValidateConfig(const Config& config, const std::vector<std::string>& known_drivers);
 
 }  // namespace lmgate::services

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "backends/json.h"
+#include "services/cluster/redis.h"
 #include "services/config.h"
 
 namespace lmgate::services {
@@ -254,6 +255,20 @@ std::string ConfigToJson(const Config& c) {
                    {"handshake_timeout_seconds", Seconds(l.handshake_timeout)},
                    {"stream_write_stall_seconds", Seconds(c.stream_write_stall)},
                    {"stream_max_pending_bytes", c.stream_max_pending_bytes}};
+  const cluster::ClusterOptions& cl = c.cluster;
+  // The URL without its password (the variable's name says where one comes from).
+  std::string redis_url = cl.redis_url;
+  if (auto u = cluster::ParseRedisUrl(cl.redis_url); cl.enabled() && u.ok()) {
+    const bool v6 = u->host.find(':') != std::string::npos;
+    redis_url = absl::StrCat("redis://", u->password.empty() ? "" : "<redacted>@",
+                             v6 ? "[" : "", u->host, v6 ? "]" : "", ":", u->port, "/", u->db);
+  }
+  out["cluster"] = {{"redis_url", redis_url},
+                    {"redis_password_env", cl.redis_password_env},
+                    {"on_redis_error",
+                     cl.on_redis_error == cluster::OnRedisError::kOpen ? "open" : "closed"},
+                    {"command_timeout_seconds", Seconds(cl.command_timeout)},
+                    {"heartbeat_seconds", Seconds(cl.heartbeat)}};
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);

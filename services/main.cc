@@ -65,6 +65,14 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
 ABSL_FLAG(bool, insecure, false,
           "Allow --listen on a non-loopback address without API keys (anyone who can reach the "
           "port may use and manage the LM Studio host).");
+ABSL_FLAG(std::string, redis_url, "",
+          "redis://[[user]:password@]host[:port][/db] shared by every lmgate in front of the same "
+          "LM Studio host (quotas exact across them); empty = this lmgate alone (in-process "
+          "state). Prefer cluster.redis_password_env for the password. rediss:// (TLS) is not "
+          "supported (hiredis 0.14).");
+ABSL_FLAG(std::string, redis_password_env, "",
+          "Environment variable holding the Redis password (config cluster.redis_password_env); "
+          "the password itself is never taken as a flag, so it stays out of `ps`.");
 ABSL_FLAG(bool, check_config, false,
           "Validate the configuration (file + flags) as a start would (keys, TLS files "
           "included), print the effective config as JSON on stdout (secrets redacted), and "
@@ -113,6 +121,9 @@ absl::StatusOr<services::Config> BuildConfig() {
   if (Specified("log_level")) c.log_level = absl::GetFlag(FLAGS_log_level);
   if (Specified("log_format")) c.log_format = absl::GetFlag(FLAGS_log_format);
   if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
+  if (Specified("redis_url")) c.cluster.redis_url = absl::GetFlag(FLAGS_redis_url);
+  if (Specified("redis_password_env"))
+    c.cluster.redis_password_env = absl::GetFlag(FLAGS_redis_password_env);
   if (Specified("metrics_listen") || absl::GetFlag(FLAGS_config).empty())
     c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   return c;
@@ -164,6 +175,12 @@ std::vector<std::string> NotLive(const services::Config& running, const services
   check(running.host.base_url != next.host.base_url, "lmstudio.url");
   check(running.host.lms_path != next.host.lms_path, "lmstudio.lms_path");
   check(running.worker_threads != next.worker_threads, "worker_threads");
+  check(running.cluster.redis_url != next.cluster.redis_url ||
+            running.cluster.redis_password_env != next.cluster.redis_password_env ||
+            running.cluster.on_redis_error != next.cluster.on_redis_error ||
+            running.cluster.command_timeout != next.cluster.command_timeout ||
+            running.cluster.heartbeat != next.cluster.heartbeat,
+        "cluster");
   check(running.gateway.default_embedding_model != next.gateway.default_embedding_model,
         "default_embedding_model");
   return changed;
@@ -269,6 +286,7 @@ int Run() {
   opts.limits = config->limits;
   opts.drain_delay = config->drain_delay;
   opts.ready_requires_pinned = config->ready_requires_pinned;
+  opts.cluster = config->cluster;
   // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
   // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
   services::RaiseFileLimit();

@@ -69,7 +69,8 @@ class WatchReactor : public StreamReactor<v1::ModelEvent> {
       if (!ch || *id == 0) return;
       lifecycle::Event e;
       while (ch->idle() && bus->Next(*id, &e)) {
-        if (!tenant->AllowsModel(e.model_key)) continue;
+        // An echo repeats a change another gateway's event already streamed (events.h).
+        if (e.echo || !tenant->AllowsModel(e.model_key)) continue;
         v1::ModelEvent out;
         ToProto(e, &out);
         if (!ch->Push(std::move(out))) return;

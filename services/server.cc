@@ -81,6 +81,24 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
     return absl::InvalidArgumentError("worker_threads must be >= 1");
   }
   std::unique_ptr<LmgateServer> s(new LmgateServer());
+  if (options.cluster.enabled()) {
+    auto url =
+        cluster::ParseRedisUrl(options.cluster.redis_url, options.cluster.redis_password_env);
+    if (!url.ok()) return url.status();
+    cluster::RedisOptions ro;
+    ro.connect_timeout = ro.command_timeout = options.cluster.command_timeout;
+    s->redis_ = std::make_unique<cluster::RedisClient>(*std::move(url), ro);
+    if (auto st = s->redis_->Ping(); !st.ok()) {
+      spdlog::warn("cluster: {} (starting anyway; quotas follow cluster.on_redis_error until it "
+                   "answers)",
+                   std::string(st.message()));
+    } else {
+      spdlog::info("cluster: sharing quotas with the other lmgates of {} through Redis at {}",
+                   options.gateway.lifecycle.host, s->redis_->url().Redacted());
+    }
+    options.gateway.redis = s->redis_.get();
+    options.gateway.cluster = options.cluster;
+  }
   auto gw = gateway::Gateway::Create(options.gateway, options.drivers);
   if (!gw.ok()) return gw.status();
   s->gateway_ = *std::move(gw);
@@ -94,6 +112,22 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = std::make_unique<admission::IdentityHolder>(options.identity);
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
+  if (const cluster::ClusterQuotas* q = s->gateway_->cluster_quotas(); q != nullptr) {
+    s->metrics_.Describe("lmgate_cluster_redis_errors_total", "counter",
+                         "Failed Redis calls of the shared state (cluster mode).");
+    s->metrics_.Describe("lmgate_cluster_quota_fallback_total", "counter",
+                         "Quota checks decided without Redis (cluster.on_redis_error): "
+                         "admitted (open) or refused (closed).");
+    s->metrics_.AddCollector([q](metrics::Registry& r) {
+      const cluster::ClusterQuotas::Stats st = q->stats();
+      r.CounterSet("lmgate_cluster_redis_errors_total", {{"component", "quota"}},
+                   static_cast<double>(st.redis_errors));
+      r.CounterSet("lmgate_cluster_quota_fallback_total", {{"decision", "admitted"}},
+                   static_cast<double>(st.admitted_without_redis));
+      r.CounterSet("lmgate_cluster_quota_fallback_total", {{"decision", "refused"}},
+                   static_cast<double>(st.refused_without_redis));
+    });
+  }
   if (!options.metrics_listen.empty()) {
     metrics::ServerOptions mo;
     mo.max_connections = options.metrics_max_connections;
@@ -160,6 +194,9 @@ void LmgateServer::OnModelEvent() {
   using K = lifecycle::Event::Kind;
   lifecycle::Event e;
   while (gateway_->events()->Next(subscription_, &e)) {
+    // Another gateway's event: its own logs and metrics have it, and this one's health follows
+    // this gateway's registry (which sees the change at its next sync).
+    if (e.remote) continue;
     observer_->ModelEvent(e);
     LogModelEvent(e);
     // Readiness changes only; a load starting or progressing leaves a ready instance serving.

@@ -18,6 +18,8 @@
 #include "absl/time/time.h"
 #include "backends/selector.h"
 #include "services/admission/identity.h"
+#include "services/cluster/options.h"
+#include "services/cluster/redis.h"
 #include "services/gateway/gateway.h"
 #include "services/metrics/metrics.h"
 #include "services/observe.h"
@@ -61,6 +63,9 @@ struct ServerOptions {
   // Readiness also waits for every keep_loaded model (gateway.lifecycle.models) to have a READY
   // instance (config ready_requires_pinned).
   bool ready_requires_pinned = false;
+  // Several lmgates on one host (config `cluster`): with redis_url set the server connects to
+  // Redis (a Redis that is down is only logged) and the gateway shares tenant quotas through it.
+  cluster::ClusterOptions cluster;
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
@@ -130,6 +135,7 @@ class LmgateServer {
   metrics::Registry metrics_;
   std::unique_ptr<Observer> observer_;
   std::shared_ptr<backends::DriverSet> drivers_;
+  std::unique_ptr<cluster::RedisClient> redis_;  // cluster mode only; outlives the gateway
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<WorkerPool> pool_;

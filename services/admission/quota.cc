@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -9,13 +10,21 @@
 
 namespace lmgate::admission {
 
-QuotaPermit::~QuotaPermit() {
-  if (tracker_ != nullptr) tracker_->Release(tenant_);
-}
+// QuotaTracker's permit: a stream of its tenant until destroyed.
+class LocalQuotaPermit : public QuotaPermit {
+ public:
+  LocalQuotaPermit(QuotaTracker* tracker, std::string tenant, int64_t tpm)
+      : tracker_(tracker), tenant_(std::move(tenant)), tpm_(tpm) {}
+  ~LocalQuotaPermit() override { tracker_->Release(tenant_); }
+  void Charge(int64_t tokens) override {
+    if (tpm_ > 0 && tokens > 0) tracker_->ChargeTokens(tenant_, tpm_, tokens);
+  }
 
-void QuotaPermit::Charge(int64_t tokens) {
-  if (tracker_ != nullptr && tpm_ > 0 && tokens > 0) tracker_->ChargeTokens(tenant_, tpm_, tokens);
-}
+ private:
+  QuotaTracker* const tracker_;
+  const std::string tenant_;
+  const int64_t tpm_;
+};
 
 void QuotaTracker::Refill(Bucket& b, double capacity, absl::Time now) {
   if (!b.init) {
@@ -64,11 +73,8 @@ absl::StatusOr<std::unique_ptr<QuotaPermit>> QuotaTracker::Admit(const Tenant& t
     s.requests.level -= 1;
   }
   ++s.streams;
-  std::unique_ptr<QuotaPermit> p(new QuotaPermit());
-  p->tracker_ = this;
-  p->tenant_ = t.name;
-  p->tpm_ = l.tokens_per_minute;
-  return p;
+  return std::unique_ptr<QuotaPermit>(
+      std::make_unique<LocalQuotaPermit>(this, t.name, l.tokens_per_minute));
 }
 
 void QuotaTracker::Release(const std::string& tenant) {

@@ -1,7 +1,11 @@
 // Per-tenant limits, enforced atomically under concurrency: requests per minute and tokens per
 // minute (token buckets refilled continuously), and concurrent streams.
 //
-// Admit() checks every limit and takes a request and a stream in one critical section, so 100
+// Quotas is the narrow interface the request path (services/gateway/grant.h) uses; QuotaTracker
+// is the in-process implementation (one lmgate alone), cluster::ClusterQuotas the one shared by
+// several lmgates in front of one host through Redis (services/cluster/cluster_quota.h).
+//
+// Admit() checks every limit and takes a request and a stream in one atomic step, so 100
 // concurrent requests against a limit of 10/minute admit exactly 10. Tokens are charged after the
 // fact (prompt + completion); a tenant whose token bucket is empty is refused until it refills.
 // Thread-safe.
@@ -21,36 +25,36 @@
 
 namespace lmgate::admission {
 
-class QuotaTracker;
-
-// One admitted request's hold on a concurrent-stream slot of its tenant.
+// One admitted request's hold on a concurrent-stream slot of its tenant; destroying it frees the
+// slot (exactly once). It must not outlive the Quotas that issued it. Not thread-safe (one owner).
 class QuotaPermit {
  public:
-  ~QuotaPermit();
-  QuotaPermit(const QuotaPermit&) = delete;
-  QuotaPermit& operator=(const QuotaPermit&) = delete;
+  virtual ~QuotaPermit() = default;
   // Records the tokens the request used (prompt + completion). Call at most once.
-  void Charge(int64_t tokens);
-
- private:
-  friend class QuotaTracker;
-  QuotaPermit() = default;
-  QuotaTracker* tracker_ = nullptr;
-  std::string tenant_;
-  int64_t tpm_ = 0;
+  virtual void Charge(int64_t tokens) = 0;
 };
 
-class QuotaTracker {
+class Quotas {
+ public:
+  virtual ~Quotas() = default;
+  // Checks every limit of `tenant` and, when all allow, takes a request and a stream slot.
+  // RESOURCE_EXHAUSTED naming the limit and when to retry (`*retry_after`, if not null); a
+  // shared implementation may also answer UNAVAILABLE when its store cannot be reached.
+  virtual absl::StatusOr<std::unique_ptr<QuotaPermit>> Admit(
+      const Tenant& tenant, absl::Duration* retry_after = nullptr) = 0;
+};
+
+// The in-process Quotas. Never blocks beyond its own mutex.
+class QuotaTracker : public Quotas {
  public:
   // `clock` (null = RealClock()) refills the buckets; it must outlive the tracker.
   explicit QuotaTracker(Clock* clock = nullptr) : clock_(clock != nullptr ? clock : RealClock()) {}
 
-  // RESOURCE_EXHAUSTED naming the limit and when to retry (`*retry_after`, if not null).
-  absl::StatusOr<std::unique_ptr<QuotaPermit>> Admit(const Tenant& tenant,
-                                                     absl::Duration* retry_after = nullptr);
+  absl::StatusOr<std::unique_ptr<QuotaPermit>> Admit(
+      const Tenant& tenant, absl::Duration* retry_after = nullptr) override;
 
  private:
-  friend class QuotaPermit;
+  friend class LocalQuotaPermit;
   struct Bucket {
     double level = 0;
     absl::Time updated;

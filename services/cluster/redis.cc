@@ -173,7 +173,8 @@ namespace {
 // Runs one command on `c`; on an I/O error or timeout `*broken` is set (hiredis leaves the context
 // unusable then: the caller drops it and reconnects later).
 absl::StatusOr<RedisReply> RunOn(redisContext* c, const RedisUrl& url, const RedisOptions& options,
-                                 const std::vector<std::string>& argv, bool* broken) {
+                                 const std::vector<std::string>& argv, bool* broken,
+                                 bool* timed_out_out = nullptr) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -188,6 +189,7 @@ absl::StatusOr<RedisReply> RunOn(redisContext* c, const RedisUrl& url, const Red
     const bool timed_out = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
     const std::string why = c->errstr[0] != '\0' ? c->errstr : "connection lost";
     *broken = true;
+    if (timed_out_out != nullptr) *timed_out_out = timed_out;
     return absl::UnavailableError(absl::StrCat(
         "redis at ", url.Redacted(), ": ",
         timed_out ? absl::StrCat("no answer within ", absl::FormatDuration(options.command_timeout))
@@ -245,9 +247,10 @@ absl::Status RedisClient::ConnectLocked() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RedisReply> RedisClient::RunLocked(const std::vector<std::string>& argv) {
+absl::StatusOr<RedisReply> RedisClient::RunLocked(const std::vector<std::string>& argv,
+                                                  bool* timed_out) {
   bool broken = false;
-  auto r = RunOn(ctx_, url_, options_, argv, &broken);
+  auto r = RunOn(ctx_, url_, options_, argv, &broken, timed_out);
   if (broken) CloseLocked();
   return r;
 }
@@ -255,8 +258,18 @@ absl::StatusOr<RedisReply> RedisClient::RunLocked(const std::vector<std::string>
 absl::StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("redis: empty command");
   absl::MutexLock lock(&mu_);
+  const bool reused = ctx_ != nullptr;
   if (absl::Status s = ConnectLocked(); !s.ok()) return s;
-  return RunLocked(argv);
+  bool timed_out = false;
+  auto r = RunLocked(argv, &timed_out);
+  // A kept connection the server dropped meanwhile (Redis restarted, or closed an idle client)
+  // fails on its first use, before the new server saw the command: retry once on a fresh one, so
+  // a restart costs no call an error. Not after a timeout (the command may be running).
+  if (!r.ok() && reused && ctx_ == nullptr && !timed_out) {
+    if (absl::Status s = ConnectLocked(); !s.ok()) return r.status();
+    r = RunLocked(argv, &timed_out);
+  }
+  return r;
 }
 
 absl::Status RedisClient::Ping() {

@@ -6,7 +6,8 @@
 // - RedisClient: one connection, serialised by a mutex (callers keep their commands short).
 //   Every call is bounded by `command_timeout`; an I/O error or timeout closes the connection and
 //   the next call reconnects (AUTH and SELECT again), so a restarted Redis is picked up without
-//   a restart of lmgate. Errors are statuses a caller can act on: UNAVAILABLE (cannot connect,
+//   a restart of lmgate. A kept connection found closed by the server (a restart) is replaced
+//   and the command sent once more on the new one, so no call fails for it. Errors are statuses a caller can act on: UNAVAILABLE (cannot connect,
 //   timed out, connection lost — retryable), PERMISSION_DENIED (AUTH refused), INVALID_ARGUMENT
 //   (a bad URL), and the server's own error replies as FAILED_PRECONDITION with its text.
 // - RedisScript: a Lua script run with EVALSHA; after NOSCRIPT (a restarted or flushed Redis) it
@@ -81,7 +82,8 @@ class RedisClient {
 
  private:
   absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<RedisReply> RunLocked(const std::vector<std::string>& argv)
+  // `*timed_out`: the failure was the command timeout (not a closed connection).
+  absl::StatusOr<RedisReply> RunLocked(const std::vector<std::string>& argv, bool* timed_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -76,6 +76,22 @@ return redis.call('ZCARD', KEYS[1])
   return *s;
 }
 
+// KEYS: streams zset. ARGV: now, ttl ms, permits... Drops lapsed permits, (re)adds the given ones
+// with expiry now + ttl; returns how many were missing.
+const RedisScript& HoldScript() {
+  static const RedisScript* s = new RedisScript(absl::StrCat(kLuaNowPrelude, R"lua(
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local added = 0
+for i = 3, #ARGV do
+  added = added + redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+end
+if redis.call('PTTL', KEYS[1]) < ttl + 1000 then redis.call('PEXPIRE', KEYS[1], ttl + 1000) end
+return added
+)lua"));
+  return *s;
+}
+
 }  // namespace
 
 SharedQuota::SharedQuota(RedisClient* client, std::string ns, SharedQuotaOptions options)
@@ -139,6 +155,18 @@ absl::StatusOr<int64_t> SharedQuota::Renew(const std::string& tenant,
                                    absl::StrCat(absl::ToInt64Milliseconds(options_.permit_ttl))};
   args.insert(args.end(), permits.begin(), permits.end());
   auto r = RenewMembersScript().Run(*client_, {StreamsKey(tenant)}, args);
+  if (!r.ok()) return absl::UnavailableError(r.status().message());
+  return r->integer;
+}
+
+absl::StatusOr<int64_t> SharedQuota::Hold(const std::string& tenant,
+                                          const std::vector<std::string>& permits,
+                                          std::optional<absl::Time> now) {
+  if (permits.empty()) return 0;
+  std::vector<std::string> args = {LuaNowArg(now),
+                                   absl::StrCat(absl::ToInt64Milliseconds(options_.permit_ttl))};
+  args.insert(args.end(), permits.begin(), permits.end());
+  auto r = HoldScript().Run(*client_, {StreamsKey(tenant)}, args);
   if (!r.ok()) return absl::UnavailableError(r.status().message());
   return r->integer;
 }

@@ -58,6 +58,11 @@ class SharedQuota {
   // (a permit that lapsed is not revived).
   absl::StatusOr<int64_t> Renew(const std::string& tenant, const std::vector<std::string>& permits,
                                 std::optional<absl::Time> now = std::nullopt);
+  // Like Renew, but the holder vouches that every permit in `permits` is still running: one that
+  // Redis lost (a restart, or it lapsed while the holder could not reach Redis) is added again,
+  // so the count is right once Redis answers. Returns how many had to be re-added.
+  absl::StatusOr<int64_t> Hold(const std::string& tenant, const std::vector<std::string>& permits,
+                               std::optional<absl::Time> now = std::nullopt);
   absl::Status Release(const std::string& tenant, const std::string& permit_id);
   // Charges `tokens` used by a finished request against the tokens/minute bucket.
   absl::Status Charge(const std::string& tenant, const QuotaLimits& limits, int64_t tokens,

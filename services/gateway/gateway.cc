@@ -285,14 +285,35 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options, std::shared_ptr<backends::DriverSet> drivers) {
   if (!drivers) return absl::InvalidArgumentError("Gateway needs a DriverSet");
   std::unique_ptr<Gateway> g(new Gateway(std::move(options), std::move(drivers)));
+  // Cluster mode: events are shared from the registry's first one on (pins load at start).
+  const std::string ns =
+      g->options_.lifecycle.host.empty() ? "default" : g->options_.lifecycle.host;
+  const std::string gateway_id = cluster::NewGatewayId();
+  if (g->options_.redis != nullptr) {
+    g->shared_events_ = std::make_unique<cluster::SharedEvents>(
+        g->options_.redis, &g->events_, cluster::SharedEventsOptions{ns, gateway_id});
+  }
   lifecycle::RegistryOptions lifecycle = g->options_.lifecycle;
   lifecycle.default_model = g->options_.default_model;
   auto registry = lifecycle::ModelRegistry::Create(std::move(lifecycle), &g->host_ops_,
                                                    &g->events_);
   if (!registry.ok()) return registry.status();
   g->registry_ = *std::move(registry);
+  if (g->options_.redis != nullptr) {
+    cluster::ClusterQuotaOptions qo;
+    qo.ns = ns;
+    qo.gateway_id = gateway_id;
+    qo.on_redis_error = g->options_.cluster.on_redis_error;
+    qo.heartbeat = g->options_.cluster.heartbeat;
+    auto shared = std::make_unique<cluster::ClusterQuotas>(g->options_.redis, std::move(qo));
+    g->cluster_quotas_ = shared.get();
+    g->quotas_ = std::move(shared);
+  } else {
+    g->quotas_ = std::make_unique<admission::QuotaTracker>();
+  }
   g->scheduler_ = std::make_unique<admission::FairScheduler>(g->options_.admission);
-  g->granter_ = std::make_unique<Granter>(g->registry_.get(), g->scheduler_.get(), &g->quotas_,
+  g->granter_ = std::make_unique<Granter>(g->registry_.get(), g->scheduler_.get(),
+                                          g->quotas_.get(),
                                           g->options_.admission.default_concurrency);
   return g;
 }

@@ -23,6 +23,10 @@
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
 #include "services/admission/scheduler.h"
+#include "services/cluster/cluster_quota.h"
+#include "services/cluster/options.h"
+#include "services/cluster/redis.h"
+#include "services/cluster/shared_events.h"
 #include "services/gateway/grant.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/registry.h"
@@ -48,6 +52,12 @@ struct GatewayOptions {
   // structured-output schema, tool-call arguments); request validation (services/convert.cc)
   // refuses deeper ones with INVALID_ARGUMENT. Config key max_json_depth.
   int max_json_depth = kDefaultMaxJsonDepth;
+  // Several lmgates on this host (config `cluster`): with `redis` set, tenant quotas are shared
+  // through it (cluster::ClusterQuotas, namespaced by lifecycle.host) and lifecycle events reach
+  // every gateway's WatchModels (cluster::SharedEvents); null = in-process. The
+  // client belongs to the caller (services/server.cc) and must outlive the gateway.
+  cluster::RedisClient* redis = nullptr;
+  cluster::ClusterOptions cluster;
 };
 
 // A Chat or Complete request after conversion from the API.
@@ -169,6 +179,8 @@ class Gateway {
       admission::Priority priority = admission::Priority::kNormal);
 
   lifecycle::EventBus* events() { return &events_; }
+  // The shared quotas (their Redis error counts, for metrics); null in embedded mode.
+  const cluster::ClusterQuotas* cluster_quotas() const { return cluster_quotas_; }
   // Admission queue depth and running requests per model key (metrics), summed over the model's
   // instance queues.
   std::map<std::string, admission::FairScheduler::QueueStats> AdmissionStats() const;
@@ -219,7 +231,12 @@ class Gateway {
   lifecycle::EventBus events_;
   lifecycle::DriverHostOps host_ops_;
   std::unique_ptr<lifecycle::ModelRegistry> registry_;
-  admission::QuotaTracker quotas_;
+  // QuotaTracker, or ClusterQuotas (then also cluster_quotas_) when options.redis is set.
+  std::unique_ptr<admission::Quotas> quotas_;
+  cluster::ClusterQuotas* cluster_quotas_ = nullptr;
+  // Cluster mode: the bus's events to and from the host's other gateways. Destroyed before
+  // events_ (declared after it), after the registry stopped publishing (~Gateway).
+  std::unique_ptr<cluster::SharedEvents> shared_events_;
   // Destroyed before the registry (explicitly, in ~Gateway): queued requests fail and release
   // their leases first.
   std::unique_ptr<admission::FairScheduler> scheduler_;

@@ -1,6 +1,7 @@
 // The one path every inference request (Chat, Complete, Embed, Tokenize, CountTokens) takes
 // before its driver runs, in this order:
-//   1. the tenant's quota (QuotaTracker::Admit: requests/tokens per minute, concurrent streams);
+//   1. the tenant's quota (admission::Quotas::Admit: requests/tokens per minute, concurrent
+//      streams; in-process, or shared by every lmgate of the host through Redis);
 //   2. a lease from lifecycle (ModelRegistry::Acquire: ensure-loaded; resolves a model key or an
 //      instance identifier to one READY instance);
 //   3. a slot of that instance's queue in the fair scheduler, keyed by host + identifier, with
@@ -10,7 +11,10 @@
 // the lease: the instance is not expired or evicted under it, a plain unload is refused naming
 // it, and a forced unload fails it with UNAVAILABLE (retryable) and removes it from the queue.
 //
-// Thread-safe. Granter::Start never blocks; Granter::Wait blocks (worker threads only).
+// Thread-safe. Granter::Start blocks only for the quota check: never with the in-process quotas,
+// for one Redis round trip with the shared ones (at most cluster.command_timeout_seconds when
+// Redis hangs, and not at all for a second after a Redis failure); Granter::Wait blocks (worker
+// threads only).
 // Callbacks run on the calling thread, a registry thread or the scheduler's, never under a lock.
 #ifndef LMGATE_SERVICES_GATEWAY_GRANT_H_
 #define LMGATE_SERVICES_GATEWAY_GRANT_H_
@@ -70,7 +74,7 @@ class Granter {
   // `default_slots`: concurrency of an instance that reports no parallel slots. The pointers
   // must outlive every grant and every pending Start.
   Granter(lifecycle::ModelRegistry* registry, admission::FairScheduler* scheduler,
-          admission::QuotaTracker* quotas, int default_slots)
+          admission::Quotas* quotas, int default_slots)
       : registry_(registry), scheduler_(scheduler), quotas_(quotas), default_slots_(default_slots) {}
 
   // `done` runs exactly once, possibly inline: with a Grant, or the failing step's status
@@ -91,7 +95,7 @@ class Granter {
 
   lifecycle::ModelRegistry* const registry_;
   admission::FairScheduler* const scheduler_;
-  admission::QuotaTracker* const quotas_;
+  admission::Quotas* const quotas_;
   const int default_slots_;
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,5 +1,6 @@
 #include "services/lifecycle/events.h"
 
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -49,8 +50,61 @@ absl::string_view EventKindName(Event::Kind k) {
   return "?";
 }
 
+namespace {
+// How long a remote event turns the local sync's EXTERNAL_CHANGE of it into an echo, and how many
+// instances are remembered.
+constexpr absl::Duration kAnnouncedFor = absl::Minutes(5);
+constexpr size_t kAnnouncedMax = 1024;
+}  // namespace
+
+void EventBus::SetForwarder(ForwardFn fn) {
+  absl::MutexLock lock(&mu_);
+  forward_ = std::move(fn);
+}
+
 void EventBus::Publish(Event e) {
   if (e.time == absl::Time()) e.time = absl::Now();
+  ForwardFn forward;
+  {
+    absl::MutexLock lock(&mu_);
+    forward = forward_;
+    if (e.kind == Event::Kind::kExternalChange) {
+      auto it = announced_.find(e.instance);
+      if (it != announced_.end() && it->second.first == e.state &&
+          absl::Now() - it->second.second < kAnnouncedFor) {
+        e.echo = true;
+        e.reason += "; announced by another lmgate of this host";
+        announced_.erase(it);
+      }
+    }
+  }
+  // Every gateway's sync sees outside changes itself, so those are not shared.
+  const bool share = forward && !e.echo && e.kind != Event::Kind::kExternalChange &&
+                     e.kind != Event::Kind::kSnapshot;
+  if (!share) {
+    Fanout(std::move(e));
+    return;
+  }
+  Fanout(e);
+  forward(e);
+}
+
+void EventBus::DeliverRemote(Event e) {
+  e.remote = true;
+  if (e.time == absl::Time()) e.time = absl::Now();
+  if (!e.instance.empty() && e.kind != Event::Kind::kLoadProgress &&
+      e.kind != Event::Kind::kLoadStarted) {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (auto it = announced_.begin(); it != announced_.end();) {
+      it = now - it->second.second >= kAnnouncedFor ? announced_.erase(it) : std::next(it);
+    }
+    if (announced_.size() < kAnnouncedMax) announced_[e.instance] = {e.state, now};
+  }
+  Fanout(std::move(e));
+}
+
+void EventBus::Fanout(Event e) {
   std::vector<WakeFn> to_wake;
   {
     absl::MutexLock lock(&mu_);

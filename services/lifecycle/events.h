@@ -2,6 +2,13 @@
 //
 // Publishing never blocks on a subscriber: each subscriber has a bounded queue; when it is full
 // the oldest event is dropped and the next delivered event says how many were lost.
+//
+// Several lmgates on one host (issue 14): a forwarder (SetForwarder) sees every event published
+// here to share it with the others; an event another gateway published comes in through
+// DeliverRemote, marked `remote`, and is never forwarded again. When this gateway's own host sync
+// later finds what a remote event already announced (an EXTERNAL_CHANGE of the same instance to
+// the same state), that event is marked `echo`: WatchModels skips it, so watchers see each
+// change once, as what it was.
 // Thread-safe.
 #ifndef LMGATE_SERVICES_LIFECYCLE_EVENTS_H_
 #define LMGATE_SERVICES_LIFECYCLE_EVENTS_H_
@@ -53,6 +60,11 @@ struct Event {
   // kLoaded: the settings the instance was loaded with (InstanceSnapshot::load_config).
   std::optional<backends::LoadParams> load_config;
   uint64_t events_dropped = 0;
+  // Published by another gateway of the host (DeliverRemote): this gateway's registry, logs,
+  // metrics and health take no state from it; WatchModels streams it.
+  bool remote = false;
+  // An EXTERNAL_CHANGE of this gateway's sync that a remote event already announced.
+  bool echo = false;
 };
 
 absl::string_view EventKindName(Event::Kind k);
@@ -67,6 +79,14 @@ class EventBus {
 
   void Publish(Event e);
 
+  // Called (without the bus lock, on the publisher's thread) with every event Publish takes,
+  // after the subscribers have it; must not block. Null = none. Cluster mode sets it once.
+  using ForwardFn = std::function<void(const Event&)>;
+  void SetForwarder(ForwardFn fn);
+  // Delivers an event another gateway published to the subscribers (marked remote); it is not
+  // forwarded. Remembered for a while so this gateway's EXTERNAL_CHANGE of it becomes an echo.
+  void DeliverRemote(Event e);
+
   // `filter_model`: only events of that model key ("" = all).
   SubscriberId Subscribe(std::string filter_model, WakeFn wake);
   void Unsubscribe(SubscriberId id);
@@ -80,8 +100,13 @@ class EventBus {
     std::deque<Event> queue;
     uint64_t dropped = 0;
   };
+  void Fanout(Event e);
+
   const size_t queue_limit_;
   absl::Mutex mu_;
+  ForwardFn forward_ ABSL_GUARDED_BY(mu_);
+  // Remote events by instance: the state announced and when (bounded; entries expire).
+  std::map<std::string, std::pair<State, absl::Time>> announced_ ABSL_GUARDED_BY(mu_);
   SubscriberId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<SubscriberId, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
 };

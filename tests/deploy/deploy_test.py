@@ -8,6 +8,8 @@ python3-yaml. What each class proves:
   ManifestsTest     every YAML/JSON file in deploy/ parses; the Kubernetes sidecar example is wired
                     up (probes, keys Secret, ConfigMap mount, ports, grace period, resources); no
                     Secret is shipped, and the documented `kubectl create secret` makes every key.
+  ClusterOverlayTest deploy/k8s/cluster adds one Redis and points every sidecar at it (the
+                    patched container passes --check_config, and fails it without the password).
   HelmChartTest     the chart, rendered by tests/deploy/helm_render (Helm's template engine: Go
                     text/template + sprig), yields the same lmgate config as the ConfigMap and the
                     same lmgate container as the sidecar; it ships no key (an existing Secret, or
@@ -104,6 +106,32 @@ def chart_with_values(**key_secret):
     with open(os.path.join(tmp, "values.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(values, f)
     return tmp
+
+
+def chart_with(**overrides):
+    """A copy of the chart whose values.yaml has the top-level `overrides` applied."""
+    tmp = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), "lmgate")
+    shutil.copytree(CHART_DIR, tmp)
+    values = yaml_docs(os.path.join(tmp, "values.yaml"))[0]
+    values.update(overrides)
+    with open(os.path.join(tmp, "values.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(values, f)
+    return tmp
+
+
+def apply_json_patch(obj, ops):
+    """The `add` operations of a JSON patch (RFC 6902) — all the cluster overlay uses."""
+    for op in ops:
+        assert op["op"] == "add", op
+        *path, last = op["path"].lstrip("/").split("/")
+        target = obj
+        for part in path:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        if last == "-":
+            target.append(op["value"])
+        else:
+            target[last] = op["value"]
+    return obj
 
 
 # Keys lmgate refuses (placeholders, short, low variety); none of them may be shipped usable.
@@ -212,6 +240,53 @@ class ManifestsTest(unittest.TestCase):
                 self.assertEqual(literals.get(var), "$(openssl", f"{doc}: {var}")
 
 
+class ClusterOverlayTest(unittest.TestCase):
+    """deploy/k8s/cluster: the sidecars of the 2-replica example share one Redis."""
+
+    def test_every_sidecar_gets_the_redis_and_check_config_accepts_it(self):
+        overlay_dir = os.path.join(K8S_DIR, "cluster")
+        k = yaml_docs(os.path.join(overlay_dir, "kustomization.yaml"))[0]
+        self.assertEqual(k["resources"], ["..", "redis.yaml"])
+        objs = {(d["kind"], d["metadata"]["name"]): d
+                for d in yaml_docs(os.path.join(overlay_dir, "redis.yaml"))}
+        svc = objs[("Service", "lmgate-redis")]
+        base = k8s_objects()
+        dep = next(o for (kind, _), o in base.items() if kind == "Deployment")
+        self.assertGreater(dep["spec"]["replicas"], 1, "the overlay exists for several lmgates")
+        (patch,) = k["patches"]
+        self.assertEqual(patch["target"], {"kind": "Deployment", "name": dep["metadata"]["name"]})
+        gate = pod_containers(apply_json_patch(dep, yaml.safe_load(patch["patch"])))["lmgate"]
+        url = next(a for a in gate["args"] if a.startswith("--redis_url="))
+        self.assertEqual(url, f"--redis_url=redis://{svc['metadata']['name']}:"
+                              f"{svc['spec']['ports'][0]['port']}")
+        self.assertIn("--redis_password_env=LMGATE_REDIS_PASSWORD", gate["args"])
+        env = {e["name"]: e for e in gate["env"]}
+        ref = env["LMGATE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        self.assertEqual(ref, {"name": "lmgate-redis", "key": "LMGATE_REDIS_PASSWORD"})
+        # lmgate accepts what the patched sidecar runs, and refuses it without the password.
+        config = base[("ConfigMap", "lmgate-config")]["data"]["lmgate.json"]
+        path = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), "lmgate.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(config)
+        keys = {v: secrets.token_hex(24) for v in key_envs(json.loads(config))}
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LMGATE_")}
+        args = [LMGATE, f"--config={path}", "--check_config"] + [
+            a for a in gate["args"] if not a.startswith("--config=")]
+        r = subprocess.run(args, env={**clean, **keys, "LMGATE_REDIS_PASSWORD": "pw"},
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        printed = json.loads(r.stdout)["cluster"]
+        self.assertEqual(printed["redis_url"], "redis://lmgate-redis:6379/0")
+        self.assertEqual(printed["redis_password_env"], "LMGATE_REDIS_PASSWORD")
+        r = subprocess.run(args, env={**clean, **keys}, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("LMGATE_REDIS_PASSWORD, which is unset", r.stderr)
+        # The kubectl command creating the password is in the overlay's header.
+        self.assertIn("kubectl create secret generic lmgate-redis "
+                      "--from-literal=LMGATE_REDIS_PASSWORD=\"$(openssl rand -hex 24)\"",
+                      read(os.path.join(overlay_dir, "kustomization.yaml")))
+
+
 class HelmChartTest(unittest.TestCase):
     def setUp(self):
         self.k8s = k8s_objects()
@@ -255,6 +330,23 @@ class HelmChartTest(unittest.TestCase):
         keys = {"LMGATE_KEY_APP": secrets.token_hex(24), "LMGATE_KEY_OPS": secrets.token_hex(24)}
         objs = helm_objects(chart_with_values(existingSecret="", values=keys))
         self.assertEqual(objs[("Secret", "lmgate-keys")]["stringData"], keys)
+
+
+    def test_cluster_values_pass_redis_and_replicas_need_it(self):
+        r = render_chart(chart_with(replicaCount=3))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("replicaCount > 1 needs cluster.redisUrl", r.stderr)
+        objs = helm_objects(chart_with(replicaCount=3, cluster={
+            "redisUrl": "redis://redis.example.internal:6379", "redisPasswordSecret": "lmgate-redis"}))
+        dep = objs[("Deployment", "lmgate")]
+        self.assertEqual(dep["spec"]["replicas"], 3)
+        gate = pod_containers(dep)["lmgate"]
+        self.assertEqual(gate["args"], ["--config=/etc/lmgate/lmgate.json",
+                                        "--redis_url=redis://redis.example.internal:6379",
+                                        "--redis_password_env=LMGATE_REDIS_PASSWORD"])
+        env = {e["name"]: e for e in gate["env"]}
+        self.assertEqual(env["LMGATE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "lmgate-redis", "key": "LMGATE_REDIS_PASSWORD"})
 
 
 class CheckConfigTest(unittest.TestCase):

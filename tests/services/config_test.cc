@@ -411,3 +411,82 @@ TEST(ConfigTest, EffectiveConfigRoundTripsWithoutSecrets) {
 
 }  // namespace
 }  // namespace lmgate::services
+
+namespace lmgate::services {
+namespace {
+
+// Issue 14: the `cluster` section (several lmgates on one host sharing state through Redis).
+TEST(ConfigClusterTest, OffByDefault) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->cluster.enabled());
+  EXPECT_EQ(c->cluster.on_redis_error, cluster::OnRedisError::kOpen);
+  EXPECT_EQ(c->cluster.heartbeat, absl::Seconds(5));
+}
+
+TEST(ConfigClusterTest, ReadsEveryKey) {
+  setenv("CONFIG_TEST_REDIS_PW", "hunter2-redis", 1);
+  auto c = ParseConfig(R"({"cluster": {"redis_url": "redis://10.0.0.5:6380/2",
+      "redis_password_env": "CONFIG_TEST_REDIS_PW", "on_redis_error": "closed",
+      "command_timeout_seconds": 0.1, "heartbeat_seconds": 0.5}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->cluster.enabled());
+  EXPECT_EQ(c->cluster.on_redis_error, cluster::OnRedisError::kClosed);
+  EXPECT_EQ(c->cluster.command_timeout, absl::Milliseconds(100));
+  EXPECT_EQ(c->cluster.heartbeat, absl::Milliseconds(500));
+  EXPECT_TRUE(ValidateConfig(*c, kKnown).ok()) << ValidateConfig(*c, kKnown);
+  const std::string printed = ConfigToJson(*c);
+  EXPECT_NE(printed.find("\"on_redis_error\": \"closed\""), std::string::npos) << printed;
+  EXPECT_EQ(printed.find("hunter2"), std::string::npos) << printed;
+  auto again = ParseConfig(printed);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << printed;
+  EXPECT_EQ(ConfigToJson(*again), printed);
+}
+
+TEST(ConfigClusterTest, APasswordInTheUrlIsNeverPrinted) {
+  auto c = ParseConfig(R"({"cluster": {"redis_url": "redis://:s3cret-pw@127.0.0.1:6379"}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(ValidateConfig(*c, kKnown).ok());
+  const std::string printed = ConfigToJson(*c);
+  EXPECT_EQ(printed.find("s3cret-pw"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("redis://<redacted>@127.0.0.1:6379/0"), std::string::npos) << printed;
+}
+
+// What --check_config (and a start) refuses, each with a message naming the key.
+TEST(ConfigClusterTest, RefusesBadSettingsNamingTheKey) {
+  unsetenv("CONFIG_TEST_NO_SUCH_VAR");
+  struct Case {
+    const char* json;
+    const char* expect;
+  } cases[] = {
+      {R"({"cluster": {"redis_url": "rediss://r:6379"}})", "rediss:// (TLS) is not supported"},
+      {R"({"cluster": {"redis_url": "http://r:6379"}})", "cluster.redis_url must look like"},
+      {R"({"cluster": {"redis_url": "redis://r:notaport"}})", "cluster.redis_url"},
+      {R"({"cluster": {"redis_url": "redis://r", "redis_password_env": "CONFIG_TEST_NO_SUCH_VAR"}})",
+       "CONFIG_TEST_NO_SUCH_VAR, which is unset"},
+      {R"({"cluster": {"redis_password_env": "X"}})", "set without cluster.redis_url"},
+      {R"({"cluster": {"redis_url": "redis://r", "command_timeout_seconds": 0}})",
+       "cluster.command_timeout_seconds"},
+      {R"({"cluster": {"redis_url": "redis://r", "heartbeat_seconds": 0}})",
+       "cluster.heartbeat_seconds"},
+  };
+  for (const Case& k : cases) {
+    auto c = ParseConfig(k.json);
+    ASSERT_TRUE(c.ok()) << k.json << ": " << c.status();
+    absl::Status st = ValidateConfig(*c, kKnown);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << k.json;
+    EXPECT_NE(st.message().find(k.expect), std::string::npos) << k.json << ": " << st;
+  }
+  auto bad = ParseConfig(R"({"cluster": {"on_redis_error": "maybe"}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("cluster.on_redis_error: must be \"open\""),
+            std::string::npos)
+      << bad.status();
+  auto unknown = ParseConfig(R"({"cluster": {"redis_host": "r"}})");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("cluster.redis_host: unknown key"), std::string::npos)
+      << unknown.status();
+}
+
+}  // namespace
+}  // namespace lmgate::services
