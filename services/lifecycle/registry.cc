@@ -110,7 +110,8 @@ ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* e
     : options_(std::move(options)),
       policies_(options_.models, options_.default_model),
       host_(host),
-      events_(events) {}
+      events_(events),
+      outbox_(events) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,
@@ -130,7 +131,7 @@ ModelRegistry::~ModelRegistry() {
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::vector<std::shared_ptr<backends::CancelToken>> cancels;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     stopping_ = true;
     for (auto& [k, f] : flights_) {
       cancels.push_back(f->cancel);
@@ -146,7 +147,7 @@ ModelRegistry::~ModelRegistry() {
   for (;;) {
     std::map<uint64_t, std::thread> threads;
     {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       threads.swap(flight_threads_);
       finished_flight_threads_.clear();
     }
@@ -206,7 +207,7 @@ absl::StatusOr<ModelRegistry::PolicyView> ModelRegistry::UpdatePolicy(const std:
                                                                       bool make_default) {
   PolicyView view;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     std::string key;
     if (models_.count(model) || policies_.For(model) != nullptr) {
       key = model;
@@ -233,7 +234,7 @@ std::vector<std::string> ModelRegistry::ReplaceFilePolicies(
     std::map<std::string, ModelPolicy> models, std::string default_model) {
   std::vector<std::string> overridden;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     std::shared_ptr<const Policies> before = policies_.Current();
     overridden = policies_.ReplaceFile(std::move(models), std::move(default_model));
     std::shared_ptr<const Policies> after = policies_.Current();
@@ -263,7 +264,7 @@ void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std:
   e.tenant = std::move(tenant);
   e.progress = progress;
   e.duration = took;
-  events_->Publish(std::move(e));
+  outbox_.Add(std::move(e));
 }
 
 ModelRegistry::ModelEntry* ModelRegistry::FindModelLocked(const std::string& key) {
@@ -306,7 +307,7 @@ std::unique_ptr<Lease> ModelRegistry::MakeLeaseLocked(ModelEntry& m, InstanceEnt
 }
 
 void ModelRegistry::ReleaseLease(const std::string& instance, uint64_t lease_id) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto [m, inst] = FindInstanceLocked(instance);
   if (inst == nullptr) return;  // unloaded meanwhile
   inst->leases.erase(lease_id);
@@ -415,7 +416,7 @@ void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, Acqu
   std::unique_ptr<Lease> lease;
   absl::Status failed;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     RouteLocked(waiter, /*may_defer=*/true, &lease, &failed);
   }
   if (lease || !failed.ok()) {
@@ -489,7 +490,7 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   const uint64_t thread_id = next_flight_thread_++;
   flight_threads_.emplace(thread_id, std::thread([this, f, thread_id] {
     RunFlight(f);
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     finished_flight_threads_.push_back(thread_id);
   }));
 }
@@ -497,7 +498,7 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
 void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status why) {
   std::shared_ptr<backends::CancelToken> cancel_flight;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (w->finished) return;
     w->finished = true;
     if (auto f = w->flight.lock(); f && !f->done) {

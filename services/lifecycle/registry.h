@@ -28,7 +28,9 @@
 // Loads are sent without an upstream TTL: lmgate, not LM Studio, decides when an instance goes.
 //
 // Thread-safe. Callbacks (done, progress) run on registry threads or inline in the caller's
-// thread, never with the registry lock held; they must not block.
+// thread, never with the registry lock held; they must not block. Events are queued while the
+// lock is held and delivered to the EventBus after it is released, in the order of the state
+// changes they describe (EventOutbox): a subscriber may call into the registry from its callback.
 #ifndef LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_
 #define LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_
 
@@ -48,6 +50,7 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
+#include "services/lifecycle/event_outbox.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/policies.h"
 
@@ -290,6 +293,8 @@ class ModelRegistry {
   struct Flight;
   struct InstanceEntry;
   struct ModelEntry;
+  // Holds mu_ for a scope; releasing it delivers the events queued meanwhile (outside mu_).
+  class Locked;
 
   ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events);
 
@@ -347,6 +352,8 @@ class ModelRegistry {
                          Event::Kind done_kind, const std::string& reason,
                          DriverKind* used = nullptr);
 
+  // Queues an event (under mu_ or not); it is delivered when mu_ is next released through
+  // Locked, or by outbox_.Flush() at a call site that does not hold mu_.
   void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
                std::string reason = "", double progress = 0,
                absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
@@ -364,6 +371,8 @@ class ModelRegistry {
   PolicyStore policies_;
   HostOps* const host_;
   EventBus* const events_;
+  // Mutable: every release of mu_ flushes, const readers included.
+  mutable EventOutbox outbox_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<ModelEntry>> models_ ABSL_GUARDED_BY(mu_);

@@ -84,6 +84,22 @@ struct ModelRegistry::ModelEntry {
   double progress = 0;
 };
 
+class ABSL_SCOPED_LOCKABLE ModelRegistry::Locked {
+ public:
+  explicit Locked(const ModelRegistry* r) ABSL_EXCLUSIVE_LOCK_FUNCTION(r->mu_) : r_(r) {
+    r_->mu_.Lock();
+  }
+  ~Locked() ABSL_UNLOCK_FUNCTION() {
+    r_->mu_.Unlock();
+    r_->outbox_.Flush();
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  const ModelRegistry* const r_;
+};
+
 // Loads with the same model, settings and driver share one flight.
 inline std::string FlightKey(const backends::LoadParams& p, DriverKind d) {
   auto o = [](const auto& v) { return v ? absl::StrCat(*v) : std::string("-"); };

@@ -108,14 +108,14 @@ ModelSnapshot ModelRegistry::SnapshotLocked(const ModelEntry& m) const {
 }
 
 std::vector<ModelSnapshot> ModelRegistry::Snapshot() const {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   std::vector<ModelSnapshot> out;
   for (const auto& [k, m] : models_) out.push_back(SnapshotLocked(*m));
   return out;
 }
 
 absl::StatusOr<ModelSnapshot> ModelRegistry::Get(const std::string& model) const {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (const auto& [k, m] : models_) {
     if (k == model) return SnapshotLocked(*m);
     for (const auto& inst : m->instances) {
@@ -126,7 +126,7 @@ absl::StatusOr<ModelSnapshot> ModelRegistry::Get(const std::string& model) const
 }
 
 std::string ModelRegistry::KnownModelKey(const std::string& name) const {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   if (models_.count(name) || PolicyFor(name) != nullptr) return name;
   for (const auto& [k, m] : models_) {
     for (const auto& inst : m->instances) {
@@ -137,7 +137,7 @@ std::string ModelRegistry::KnownModelKey(const std::string& name) const {
 }
 
 bool ModelRegistry::ModelReady(const std::string& model_key) const {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto it = models_.find(model_key);
   if (it == models_.end()) return false;
   for (const auto& inst : it->second->instances) {
@@ -199,14 +199,14 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
 
   bool known;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     known = FindModelLocked(f->model_key) != nullptr;
   }
   if (!known) {
     // Routing already re-read the host (or found the listing fresh); no second listing per name.
     std::optional<std::string> not_found;
     {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       ModelEntry* m = FindModelLocked(f->model_key);
       if (m == nullptr && catalogue_known_) {
         not_found = NotFoundMessageLocked(f->model_key);
@@ -226,7 +226,7 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
     std::vector<std::string> evict;
     absl::Status room;
     {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       ModelEntry* m = FindModelLocked(f->model_key);
       f->bytes = m ? m->info.size_bytes : 0;
       room = MakeRoomLocked(f, f->bytes, &evict);
@@ -244,7 +244,7 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
       return;
     }
     if (evict.empty()) {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick);
     }
   }
@@ -252,7 +252,7 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
   auto progress = [this, f](double p) {
     std::vector<std::function<void(double)>> fns;
     {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       if (ModelEntry* m = FindModelLocked(f->model_key)) m->progress = p;
       for (const auto& w : f->waiters) {
         if (w->request.on_load_progress) fns.push_back(w->request.on_load_progress);
@@ -260,6 +260,7 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
     }
     for (auto& fn : fns) fn(p);
     Publish(Event::Kind::kLoadProgress, f->model_key, "", State::kLoading, "", p);
+    outbox_.Flush();
   };
   LoadParams params = f->params;
   DriverKind used = f->driver;
@@ -279,7 +280,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
   std::vector<std::shared_ptr<Waiter>> failed;
   absl::Status waiter_status;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     f->done = true;
     auto it = flights_.find(f->key);
     if (it != flights_.end() && it->second == f) flights_.erase(it);
@@ -339,7 +340,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
       loaded.duration = took;
       loaded.tenant = f->requested_by;
       loaded.load_config = SnapshotLocked(*inst).load_config;
-      events_->Publish(std::move(loaded));
+      outbox_.Add(std::move(loaded));
     } else {
       const bool cancelled = absl::IsCancelled(result.status());
       if (m != nullptr && !cancelled) {
@@ -377,7 +378,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
   bool known;
   bool reuse;  // the answer would be an instance already in the view
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     ModelEntry* m = FindModelLocked(params.model_key);
     auto [im, inst] = FindInstanceLocked(params.identifier.empty() ? params.model_key
                                                                    : params.identifier);
@@ -415,7 +416,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
   waiter->unique_flight = new_instance || !params.identifier.empty();
   if (params.ttl) waiter->ttl_override = params.ttl;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (stopping_) return absl::UnavailableError("lmgate is shutting down");
     auto [im, inst] = FindInstanceLocked(params.identifier.empty() ? params.model_key
                                                                    : params.identifier);
@@ -493,15 +494,16 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
                                       const std::string& reason, DriverKind* used) {
   std::string key;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     auto [m, inst] = FindInstanceLocked(id);
     if (inst == nullptr) return absl::OkStatus();
     key = m->info.key;
   }
   Publish(Event::Kind::kUnloadStarted, key, id, State::kUnloading, reason);
+  outbox_.Flush();
   const absl::Time start = absl::Now();
   absl::Status st = host_->Unload(ctx, driver, id, used);
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto [m, inst] = FindInstanceLocked(id);
   if (inst == nullptr) return st;
   if (st.ok() || absl::IsNotFound(st)) {
@@ -526,7 +528,7 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
   std::vector<std::string> targets;
   std::vector<std::function<void()>> force_hooks;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     std::vector<InstanceEntry*> found;
     if (ModelEntry* m = FindModelLocked(model)) {
       for (auto& i : m->instances) {

@@ -13,7 +13,7 @@ namespace lmgate::lifecycle {
 absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   std::optional<absl::Time> started;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     // One listing at a time: a caller arriving while one is in flight shares its answer.
     while (refresh_in_flight_) {
       const uint64_t gen = refresh_generation_;
@@ -38,7 +38,7 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   // A listing cut short by its own caller says nothing about the host.
   const bool aborted = !host.ok() && !ctx.CheckAlive().ok();
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (!aborted) {
       host_status_ = host.status();
       last_refresh_ = host.status();
@@ -54,7 +54,7 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
 }
 
 void ModelRegistry::LoadPinned() {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   if (stopping_ || !host_status_.ok()) return;
   const absl::Time now = absl::Now();
   const std::shared_ptr<const Policies> policies = policies_.Current();
@@ -74,7 +74,7 @@ void ModelRegistry::LoadPinned() {
     waiter->request.holder = "keep_loaded";
     waiter->started = now;
     waiter->load_done = [this, key = key](absl::StatusOr<InstanceSnapshot> r) {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       PinRetry& retry = pin_retry_[key];
       retry.in_flight = false;
       if (r.ok()) {
@@ -98,7 +98,7 @@ absl::Status ModelRegistry::RefreshIfStale(const CallContext& ctx) {
 
 absl::Status ModelRegistry::RefreshIfOlder(const CallContext& ctx, absl::Duration max_age) {
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (last_refresh_at_.has_value() && Now() - *last_refresh_at_ < max_age) return last_refresh_;
   }
   return Refresh(ctx);
@@ -116,7 +116,7 @@ void ModelRegistry::ResolveUnknown() {
   };
   std::vector<Done> done;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     std::vector<std::shared_ptr<Waiter>> pending;
     pending.swap(unresolved_);
     for (auto& w : pending) {
@@ -137,7 +137,7 @@ void ModelRegistry::ResolveUnknown() {
 }
 
 absl::Status ModelRegistry::host_status() const {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   return host_status_;
 }
 
@@ -158,7 +158,7 @@ std::set<std::string> ModelRegistry::CustomIdentifiersLocked(
 }
 
 void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time listed_at) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   // The host answers again: a load that failed only because it could not be reached is no
   // longer a reason to report the model FAILED (the next request loads it).
   for (auto& [k, m] : models_) {
@@ -242,7 +242,7 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
 }
 
 void ModelRegistry::ReportMissing(const std::string& instance) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (auto& [k, m] : models_) {
     auto& v = m->instances;
     for (auto it = v.begin(); it != v.end(); ++it) {
@@ -261,7 +261,7 @@ void ModelRegistry::ReportMissing(const std::string& instance) {
 void ModelRegistry::ExpireIdle() {
   std::vector<std::string> expired;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     const absl::Time now = absl::Now();
     for (auto& [k, m] : models_) {
       for (auto& inst : m->instances) {
@@ -286,7 +286,7 @@ void ModelRegistry::ExpireIdle() {
 void ModelRegistry::FailLateWaiters() {
   std::vector<std::shared_ptr<Waiter>> late;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     const absl::Time now = absl::Now();
     for (auto& [k, f] : flights_) {
       for (auto& w : f->waiters) {
@@ -308,7 +308,7 @@ void ModelRegistry::MaintenanceLoop() {
     bool refresh = false;
     bool resolve = false;
     {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return stopping_ || refresh_wanted_ || !unresolved_.empty();
       };
