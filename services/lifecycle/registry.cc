@@ -108,6 +108,7 @@ Lease::~Lease() {
 
 ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events)
     : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : admission::RealClock()),
       policies_(options_.models, options_.default_model),
       host_(host),
       events_(events),
@@ -156,15 +157,21 @@ ModelRegistry::~ModelRegistry() {
   }
 }
 
-void ModelRegistry::ReapFlightThreadsLocked() {
-  // A finished thread has at most its last unlock of mu_ left to do: joining is brief.
-  for (uint64_t id : finished_flight_threads_) {
-    auto it = flight_threads_.find(id);
-    if (it == flight_threads_.end()) continue;
-    it->second.join();
-    flight_threads_.erase(it);
+void ModelRegistry::ReapFlightThreads() {
+  std::vector<std::thread> finished;
+  {
+    Locked lock(this);
+    for (uint64_t id : finished_flight_threads_) {
+      auto it = flight_threads_.find(id);
+      if (it == flight_threads_.end()) continue;
+      finished.push_back(std::move(it->second));
+      flight_threads_.erase(it);
+    }
+    finished_flight_threads_.clear();
   }
-  finished_flight_threads_.clear();
+  // Outside mu_: a finished thread may still be releasing it and delivering queued events, whose
+  // subscribers may take mu_. It has nothing else left to do, so the join is brief.
+  for (auto& t : finished) t.join();
 }
 
 CallContext ModelRegistry::HostContext(absl::Duration timeout) const {
@@ -190,7 +197,7 @@ void ModelRegistry::ApplyPolicyLocked(const std::string& key, const ModelPolicy*
   if (pin_before == pin_after && ttl_before == ttl_after) return;
   auto it = models_.find(key);
   if (it == models_.end()) return;
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   for (auto& inst : it->second->instances) {
     if (pin_before != pin_after) inst->keep_loaded = pin_after;
     if (ttl_before != ttl_after) {
@@ -311,7 +318,7 @@ void ModelRegistry::ReleaseLease(const std::string& instance, uint64_t lease_id)
   auto [m, inst] = FindInstanceLocked(instance);
   if (inst == nullptr) return;  // unloaded meanwhile
   inst->leases.erase(lease_id);
-  inst->last_used = absl::Now();
+  inst->last_used = Now();
 }
 
 std::string ModelRegistry::NotFoundMessageLocked(const std::string& model) const {
@@ -369,7 +376,7 @@ void ModelRegistry::RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_
   }
   if (inst != nullptr) {
     *lease = MakeLeaseLocked(*m, *inst, *waiter,
-                             may_defer ? absl::ZeroDuration() : absl::Now() - waiter->started);
+                             may_defer ? absl::ZeroDuration() : Now() - waiter->started);
     return;
   }
   if (m == nullptr) {
@@ -412,7 +419,7 @@ void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, Acqu
   waiter->acquire_done = std::move(done);
   waiter->token = ctx.cancel;
   waiter->deadline = ctx.deadline;
-  waiter->started = absl::Now();
+  waiter->started = Now();
   std::unique_ptr<Lease> lease;
   absl::Status failed;
   {
@@ -486,7 +493,6 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   if (!f->requested_by.empty()) absl::StrAppend(&why, " (tenant ", f->requested_by, ")");
   Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading, std::move(why), 0,
           absl::ZeroDuration(), f->requested_by);
-  ReapFlightThreadsLocked();
   const uint64_t thread_id = next_flight_thread_++;
   flight_threads_.emplace(thread_id, std::thread([this, f, thread_id] {
     RunFlight(f);

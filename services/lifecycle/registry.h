@@ -50,6 +50,7 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
+#include "services/admission/clock.h"
 #include "services/lifecycle/event_outbox.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/policies.h"
@@ -120,8 +121,11 @@ struct RegistryOptions {
   // listing attempt is younger than this (0 = every miss re-reads the host; concurrent re-reads
   // still share one call).
   absl::Duration unknown_model_cache = absl::Seconds(2);
-  // Clock for the listing's age (tests inject one); unset = absl::Now.
-  std::function<absl::Time()> clock;
+  // The registry's time: idle TTLs, last use, the listing's age, pin retry backoffs, and the
+  // maintenance thread's ticks (tests pass a SimulatedClock and move it). Host calls' deadlines
+  // and callers' deadlines stay on real time (drivers and gRPC use it). Null = RealClock().
+  // Must outlive the registry.
+  admission::Clock* clock = nullptr;
   // The LM Studio host this registry manages (its base URL), named by every lease so that
   // admission keys an instance by host and identifier.
   std::string host = "default";
@@ -308,7 +312,7 @@ class ModelRegistry {
   bool ListingFreshLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Routes the misses that waited for a re-read (maintenance thread).
   void ResolveUnknown();
-  absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+  absl::Time Now() const { return clock_->Now(); }
 
   // Resolution helpers (lock held).
   ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -330,7 +334,8 @@ class ModelRegistry {
                                DriverKind driver, bool explicit_load, bool keep_loaded,
                                std::shared_ptr<Waiter> waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunFlight(std::shared_ptr<Flight> flight);
-  void ReapFlightThreadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins the flight threads that finished (maintenance thread; never with mu_ held).
+  void ReapFlightThreads() ABSL_LOCKS_EXCLUDED(mu_);
   void FinishFlight(const std::shared_ptr<Flight>& flight,
                     absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
                     DriverKind used);
@@ -368,6 +373,7 @@ class ModelRegistry {
   std::optional<absl::Duration> TtlFor(const ModelPolicy* policy) const;
 
   const RegistryOptions options_;
+  admission::Clock* const clock_;
   PolicyStore policies_;
   HostOps* const host_;
   EventBus* const events_;
@@ -379,8 +385,8 @@ class ModelRegistry {
   bool catalogue_known_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
-  // One thread per flight (RunFlight), joined by the destructor; a finished one is joined when
-  // the next flight starts.
+  // One thread per flight (RunFlight), owned here: a finished one is joined by the maintenance
+  // thread, the rest by the destructor, so no load thread outlives the registry.
   std::map<uint64_t, std::thread> flight_threads_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_flight_threads_ ABSL_GUARDED_BY(mu_);
   uint64_t next_flight_thread_ ABSL_GUARDED_BY(mu_) = 0;

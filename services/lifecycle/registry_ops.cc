@@ -306,7 +306,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
       } else {
         auto e = std::make_unique<InstanceEntry>();
         e->info = *result;
-        e->added_at = absl::Now();
+        e->added_at = Now();
         inst = e.get();
         m->instances.push_back(std::move(e));
       }
@@ -324,7 +324,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         w->used = used;
         Outcome o;
         o.waiter = w;
-        if (w->acquire_done) o.lease = MakeLeaseLocked(*m, *inst, *w, absl::Now() - w->started);
+        if (w->acquire_done) o.lease = MakeLeaseLocked(*m, *inst, *w, Now() - w->started);
         o.snapshot = SnapshotLocked(*inst);
         o.snapshot.load_duration = took;
         outcomes.push_back(std::move(o));
@@ -412,7 +412,7 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
   };
   waiter->token = ctx.cancel;
   waiter->deadline = ctx.deadline;
-  waiter->started = absl::Now();
+  waiter->started = Now();
   waiter->unique_flight = new_instance || !params.identifier.empty();
   if (params.ttl) waiter->ttl_override = params.ttl;
   {

@@ -32,7 +32,7 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
     refresh_in_flight_ = true;
     started = Now();
   }
-  const absl::Time listed_at = absl::Now();
+  const absl::Time listed_at = Now();
   auto host = host_->List(ctx);
   if (host.ok()) Reconcile(*host, listed_at);
   // A listing cut short by its own caller says nothing about the host.
@@ -56,7 +56,7 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
 void ModelRegistry::LoadPinned() {
   Locked lock(this);
   if (stopping_ || !host_status_.ok()) return;
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   const std::shared_ptr<const Policies> policies = policies_.Current();
   for (const auto& [key, policy] : policies->models) {
     if (!policy.keep_loaded) continue;
@@ -84,7 +84,7 @@ void ModelRegistry::LoadPinned() {
         // The flight published kLoadFailed with the host's reason (the observer logs it); the
         // maintenance loop retries after the backoff.
         retry.backoff = std::min(absl::Seconds(60), std::max(absl::Seconds(1), retry.backoff * 2));
-        retry.next = absl::Now() + retry.backoff;
+        retry.next = Now() + retry.backoff;
       }
     };
     JoinOrStartFlightLocked(key, std::move(params), DriverKind::kAuto, /*explicit_load=*/false,
@@ -211,7 +211,7 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
     auto e = std::make_unique<InstanceEntry>();
     e->info = li;
     e->external = true;
-    e->added_at = absl::Now();
+    e->added_at = Now();
     e->ttl = li.ttl;  // LM Studio's own TTL applies to what it loaded itself
     // A model with a policy is lmgate's to manage whoever loaded it (e.g. the lmgate this one
     // replaced): its TTL and pin apply, so a rollout does not leak loaded instances.
@@ -262,7 +262,7 @@ void ModelRegistry::ExpireIdle() {
   std::vector<std::string> expired;
   {
     Locked lock(this);
-    const absl::Time now = absl::Now();
+    const absl::Time now = Now();
     for (auto& [k, m] : models_) {
       for (auto& inst : m->instances) {
         if (inst->state != State::kReady || !inst->leases.empty() || inst->keep_loaded ||
@@ -303,7 +303,7 @@ void ModelRegistry::FailLateWaiters() {
 }
 
 void ModelRegistry::MaintenanceLoop() {
-  absl::Time next_refresh = absl::Now() + options_.refresh_interval;
+  absl::Time next_refresh = Now() + options_.refresh_interval;
   for (;;) {
     bool refresh = false;
     bool resolve = false;
@@ -312,18 +312,19 @@ void ModelRegistry::MaintenanceLoop() {
       auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return stopping_ || refresh_wanted_ || !unresolved_.empty();
       };
-      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.tick);
+      clock_->AwaitUntil(&mu_, absl::Condition(&wake), Now() + options_.tick);
       if (stopping_) return;
       refresh = refresh_wanted_ ||
-                (options_.refresh_interval > absl::ZeroDuration() && absl::Now() >= next_refresh);
+                (options_.refresh_interval > absl::ZeroDuration() && Now() >= next_refresh);
       refresh_wanted_ = false;
       resolve = !unresolved_.empty();
     }
+    ReapFlightThreads();
     ExpireIdle();
     FailLateWaiters();
     LoadPinned();  // a failed pin load, once its backoff passed
     if (refresh) {
-      next_refresh = absl::Now() + options_.refresh_interval;
+      next_refresh = Now() + options_.refresh_interval;
       (void)Refresh(HostContext(options_.host_call_timeout));
     }
     if (resolve) {
