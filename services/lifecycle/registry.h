@@ -53,50 +53,10 @@
 #include "services/admission/clock.h"
 #include "services/lifecycle/event_outbox.h"
 #include "services/lifecycle/events.h"
+#include "services/lifecycle/host_ops.h"
 #include "services/lifecycle/policies.h"
 
 namespace lmgate::lifecycle {
-
-using backends::CallContext;
-using backends::DriverKind;
-
-// Host operations the registry needs. Implemented over a DriverSet by DriverHostOps; tests may
-// pass their own. Same threading rules as backends::Driver (blocking, thread-safe).
-class HostOps {
- public:
-  virtual ~HostOps() = default;
-  virtual absl::StatusOr<backends::HostModels> List(const CallContext& ctx) = 0;
-  virtual absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
-                                                      const backends::LoadParams& params,
-                                                      const backends::LoadProgressFn& progress,
-                                                      DriverKind* used) = 0;
-  // `*used` (if not null) gets the driver that performed (or last tried) the unload.
-  virtual absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                              const std::string& identifier, DriverKind* used) = 0;
-};
-
-// HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE. When the chain ends
-// with a driver that could not run at all (FAILED_PRECONDITION, e.g. the cli driver without
-// `lms`) after an earlier driver answered UNAVAILABLE, that UNAVAILABLE is returned.
-class DriverHostOps : public HostOps {
- public:
-  explicit DriverHostOps(std::shared_ptr<backends::DriverSet> drivers)
-      : drivers_(std::move(drivers)) {}
-  absl::StatusOr<backends::HostModels> List(const CallContext& ctx) override;
-  absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
-                                              const backends::LoadParams& params,
-                                              const backends::LoadProgressFn& progress,
-                                              DriverKind* used) override;
-  absl::Status Unload(const CallContext& ctx, DriverKind driver, const std::string& identifier,
-                      DriverKind* used) override;
-  // The driver whose listing last succeeded; nullopt while the host has never answered one.
-  std::optional<DriverKind> last_listed() const;
-
- private:
-  std::shared_ptr<backends::DriverSet> drivers_;
-  mutable absl::Mutex mu_;
-  std::optional<DriverKind> last_listed_ ABSL_GUARDED_BY(mu_);
-};
 
 struct RegistryOptions {
   // Re-read the host's model list this often (0 = only at start and on errors).
@@ -302,34 +262,47 @@ class ModelRegistry {
 
   ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events);
 
+  // Core (registry.cc): lookups, snapshots, events, the maintenance thread.
+  absl::Time Now() const { return clock_->Now(); }
+  CallContext HostContext(absl::Duration timeout) const;
+  void MaintenanceLoop();
+  ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  InstanceEntry* PickReadyLocked(ModelEntry& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NotFoundMessageLocked(const std::string& model) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  InstanceSnapshot SnapshotLocked(const InstanceEntry& inst) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ModelSnapshot SnapshotLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Queues an event (under mu_ or not); it is delivered when mu_ is next released through
+  // Locked, or by outbox_.Flush() at a call site that does not hold mu_.
+  void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
+               std::string reason = "", double progress = 0,
+               absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
+
+  // The lease table (registry_leases.cc).
+  std::unique_ptr<Lease> MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst, const Waiter& w,
+                                         absl::Duration load_wait)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLease(const std::string& instance, uint64_t lease_id);
+
+  // The waiter queue (registry_waiters.cc).
   // Routes a new waiter (lock held): a lease on a READY instance (`*lease`), a flight, a failure
   // (`*failed`, e.g. NOT_FOUND), or — `may_defer` and the listing is stale — the list of misses
   // the maintenance thread resolves after one re-read.
   void RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_defer,
                    std::unique_ptr<Lease>* lease, absl::Status* failed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The last listing attempt is younger than unknown_model_cache.
-  bool ListingFreshLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Routes the misses that waited for a re-read (maintenance thread).
   void ResolveUnknown();
-  absl::Time Now() const { return clock_->Now(); }
+  void RemoveWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status why);
+  // Calls the waiter's callback (never with mu_ held).
+  void CompleteWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status status,
+                      std::unique_ptr<Lease> lease, InstanceSnapshot snapshot);
+  void FailLateWaiters();
 
-  // Resolution helpers (lock held).
-  ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Identifiers of loaded instances (in `host`'s listing or known here) that are not their
-  // model key: custom identifiers and "key:N".
-  std::set<std::string> CustomIdentifiersLocked(const backends::HostModels& host) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  InstanceEntry* PickReadyLocked(ModelEntry& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::unique_ptr<Lease> MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst, const Waiter& w,
-                                         absl::Duration load_wait)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string NotFoundMessageLocked(const std::string& model) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
-
-  // Flights (single-flight loads).
+  // Flights, the single-flight loads (registry_flights.cc).
   void JoinOrStartFlightLocked(const std::string& model_key, backends::LoadParams params,
                                DriverKind driver, bool explicit_load, bool keep_loaded,
                                std::shared_ptr<Waiter> waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -339,38 +312,34 @@ class ModelRegistry {
   void FinishFlight(const std::shared_ptr<Flight>& flight,
                     absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
                     DriverKind used);
-  void RemoveWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status why);
-  // Calls the waiter's callback (never with mu_ held).
-  void CompleteWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status status,
-                      std::unique_ptr<Lease> lease, InstanceSnapshot snapshot);
-  InstanceSnapshot SnapshotLocked(const InstanceEntry& inst) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  ModelSnapshot SnapshotLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // Capacity and eviction (registry_capacity.cc).
   absl::Status MakeRoomLocked(const std::shared_ptr<Flight>& flight, int64_t bytes,
                               std::vector<std::string>* evict) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Host sync and maintenance (registry_sync.cc).
-  void Reconcile(const backends::HostModels& host, absl::Time listed_at);
-  void MaintenanceLoop();
-  void ExpireIdle();
-  void FailLateWaiters();
+  // Explicit load / unload (registry_load_unload.cc); UnloadOne is every unload's path.
   absl::Status UnloadOne(const CallContext& ctx, DriverKind driver, const std::string& id,
                          Event::Kind done_kind, const std::string& reason,
                          DriverKind* used = nullptr);
 
-  // Queues an event (under mu_ or not); it is delivered when mu_ is next released through
-  // Locked, or by outbox_.Flush() at a call site that does not hold mu_.
-  void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
-               std::string reason = "", double progress = 0,
-               absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
-  void ReleaseLease(const std::string& instance, uint64_t lease_id);
-  State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  CallContext HostContext(absl::Duration timeout) const;
-
+  // TTLs and pins (registry_ttl_pins.cc).
+  void ExpireIdle();
   // Applies a changed pin / TTL of `key` to its instances (`before` = the policy they had).
   void ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
                          const ModelPolicy* after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The idle TTL instances of a model with `policy` get (unset = never expire).
   std::optional<absl::Duration> TtlFor(const ModelPolicy* policy) const;
+  // Starts a load for every keep_loaded model without a READY instance or a load in flight.
+  void LoadPinned() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Host sync (registry_host_sync.cc).
+  void Reconcile(const backends::HostModels& host, absl::Time listed_at);
+  // The last listing attempt is younger than unknown_model_cache.
+  bool ListingFreshLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Identifiers of loaded instances (in `host`'s listing or known here) that are not their
+  // model key: custom identifiers and "key:N".
+  std::set<std::string> CustomIdentifiersLocked(const backends::HostModels& host) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RegistryOptions options_;
   admission::Clock* const clock_;
@@ -409,8 +378,6 @@ class ModelRegistry {
     absl::Time next = absl::InfinitePast();
   };
   std::map<std::string, PinRetry> pin_retry_ ABSL_GUARDED_BY(mu_);
-  // Starts a load for every keep_loaded model without a READY instance or a load in flight.
-  void LoadPinned() ABSL_LOCKS_EXCLUDED(mu_);
   std::thread maintenance_;
 };
 

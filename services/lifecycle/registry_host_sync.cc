@@ -1,11 +1,11 @@
-// ModelRegistry: synchronisation with the host, TTL expiry and the maintenance thread.
-#include <algorithm>
+// ModelRegistry: synchronisation with the host: shared listings, their age, reconciling the
+// view with what the host lists.
+#include "services/lifecycle/registry.h"
+
 #include <optional>
 #include <set>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "services/lifecycle/registry.h"
 #include "services/lifecycle/registry_internal.h"
 
 namespace lmgate::lifecycle {
@@ -53,45 +53,6 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   return host.status();
 }
 
-void ModelRegistry::LoadPinned() {
-  Locked lock(this);
-  if (stopping_ || !host_status_.ok()) return;
-  const absl::Time now = Now();
-  const std::shared_ptr<const Policies> policies = policies_.Current();
-  for (const auto& [key, policy] : policies->models) {
-    if (!policy.keep_loaded) continue;
-    ModelEntry* m = FindModelLocked(key);
-    if (m != nullptr && (PickReadyLocked(*m) != nullptr || m->loading > 0)) continue;
-    if (catalogue_known_ && m == nullptr) continue;  // not on this host: nothing to load
-    PinRetry& retry = pin_retry_[key];
-    if (retry.in_flight || now < retry.next) continue;
-    retry.in_flight = true;
-    // The request path's flight key (policy load settings, AUTO driver): a request arriving
-    // meanwhile joins this load instead of starting a second one.
-    backends::LoadParams params = policy.load;
-    params.identifier.clear();
-    auto waiter = std::make_shared<Waiter>();
-    waiter->request.holder = "keep_loaded";
-    waiter->started = now;
-    waiter->load_done = [this, key = key](absl::StatusOr<InstanceSnapshot> r) {
-      Locked lock(this);
-      PinRetry& retry = pin_retry_[key];
-      retry.in_flight = false;
-      if (r.ok()) {
-        retry.backoff = absl::ZeroDuration();
-        retry.next = absl::InfinitePast();
-      } else {
-        // The flight published kLoadFailed with the host's reason (the observer logs it); the
-        // maintenance loop retries after the backoff.
-        retry.backoff = std::min(absl::Seconds(60), std::max(absl::Seconds(1), retry.backoff * 2));
-        retry.next = Now() + retry.backoff;
-      }
-    };
-    JoinOrStartFlightLocked(key, std::move(params), DriverKind::kAuto, /*explicit_load=*/false,
-                            /*keep_loaded=*/true, waiter);
-  }
-}
-
 absl::Status ModelRegistry::RefreshIfStale(const CallContext& ctx) {
   return RefreshIfOlder(ctx, options_.unknown_model_cache);
 }
@@ -106,39 +67,6 @@ absl::Status ModelRegistry::RefreshIfOlder(const CallContext& ctx, absl::Duratio
 
 bool ModelRegistry::ListingFreshLocked() const {
   return last_refresh_at_.has_value() && Now() - *last_refresh_at_ < options_.unknown_model_cache;
-}
-
-void ModelRegistry::ResolveUnknown() {
-  struct Done {
-    std::shared_ptr<Waiter> waiter;
-    std::unique_ptr<Lease> lease;
-    absl::Status status;
-  };
-  std::vector<Done> done;
-  {
-    Locked lock(this);
-    std::vector<std::shared_ptr<Waiter>> pending;
-    pending.swap(unresolved_);
-    for (auto& w : pending) {
-      if (w->finished) continue;
-      Done d;
-      RouteLocked(w, /*may_defer=*/false, &d.lease, &d.status);
-      if (d.lease || !d.status.ok()) {
-        w->finished = true;
-        d.waiter = w;
-        done.push_back(std::move(d));
-      }
-    }
-  }
-  for (auto& d : done) {
-    absl::Status st = d.lease ? absl::OkStatus() : d.status;
-    CompleteWaiter(d.waiter, std::move(st), std::move(d.lease), {});
-  }
-}
-
-absl::Status ModelRegistry::host_status() const {
-  Locked lock(this);
-  return host_status_;
 }
 
 std::set<std::string> ModelRegistry::CustomIdentifiersLocked(
@@ -256,83 +184,6 @@ void ModelRegistry::ReportMissing(const std::string& instance) {
     }
   }
   refresh_wanted_ = true;
-}
-
-void ModelRegistry::ExpireIdle() {
-  std::vector<std::string> expired;
-  {
-    Locked lock(this);
-    const absl::Time now = Now();
-    for (auto& [k, m] : models_) {
-      for (auto& inst : m->instances) {
-        if (inst->state != State::kReady || !inst->leases.empty() || inst->keep_loaded ||
-            !inst->ttl) {
-          continue;
-        }
-        if (now - std::max(inst->last_used.value_or(inst->added_at), inst->ttl_from) >=
-            *inst->ttl) {
-          inst->state = State::kUnloading;
-          expired.push_back(inst->info.identifier);
-        }
-      }
-    }
-  }
-  for (const auto& id : expired) {
-    (void)UnloadOne(HostContext(options_.host_call_timeout), DriverKind::kAuto, id,
-                    Event::Kind::kExpired, "idle TTL expired");
-  }
-}
-
-void ModelRegistry::FailLateWaiters() {
-  std::vector<std::shared_ptr<Waiter>> late;
-  {
-    Locked lock(this);
-    const absl::Time now = absl::Now();
-    for (auto& [k, f] : flights_) {
-      for (auto& w : f->waiters) {
-        if (now >= w->deadline) late.push_back(w);
-      }
-    }
-    for (auto& w : unresolved_) {
-      if (now >= w->deadline) late.push_back(w);
-    }
-  }
-  for (auto& w : late) {
-    RemoveWaiter(w, absl::DeadlineExceededError("the deadline passed while the model loaded"));
-  }
-}
-
-void ModelRegistry::MaintenanceLoop() {
-  absl::Time next_refresh = Now() + options_.refresh_interval;
-  for (;;) {
-    bool refresh = false;
-    bool resolve = false;
-    {
-      Locked lock(this);
-      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stopping_ || refresh_wanted_ || !unresolved_.empty();
-      };
-      clock_->AwaitUntil(&mu_, absl::Condition(&wake), Now() + options_.tick);
-      if (stopping_) return;
-      refresh = refresh_wanted_ ||
-                (options_.refresh_interval > absl::ZeroDuration() && Now() >= next_refresh);
-      refresh_wanted_ = false;
-      resolve = !unresolved_.empty();
-    }
-    ReapFlightThreads();
-    ExpireIdle();
-    FailLateWaiters();
-    LoadPinned();  // a failed pin load, once its backoff passed
-    if (refresh) {
-      next_refresh = Now() + options_.refresh_interval;
-      (void)Refresh(HostContext(options_.host_call_timeout));
-    }
-    if (resolve) {
-      // Every miss that waited since the last pass shares one re-read (none if still fresh).
-      if (!refresh) (void)RefreshIfStale(HostContext(options_.host_call_timeout));
-      ResolveUnknown();
-    }
-  }
 }
 
 }  // namespace lmgate::lifecycle
