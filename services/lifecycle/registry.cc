@@ -19,7 +19,8 @@ ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* e
       policies_(options_.models, options_.default_model),
       host_(host),
       events_(events),
-      outbox_(events) {}
+      outbox_(events),
+      leases_(std::make_unique<LocalLeaseTable>()) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,
@@ -106,7 +107,9 @@ ModelRegistry::InstanceEntry* ModelRegistry::PickReadyLocked(ModelEntry& m) {
   InstanceEntry* best = nullptr;
   for (auto& inst : m.instances) {
     if (inst->state != State::kReady) continue;
-    if (best == nullptr || inst->leases.size() < best->leases.size()) best = inst.get();
+    if (best == nullptr || leases_->Count(KeyOf(*inst)) < leases_->Count(KeyOf(*best))) {
+      best = inst.get();
+    }
   }
   return best;
 }
@@ -144,13 +147,14 @@ InstanceSnapshot ModelRegistry::SnapshotLocked(const InstanceEntry& inst) const 
   InstanceSnapshot s;
   s.info = inst.info;
   s.state = inst.state;
-  s.in_flight = static_cast<int>(inst.leases.size());
+  const InstanceKey key = KeyOf(inst);
+  s.in_flight = leases_->Count(key);
   s.keep_loaded = inst.keep_loaded;
   s.ttl = inst.ttl;
-  s.last_used = inst.last_used;
-  for (const auto& [id, h] : inst.leases) s.holders.push_back(h.holder);
+  s.last_used = leases_->LastUse(key);
+  s.holders = leases_->Holders(key);
   s.info.ttl = inst.ttl;
-  if (inst.last_used) s.info.last_used = inst.last_used;
+  if (s.last_used) s.info.last_used = s.last_used;
   s.load_config = inst.sent;
   s.load_config.model_key = inst.info.model_key;
   s.load_config.identifier = inst.info.identifier;

@@ -54,6 +54,7 @@
 #include "services/lifecycle/event_outbox.h"
 #include "services/lifecycle/events.h"
 #include "services/lifecycle/host_ops.h"
+#include "services/lifecycle/lease_table.h"
 #include "services/lifecycle/policies.h"
 
 namespace lmgate::lifecycle {
@@ -282,6 +283,8 @@ class ModelRegistry {
                absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
 
   // The lease table (registry_leases.cc).
+  InstanceKey KeyOf(const InstanceEntry& inst) const;
+  InstanceKey KeyOf(const std::string& identifier) const { return {options_.host, identifier}; }
   std::unique_ptr<Lease> MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst, const Waiter& w,
                                          absl::Duration load_wait)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -351,6 +354,8 @@ class ModelRegistry {
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<ModelEntry>> models_ ABSL_GUARDED_BY(mu_);
+  // Every lease and last use (in-process; a shared table may replace it). Called under mu_.
+  const std::unique_ptr<LeaseTable> leases_ ABSL_PT_GUARDED_BY(mu_);
   bool catalogue_known_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;

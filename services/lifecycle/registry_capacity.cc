@@ -30,19 +30,29 @@ absl::Status ModelRegistry::MakeRoomLocked(const std::shared_ptr<Flight>& f, int
   while (!fits()) {
     ModelEntry* victim_model = nullptr;
     InstanceEntry* victim = nullptr;
+    absl::Time victim_used;
     for (auto& [k, m] : models_) {
       for (auto& inst : m->instances) {
-        if (inst->state != State::kReady || !inst->leases.empty() || inst->keep_loaded) continue;
-        absl::Time t = inst->last_used.value_or(inst->added_at);
-        if (victim == nullptr || t < victim->last_used.value_or(victim->added_at)) {
+        if (inst->state != State::kReady || inst->keep_loaded) continue;
+        const InstanceKey key = KeyOf(*inst);
+        if (leases_->Count(key) > 0) continue;
+        const absl::Time t = leases_->LastUse(key).value_or(inst->added_at);
+        if (victim == nullptr || t < victim_used) {
           victim = inst.get();
           victim_model = m.get();
+          victim_used = t;
         }
       }
     }
     if (victim == nullptr) {
       return absl::UnavailableError(
           "capacity limits reached and every loaded model is in use or pinned");
+    }
+    if (!leases_->ReserveUnload(KeyOf(*victim), UnloadReason::kEvicted, /*force=*/false,
+                                absl::ZeroDuration(), Now())
+             .granted) {
+      return absl::UnavailableError(absl::StrCat(
+          "capacity limits reached and ", victim->info.identifier, " is being unloaded"));
     }
     victim->state = State::kUnloading;
     evict->push_back(victim->info.identifier);

@@ -182,6 +182,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
                                  DriverKind used) {
   struct Outcome {
     std::shared_ptr<Waiter> waiter;
+    absl::Status status;
     std::unique_ptr<Lease> lease;
     InstanceSnapshot snapshot;
   };
@@ -233,7 +234,13 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         w->used = used;
         Outcome o;
         o.waiter = w;
-        if (w->acquire_done) o.lease = MakeLeaseLocked(*m, *inst, *w, Now() - w->started);
+        if (w->acquire_done) {
+          o.lease = MakeLeaseLocked(*m, *inst, *w, Now() - w->started);
+          if (o.lease == nullptr) {
+            o.status = absl::UnavailableError(absl::StrCat(
+                "instance ", inst->info.identifier, " is being unloaded; try again"));
+          }
+        }
         o.snapshot = SnapshotLocked(*inst);
         o.snapshot.load_duration = took;
         outcomes.push_back(std::move(o));
@@ -270,7 +277,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
     }
   }
   for (auto& o : outcomes) {
-    CompleteWaiter(o.waiter, absl::OkStatus(), std::move(o.lease), std::move(o.snapshot));
+    CompleteWaiter(o.waiter, o.status, std::move(o.lease), std::move(o.snapshot));
   }
   for (auto& w : failed) CompleteWaiter(w, waiter_status, nullptr, {});
 }

@@ -161,6 +161,7 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
           inst.added_at < listed_at) {
         Publish(Event::Kind::kExternalChange, k, inst.info.identifier, State::kNotLoaded,
                 "unloaded outside lmgate (LM Studio app, lms, or LM Studio's own TTL)");
+        leases_->FinishUnload(KeyOf(inst), /*unloaded=*/true);  // its leases end with it
         it = v.erase(it);
       } else {
         ++it;
@@ -177,6 +178,7 @@ void ModelRegistry::ReportMissing(const std::string& instance) {
       if ((*it)->info.identifier == instance && (*it)->state == State::kReady) {
         Publish(Event::Kind::kExternalChange, k, instance, State::kNotLoaded,
                 "the host no longer has this instance");
+        leases_->FinishUnload(KeyOf(instance), /*unloaded=*/true);
         v.erase(it);
         refresh_wanted_ = true;
         return;

@@ -15,11 +15,6 @@
 
 namespace lmgate::lifecycle {
 
-struct Holder {
-  std::string holder;
-  std::function<void()> on_force_unload;
-};
-
 // Someone waiting for a flight: an Acquire (wants a lease) or an explicit Load.
 struct ModelRegistry::Waiter {
   AcquireRequest request;
@@ -60,8 +55,7 @@ struct ModelRegistry::Flight {
 struct ModelRegistry::InstanceEntry {
   backends::InstanceInfo info;
   State state = State::kReady;
-  std::map<uint64_t, Holder> leases;
-  std::optional<absl::Time> last_used;
+  // Leases and the last use are in the registry's LeaseTable (keyed by host and identifier).
   std::optional<absl::Duration> ttl;
   bool keep_loaded = false;
   bool external = false;  // loaded outside lmgate

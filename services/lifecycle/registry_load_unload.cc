@@ -140,7 +140,9 @@ absl::StatusOr<InstanceSnapshot> ModelRegistry::Load(const CallContext& ctx, Dri
         if (i->state != State::kReady) continue;
         std::vector<std::string> c = ConfigConflicts(params, SnapshotLocked(*i).load_config);
         if (c.empty()) {
-          if (match == nullptr || i->leases.size() < match->leases.size()) match = i.get();
+          if (match == nullptr || leases_->Count(KeyOf(*i)) < leases_->Count(KeyOf(*match))) {
+            match = i.get();
+          }
         } else if (conflict.empty()) {
           conflict = absl::StrCat(i->info.identifier, " (asked ", absl::StrJoin(c, ", "), ")");
         }
@@ -184,7 +186,10 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
   {
     Locked lock(this);
     auto [m, inst] = FindInstanceLocked(id);
-    if (inst == nullptr) return absl::OkStatus();
+    if (inst == nullptr) {
+      leases_->FinishUnload(KeyOf(id), /*unloaded=*/true);
+      return absl::OkStatus();
+    }
     key = m->info.key;
   }
   Publish(Event::Kind::kUnloadStarted, key, id, State::kUnloading, reason);
@@ -193,8 +198,12 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
   absl::Status st = host_->Unload(ctx, driver, id, used);
   Locked lock(this);
   auto [m, inst] = FindInstanceLocked(id);
-  if (inst == nullptr) return st;
+  if (inst == nullptr) {
+    leases_->FinishUnload(KeyOf(id), /*unloaded=*/true);
+    return st;
+  }
   if (st.ok() || absl::IsNotFound(st)) {
+    leases_->FinishUnload(KeyOf(id), /*unloaded=*/true);
     auto& v = m->instances;
     // A structured binding cannot be captured before C++20 (clang refuses; gcc lets it pass).
     const auto* gone = inst;
@@ -204,6 +213,7 @@ absl::Status ModelRegistry::UnloadOne(const CallContext& ctx, DriverKind driver,
     return absl::OkStatus();
   }
   inst->state = State::kReady;  // still loaded upstream
+  leases_->FinishUnload(KeyOf(id), /*unloaded=*/false);
   return st;
 }
 
@@ -243,20 +253,31 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
         return absl::FailedPreconditionError(absl::StrCat(
             "instance ", i->info.identifier, " is ", StateName(i->state), "; try again shortly"));
       }
-      if (!i->leases.empty() && !force) {
-        std::vector<std::string> holders;
-        for (const auto& [id, h] : i->leases) holders.push_back(h.holder);
+      if (std::vector<std::string> holders = leases_->Holders(KeyOf(*i));
+          !holders.empty() && !force) {
         return absl::FailedPreconditionError(absl::StrCat(
             "instance ", i->info.identifier, " is serving ", holders.size(), " request(s) (",
             absl::StrJoin(holders, ", "), "); unload when they finish, or set force"));
       }
     }
+    // Reserve every target before unloading any (a shared table may still refuse one).
+    std::vector<InstanceEntry*> reserved;
+    for (auto* i : found) {
+      UnloadReservation r =
+          leases_->ReserveUnload(KeyOf(*i), UnloadReason::kRequested, force, absl::ZeroDuration(),
+                                 Now());
+      if (!r.granted) {
+        for (auto* done : reserved) leases_->FinishUnload(KeyOf(*done), /*unloaded=*/false);
+        return absl::FailedPreconditionError(absl::StrCat(
+            "instance ", i->info.identifier, " is being unloaded or serving ", r.holders.size(),
+            " request(s) (", absl::StrJoin(r.holders, ", "), "); try again shortly"));
+      }
+      reserved.push_back(i);
+      for (auto& hook : r.force_hooks) force_hooks.push_back(std::move(hook));
+    }
     for (auto* i : found) {
       i->state = State::kUnloading;
       targets.push_back(i->info.identifier);
-      for (auto& [id, h] : i->leases) {
-        if (h.on_force_unload) force_hooks.push_back(h.on_force_unload);
-      }
     }
   }
   for (auto& hook : force_hooks) hook();

@@ -95,12 +95,13 @@ void ModelRegistry::ExpireIdle() {
     const absl::Time now = Now();
     for (auto& [k, m] : models_) {
       for (auto& inst : m->instances) {
-        if (inst->state != State::kReady || !inst->leases.empty() || inst->keep_loaded ||
-            !inst->ttl) {
-          continue;
-        }
-        if (now - std::max(inst->last_used.value_or(inst->added_at), inst->ttl_from) >=
-            *inst->ttl) {
+        if (inst->state != State::kReady || inst->keep_loaded || !inst->ttl) continue;
+        const InstanceKey key = KeyOf(*inst);
+        if (leases_->Count(key) > 0) continue;
+        if (now - std::max(leases_->LastUse(key).value_or(inst->added_at), inst->ttl_from) >=
+                *inst->ttl &&
+            leases_->ReserveUnload(key, UnloadReason::kExpired, /*force=*/false, *inst->ttl, now)
+                .granted) {
           inst->state = State::kUnloading;
           expired.push_back(inst->info.identifier);
         }

@@ -39,7 +39,8 @@ void ModelRegistry::RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_
   if (inst != nullptr) {
     *lease = MakeLeaseLocked(*m, *inst, *waiter,
                              may_defer ? absl::ZeroDuration() : Now() - waiter->started);
-    return;
+    if (*lease != nullptr) return;
+    // The lease table refused it (reserved for an unload): wait for a load, as with none READY.
   }
   if (m == nullptr) {
     // Not on the host as of the last listing. A stale listing is re-read once for every miss
