@@ -376,10 +376,10 @@ class ModelRegistry {
   std::vector<std::shared_ptr<Waiter>> unresolved_ ABSL_GUARDED_BY(mu_);
   absl::Status host_status_ ABSL_GUARDED_BY(mu_) = absl::UnavailableError("not synced yet");
   // keep_loaded models' loads without a request (LoadPinned): one at a time per model, failures
-  // retried by the maintenance loop after a doubling backoff (1 s .. 60 s).
+  // retried by the maintenance loop after a doubling backoff (1 s .. 60 s, backends::Backoff).
   struct PinRetry {
     bool in_flight = false;
-    absl::Duration backoff;
+    int failures = 0;  // in a row
     absl::Time next = absl::InfinitePast();
   };
   std::map<std::string, PinRetry> pin_retry_ ABSL_GUARDED_BY(mu_);

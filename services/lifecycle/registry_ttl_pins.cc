@@ -7,9 +7,16 @@
 #include <utility>
 #include <vector>
 
+#include "backends/backoff.h"
 #include "services/lifecycle/registry_internal.h"
 
 namespace lmgate::lifecycle {
+namespace {
+
+// A failed pin load is retried after 1 s, 2 s, 4 s ... 60 s (no jitter: one registry, one host).
+constexpr backends::BackoffPolicy kPinRetryBackoff{absl::Seconds(1), absl::Seconds(60), 2.0, 0.0};
+
+}  // namespace
 
 std::optional<absl::Duration> ModelRegistry::TtlFor(const ModelPolicy* policy) const {
   std::optional<absl::Duration> ttl = policy && policy->ttl ? policy->ttl : options_.default_ttl;
@@ -139,13 +146,12 @@ void ModelRegistry::LoadPinned() {
       PinRetry& retry = pin_retry_[key];
       retry.in_flight = false;
       if (r.ok()) {
-        retry.backoff = absl::ZeroDuration();
+        retry.failures = 0;
         retry.next = absl::InfinitePast();
       } else {
         // The flight published kLoadFailed with the host's reason (the observer logs it); the
         // maintenance loop retries after the backoff.
-        retry.backoff = std::min(absl::Seconds(60), std::max(absl::Seconds(1), retry.backoff * 2));
-        retry.next = Now() + retry.backoff;
+        retry.next = Now() + backends::Backoff(kPinRetryBackoff, retry.failures++, 0);
       }
     };
     JoinOrStartFlightLocked(key, std::move(params), DriverKind::kAuto, /*explicit_load=*/false,
