@@ -27,6 +27,11 @@
 //   created for a name the host does not have.
 // Loads are sent without an upstream TTL: lmgate, not LM Studio, decides when an instance goes.
 //
+// Where: leases and last use live in a LeaseTable (lease_table.h; in-process here, a shared one
+// may replace it), loads in flights (registry_flights.cc), the host in HostOps (host_ops.h, one
+// host per registry); the rest of the implementation is one file per concern (registry_*.cc).
+// Time comes from RegistryOptions::clock.
+//
 // Thread-safe. Callbacks (done, progress) run on registry threads or inline in the caller's
 // thread, never with the registry lock held; they must not block. Events are queued while the
 // lock is held and delivered to the EventBus after it is released, in the order of the state
