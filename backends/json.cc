@@ -1,5 +1,7 @@
 #include "backends/json.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 
 namespace lmgate::backends {
@@ -58,6 +60,64 @@ absl::StatusOr<nlohmann::json> ParseBoundedJson(absl::string_view text, absl::st
     return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON"));
   }
   return value;
+}
+
+const nlohmann::json* JsonMember(const nlohmann::json& obj, absl::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(std::string(key));
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+std::optional<int64_t> JsonAsInt(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    // [-2^63, 2^63), both exact doubles; casting anything outside (1e300) is undefined behaviour.
+    const double d = v.get<double>();
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return std::nullopt;
+    const int64_t i = static_cast<int64_t>(d);
+    if (static_cast<double>(i) != d) return std::nullopt;  // 1.5 is not an integer
+    return i;
+  }
+  return std::nullopt;
+}
+
+std::string JsonString(const nlohmann::json& obj, absl::string_view key, absl::string_view def) {
+  const nlohmann::json* v = JsonMember(obj, key);
+  if (v == nullptr || !v->is_string()) return std::string(def);
+  return v->get<std::string>();
+}
+
+std::optional<double> JsonDouble(const nlohmann::json& obj, absl::string_view key) {
+  const nlohmann::json* v = JsonMember(obj, key);
+  if (v == nullptr || !v->is_number()) return std::nullopt;
+  return v->get<double>();
+}
+
+std::optional<int64_t> JsonInt(const nlohmann::json& obj, absl::string_view key) {
+  const nlohmann::json* v = JsonMember(obj, key);
+  if (v == nullptr) return std::nullopt;
+  return JsonAsInt(*v);
+}
+
+std::optional<int> JsonInt32(const nlohmann::json& obj, absl::string_view key) {
+  std::optional<int64_t> v = JsonInt(obj, key);
+  if (!v.has_value() || *v < std::numeric_limits<int>::min() ||
+      *v > std::numeric_limits<int>::max()) {
+    return std::nullopt;
+  }
+  return static_cast<int>(*v);
+}
+
+std::optional<bool> JsonBool(const nlohmann::json& obj, absl::string_view key) {
+  const nlohmann::json* v = JsonMember(obj, key);
+  if (v == nullptr || !v->is_boolean()) return std::nullopt;
+  return v->get<bool>();
 }
 
 }  // namespace lmgate::backends

@@ -11,6 +11,10 @@
 #ifndef LMGATE_BACKENDS_JSON_H_
 #define LMGATE_BACKENDS_JSON_H_
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
@@ -40,6 +44,27 @@ struct JsonParseOptions {
 // anything is parsed) or "<what> is not valid JSON". Never throws.
 absl::StatusOr<nlohmann::json> ParseBoundedJson(absl::string_view text, absl::string_view what,
                                                 JsonParseOptions options = {});
+
+// --- Typed getters: the one way every driver reads a value of the host's JSON -----------------
+// LM Studio adds and drops fields between versions, so readers take what is there and never
+// throw. The same rules for every driver (backends/http/json.h and backends/sdk_ws/protocol.h
+// are names for these):
+// - a member that is null is absent;
+// - numbers convert between integer and floating point; strings never become numbers;
+// - an integer is an integral number: 8192 or 8192.0 (JS numbers), never 1.5 (not truncated);
+//   one outside the result type's range is absent (never a wrapped or undefined conversion:
+//   the host's bytes are untrusted).
+
+// The member `key` of `obj`, or nullptr when `obj` is no object or the member is absent or null.
+const nlohmann::json* JsonMember(const nlohmann::json& obj, absl::string_view key);
+// `value` as an integer under the rules above.
+std::optional<int64_t> JsonAsInt(const nlohmann::json& value);
+std::string JsonString(const nlohmann::json& obj, absl::string_view key,
+                       absl::string_view def = "");
+std::optional<double> JsonDouble(const nlohmann::json& obj, absl::string_view key);
+std::optional<int64_t> JsonInt(const nlohmann::json& obj, absl::string_view key);
+std::optional<int> JsonInt32(const nlohmann::json& obj, absl::string_view key);
+std::optional<bool> JsonBool(const nlohmann::json& obj, absl::string_view key);
 
 }  // namespace lmgate::backends
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backends/http/url.h"
+#include "backends/log.h"
 #include "spdlog/spdlog.h"
 
 namespace lmgate::backends::cli {
@@ -37,7 +38,8 @@ absl::Status StartFailure(const std::string& request_id, const std::string& lms_
                           const absl::Status& why) {
   if (absl::IsNotFound(why)) {
     const char* path = getenv("PATH");
-    Log().debug("[{}] `{}` not found; PATH={}", request_id, lms_path, path ? path : "(unset)");
+    RequestLog(Log(), request_id)
+        .debug("`{}` not found; PATH={}", lms_path, path ? path : "(unset)");
   }
   switch (why.code()) {
     case absl::StatusCode::kNotFound:
@@ -189,7 +191,7 @@ absl::StatusOr<ProcessResult> CliDriver::Run(const CallContext& ctx,
   auto positional = std::find(args.begin(), args.end(), "--");
   args.insert(positional, host_args_.begin(), host_args_.end());
   const std::string command = CommandLine(args);
-  Log().debug("[{}] running {}", ctx.request_id, command);
+  RequestLog(Log(), ctx.request_id).debug("running {}", command);
 
   ProcessSpec spec;
   spec.program = options_.host.lms_path;
@@ -228,8 +230,8 @@ absl::StatusOr<ProcessResult> CliDriver::Run(const CallContext& ctx,
     }
     return StartFailure(ctx.request_id, options_.host.lms_path, s);
   }
-  Log().debug("[{}] {} exited {} (signal {})", ctx.request_id, command, result->exit_code,
-              result->term_signal);
+  RequestLog(Log(), ctx.request_id)
+      .debug("{} exited {} (signal {})", command, result->exit_code, result->term_signal);
   return result;
 }
 
@@ -321,7 +323,7 @@ absl::StatusOr<InstanceInfo> CliDriver::Load(const CallContext& ctx, const LoadP
   absl::StatusOr<std::vector<std::string>> args = LoadArgs(params, model->path);
   if (!args.ok()) return args.status();
 
-  Log().info("[{}] loading {} through `lms load`", ctx.request_id, params.model_key);
+  RequestLog(Log(), ctx.request_id).info("loading {} through `lms load`", params.model_key);
   const std::string command = CommandLine(*args);
   absl::StatusOr<ProcessResult> run =
       Run(ctx, *std::move(args), absl::Now() + options_.host.load_timeout);
@@ -347,8 +349,8 @@ absl::StatusOr<InstanceInfo> CliDriver::Load(const CallContext& ctx, const LoadP
       return std::move(i);
     }
   } else {
-    Log().warn("[{}] {} loaded, but `lms ps` failed: {}", ctx.request_id, *identifier,
-               instances.status().ToString());
+    RequestLog(Log(), ctx.request_id)
+        .warn("{} loaded, but `lms ps` failed: {}", *identifier, instances.status().ToString());
   }
   // Loaded, but not listed (already unloaded by a TTL, or `ps` failed): what we know.
   InstanceInfo info;
@@ -366,7 +368,7 @@ absl::Status CliDriver::Unload(const CallContext& ctx, const std::string& identi
   // `lms unload` without an identifier unloads whatever single model is loaded.
   if (identifier.empty()) return absl::InvalidArgumentError("no instance identifier to unload");
   if (auto st = CheckIdentifierArg(identifier); !st.ok()) return st;
-  Log().info("[{}] unloading {} through `lms unload`", ctx.request_id, identifier);
+  RequestLog(Log(), ctx.request_id).info("unloading {} through `lms unload`", identifier);
   absl::StatusOr<ProcessResult> run =
       RunChecked(ctx, {"unload", "--", identifier}, UnaryDeadline(ctx));
   if (!run.ok()) return run.status();

@@ -16,6 +16,7 @@
 #include "backends/http/curl_handles.h"
 #include "backends/http/log.h"
 #include "backends/http/status.h"
+#include "backends/log.h"
 
 namespace lmgate::backends::http {
 namespace {
@@ -341,9 +342,9 @@ void HttpClient::Core::OnAttemptDone(Transfer* t, CURLcode result) {
         ++retries;
         t->retry_at = now + delay;
         Arm(t->retry_at);
-        HttpLog().info("[{}] retry {}/{} of {} {} in {}: {}", t->request_id, t->retries_done,
-                       options.retry.max_retries, t->method, t->path,
-                       absl::FormatDuration(delay), status.ToString());
+        RequestLog(HttpLog(), t->request_id)
+            .info("retry {}/{} of {} {} in {}: {}", t->retries_done, options.retry.max_retries,
+                  t->method, t->path, absl::FormatDuration(delay), status.ToString());
         return;
       }
     }
@@ -391,8 +392,8 @@ void HttpClient::Core::Finish(Transfer* t, absl::Status status) {
   }
   if (t->token && t->token_callback != 0) t->token->RemoveCallback(t->token_callback);
   if (!status.ok()) {
-    HttpLog().debug("[{}] {} {} failed: {}", t->request_id, t->method, t->path,
-                    status.ToString());
+    RequestLog(HttpLog(), t->request_id)
+        .debug("{} {} failed: {}", t->method, t->path, status.ToString());
   }
   auto on_done = std::move(t->callbacks.on_done);
   HttpResponse response = std::move(t->response);

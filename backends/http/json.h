@@ -1,4 +1,5 @@
-// The one JSON helper of the HTTP drivers: nlohmann::json plus lenient typed getters. LM Studio
+// The HTTP drivers' JSON: nlohmann::json, the parse that names the answer, and the typed getters
+// every driver shares (backends/json.h). LM Studio
 // adds and drops fields between versions, so readers take what is there and never throw.
 //
 // Include only from .cc files (nlohmann/json.hpp is heavy). Stateless, thread-safe.
@@ -13,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backends/json.h"
 
 namespace lmgate::backends::http {
 
@@ -22,19 +24,14 @@ using Json = nlohmann::json;
 // ("the /v1/models answer") and a snippet of the text when it is not JSON or nested deeper.
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what);
 
-// The member `key` of an object, or nullptr when `obj` is no object or the member is absent or
-// null.
-const Json* JsonMember(const Json& obj, const char* key);
-
-// Typed getters: the member's value when present with a compatible type, else the default /
-// nullopt. Numbers convert between integer and floating point; strings never become numbers.
-// Integers: floats are truncated toward zero; a value outside the result type's range is nullopt
-// (never a wrapped or undefined conversion: the host's bytes are untrusted).
-std::string JsonString(const Json& obj, const char* key, absl::string_view def = "");
-std::optional<double> JsonDouble(const Json& obj, const char* key);
-std::optional<int64_t> JsonInt(const Json& obj, const char* key);
-std::optional<int> JsonInt32(const Json& obj, const char* key);
-std::optional<bool> JsonBool(const Json& obj, const char* key);
+// The typed getters (backends/json.h: null is absent, integers are integral numbers in range,
+// strings never become numbers), the same for every driver.
+using backends::JsonBool;
+using backends::JsonDouble;
+using backends::JsonInt;
+using backends::JsonInt32;
+using backends::JsonMember;
+using backends::JsonString;
 
 // `text` shortened to at most `max` bytes for error messages, with "..." when cut.
 std::string Snippet(absl::string_view text, size_t max = 200);

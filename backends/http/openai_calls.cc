@@ -10,6 +10,7 @@
 #include "backends/http/log.h"
 #include "backends/http/openai_wire.h"
 #include "backends/http/sse.h"
+#include "backends/log.h"
 
 namespace lmgate::backends::http {
 namespace {
@@ -114,7 +115,8 @@ class StreamState : public std::enable_shared_from_this<StreamState> {
 
   // Ends the transfer; OnDone then reports `status` instead of CANCELLED.
   void Fail(absl::Status status) {
-    HttpLog().debug("[{}] prediction failed in the stream: {}", request_id_, status.ToString());
+    RequestLog(HttpLog(), request_id_)
+        .debug("prediction failed in the stream: {}", status.ToString());
     failure_ = std::move(status);
     Cancel();
   }

@@ -1,9 +1,5 @@
 #include "backends/http/retry.h"
 
-#include <algorithm>
-#include <cmath>
-#include <random>
-
 #include "backends/http/status.h"
 
 namespace lmgate::backends::http {
@@ -26,16 +22,9 @@ bool ShouldRetry(const RetryPolicy& policy, const AttemptOutcome& outcome) {
 }
 
 absl::Duration Backoff(const RetryPolicy& policy, int retry, double unit_random) {
-  double factor = std::pow(std::max(1.0, policy.multiplier), std::max(0, retry));
-  absl::Duration full = std::min(policy.initial_backoff * factor, policy.max_backoff);
-  double jitter = std::clamp(policy.jitter, 0.0, 1.0);
-  double u = std::clamp(unit_random, 0.0, 1.0);
-  return full * (1.0 - jitter * u);
-}
-
-double UnitRandom() {
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+  return backends::Backoff(
+      BackoffPolicy{policy.initial_backoff, policy.max_backoff, policy.multiplier, policy.jitter},
+      retry, unit_random);
 }
 
 }  // namespace lmgate::backends::http

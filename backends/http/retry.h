@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "backends/backoff.h"
 
 namespace lmgate::backends::http {
 
@@ -43,11 +44,11 @@ struct AttemptOutcome {
 // Whether to retry after `outcome`, not yet looking at the deadline.
 bool ShouldRetry(const RetryPolicy& policy, const AttemptOutcome& outcome);
 
-// The delay before retry number `retry` (0-based), `unit_random` in [0, 1).
+// The delay before retry number `retry` (0-based), `unit_random` in [0, 1): backends::Backoff
+// with the policy's delays.
 absl::Duration Backoff(const RetryPolicy& policy, int retry, double unit_random);
 
-// A uniformly distributed number in [0, 1) (thread-local generator).
-double UnitRandom();
+using backends::UnitRandom;
 
 }  // namespace lmgate::backends::http
 

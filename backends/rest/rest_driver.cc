@@ -7,6 +7,7 @@
 #include "backends/http/log.h"
 #include "backends/http/openai_calls.h"
 #include "backends/http/status.h"
+#include "backends/log.h"
 #include "backends/rest/rest_wire.h"
 
 namespace lmgate::backends::rest {
@@ -118,8 +119,8 @@ absl::StatusOr<HostModels> RestDriver::ListModels(const CallContext& ctx) {
       return v1.status();
     } else {
       // v0 answered: list from it rather than fail on the richer extra.
-      http::HttpLog().debug("[{}] /api/v1/models failed, listing from v0: {}", ctx.request_id,
-                            v1.status().ToString());
+      RequestLog(http::HttpLog(), ctx.request_id)
+          .debug("/api/v1/models failed, listing from v0: {}", v1.status().ToString());
     }
   }
   if (!v0.ok()) {
@@ -152,7 +153,7 @@ absl::StatusOr<InstanceInfo> RestDriver::Load(const CallContext& ctx, const Load
                                               const LoadProgressFn&) {
   absl::StatusOr<std::string> body = BuildLoadBody(params);
   if (!body.ok()) return body.status();
-  http::HttpLog().info("[{}] loading {} through REST v1", ctx.request_id, params.model_key);
+  RequestLog(http::HttpLog(), ctx.request_id).info("loading {} through REST v1", params.model_key);
   auto response = PostV1(ctx, "/api/v1/models/load", std::move(*body), "load models");
   if (!response.ok()) {
     const absl::Status& s = response.status();
@@ -169,7 +170,7 @@ absl::StatusOr<InstanceInfo> RestDriver::Load(const CallContext& ctx, const Load
 
 absl::Status RestDriver::Unload(const CallContext& ctx, const std::string& identifier) {
   if (identifier.empty()) return absl::InvalidArgumentError("no instance identifier to unload");
-  http::HttpLog().info("[{}] unloading {} through REST v1", ctx.request_id, identifier);
+  RequestLog(http::HttpLog(), ctx.request_id).info("unloading {} through REST v1", identifier);
   return PostV1(ctx, "/api/v1/models/unload", BuildUnloadBody(identifier), "unload models")
       .status();
 }

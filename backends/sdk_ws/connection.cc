@@ -11,12 +11,12 @@
 #include <chrono>
 #include <deque>
 #include <map>
-#include <random>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "backends/backoff.h"
 #include "backends/sdk_ws/logging.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
@@ -123,8 +123,7 @@ struct ChannelState final : Channel, std::enable_shared_from_this<ChannelState> 
 class Socket : public std::enable_shared_from_this<Socket> {
  public:
   Socket(Impl& impl, Namespace ns)
-      : impl_(impl), ns_(ns), resolver_(impl.ioc), connect_timer_(impl.ioc),
-        rng_(std::random_device{}()) {}
+      : impl_(impl), ns_(ns), resolver_(impl.ioc), connect_timer_(impl.ioc) {}
 
   void AddCall(const std::shared_ptr<CallState>& call) {
     if (call->finished) return;  // aborted before it got here
@@ -289,11 +288,11 @@ class Socket : public std::enable_shared_from_this<Socket> {
 
   void ConnectFailed(absl::Status reason) {
     ++failures_;
-    Clock::duration base = ToChrono(impl_.options.initial_backoff);
-    for (int i = 1; i < failures_ && base < ToChrono(impl_.options.max_backoff); ++i) base *= 2;
-    base = std::min(base, ToChrono(impl_.options.max_backoff));
-    std::uniform_int_distribution<int64_t> jitter(base.count() / 2, std::max<int64_t>(base.count(), 1));
-    retry_at_ = Clock::now() + Clock::duration(jitter(rng_));
+    // Doubling from initial_backoff up to max_backoff, drawn from [d/2, d].
+    const absl::Duration delay = backends::Backoff(
+        BackoffPolicy{impl_.options.initial_backoff, impl_.options.max_backoff, 2.0, 0.5},
+        failures_ - 1, UnitRandom());
+    retry_at_ = Clock::now() + ToChrono(delay);
     last_error_ = reason;
     // Warn once per outage; the retries that follow are debug.
     if (failures_ == 1) {
@@ -465,7 +464,6 @@ class Socket : public std::enable_shared_from_this<Socket> {
   const Namespace ns_;
   tcp::resolver resolver_;
   net::steady_timer connect_timer_;
-  std::mt19937_64 rng_;
 
   State state_ = State::kIdle;
   uint64_t gen_ = 0;

@@ -99,53 +99,25 @@ std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
 }
 
-const Json* Member(const Json& object, absl::string_view key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(std::string(key));
-  if (it == object.end()) return nullptr;
-  return &*it;
-}
+// The shared getters (backends/json.h), under this driver's names.
+const Json* Member(const Json& object, absl::string_view key) { return JsonMember(object, key); }
 
 std::string StringMember(const Json& object, absl::string_view key, absl::string_view fallback) {
-  const Json* v = Member(object, key);
-  if (v == nullptr || !v->is_string()) return std::string(fallback);
-  return v->get_ref<const std::string&>();
+  return JsonString(object, key, fallback);
 }
 
 std::optional<double> NumberMember(const Json& object, absl::string_view key) {
-  const Json* v = Member(object, key);
-  if (v == nullptr || !v->is_number()) return std::nullopt;
-  return v->get<double>();
+  return JsonDouble(object, key);
 }
 
 std::optional<int64_t> IntMember(const Json& object, absl::string_view key) {
-  const Json* v = Member(object, key);
-  if (v == nullptr) return std::nullopt;
-  return AsInt(*v);
+  return JsonInt(object, key);
 }
 
-std::optional<int64_t> AsInt(const Json& value) {
-  const Json* v = &value;
-  if (v->is_number_unsigned()) {
-    uint64_t u = v->get<uint64_t>();
-    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
-    return static_cast<int64_t>(u);
-  }
-  if (v->is_number_integer()) return v->get<int64_t>();
-  if (v->is_number_float()) {
-    double d = v->get<double>();
-    // Integral floats (JS numbers such as 8192.0) are accepted; out-of-range ones are not.
-    if (d >= -9.2e18 && d <= 9.2e18 && static_cast<double>(static_cast<int64_t>(d)) == d) {
-      return static_cast<int64_t>(d);
-    }
-  }
-  return std::nullopt;
-}
+std::optional<int64_t> AsInt(const Json& value) { return JsonAsInt(value); }
 
 bool BoolMember(const Json& object, absl::string_view key, bool fallback) {
-  const Json* v = Member(object, key);
-  if (v == nullptr || !v->is_boolean()) return fallback;
-  return v->get<bool>();
+  return JsonBool(object, key).value_or(fallback);
 }
 
 absl::StatusOr<ClientIdentity> IdentityFromApiToken(absl::string_view token) {

@@ -33,7 +33,9 @@ absl::string_view NamespaceName(Namespace ns);
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what);
 // Serialises compactly; invalid UTF-8 in strings is replaced (U+FFFD) rather than thrown on.
 std::string DumpJson(const Json& value);
-// Member `key` of `object`, or nullptr when `object` is not an object or lacks it.
+// The typed getters every driver shares (backends/json.h: a null member is absent, integers are
+// integral numbers in int64 range, strings never become numbers), under this driver's names.
+// Member `key` of `object`, or nullptr when `object` is not an object, lacks it or it is null.
 const Json* Member(const Json& object, absl::string_view key);
 // Typed member look-ups: the fallback when absent or of another type.
 std::string StringMember(const Json& object, absl::string_view key,

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backends/http/url.h"
+#include "backends/log.h"
 #include "backends/sdk_ws/codec.h"
 #include "backends/sdk_ws/logging.h"
 #include "backends/sdk_ws/prediction.h"
@@ -71,8 +72,9 @@ class Prediction final : public ChannelObserver, public std::enable_shared_from_
     if (!stream_.done()) return;
     if (!cancel_reason.ok()) return Complete(cancel_reason);
     GenerateResult result = stream_.TakeResult();
-    Log().debug("[{}] prediction done: {} prompt + {} completion tokens", request_id_,
-                result.stats.prompt_tokens, result.stats.completion_tokens);
+    RequestLog(Log(), request_id_)
+        .debug("prediction done: {} prompt + {} completion tokens", result.stats.prompt_tokens,
+               result.stats.completion_tokens);
     Complete(std::move(result));
   }
 
@@ -95,7 +97,8 @@ class Prediction final : public ChannelObserver, public std::enable_shared_from_
     }
     if (token && id != 0) token->RemoveCallback(id);
     if (!result.ok()) {
-      Log().debug("[{}] prediction failed: {}", request_id_, std::string(result.status().message()));
+      RequestLog(Log(), request_id_)
+          .debug("prediction failed: {}", std::string(result.status().message()));
     }
     std::shared_ptr<GenerateObserver> observer = std::move(observer_);
     observer_ = nullptr;
@@ -266,7 +269,8 @@ absl::StatusOr<std::vector<Json>> SdkWsDriver::CallAll(const CallContext& ctx,
         !ctx.CheckAlive().ok()) {
       return results;
     }
-    Log().debug("[{}] retrying after: {}", ctx.request_id, std::string(results.status().message()));
+    RequestLog(Log(), ctx.request_id)
+        .debug("retrying after: {}", std::string(results.status().message()));
   }
 }
 
@@ -350,7 +354,7 @@ void SdkWsDriver::ReadSlotCounts(const CallContext& ctx,
   if (requests.empty()) return;
   absl::StatusOr<std::vector<Json>> configs = CallAll(ctx, std::move(requests), true);
   if (!configs.ok()) {
-    Log().debug("[{}] no slot counts: {}", ctx.request_id, configs.status().ToString());
+    RequestLog(Log(), ctx.request_id).debug("no slot counts: {}", configs.status().ToString());
     return;
   }
   for (size_t k = 0; k < llms.size() && k < configs->size(); ++k) {
@@ -379,7 +383,7 @@ absl::StatusOr<InstanceInfo> SdkWsDriver::Load(const CallContext& ctx, const Loa
   absl::StatusOr<Json> creation = EncodeLoadModel(params, type);
   if (!creation.ok()) return creation.status();
 
-  Log().debug("[{}] loading {}", ctx.request_id, params.model_key);
+  RequestLog(Log(), ctx.request_id).debug("loading {}", params.model_key);
   auto waiter = std::make_shared<LoadWaiter>();
   std::shared_ptr<Channel> channel = connection_->OpenChannel(
       NamespaceOf(type), "loadModel", *std::move(creation), deadline, waiter);

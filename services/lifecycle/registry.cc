@@ -1,116 +1,26 @@
+// ModelRegistry: construction, shutdown, the maintenance thread, lookups and snapshots.
 #include "services/lifecycle/registry.h"
 
-#include <algorithm>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/notification.h"
 #include "services/lifecycle/registry_internal.h"
 
 namespace lmgate::lifecycle {
 
-using backends::InstanceInfo;
-using backends::LoadParams;
-
-// ---------------------------------------------------------------- DriverHostOps
-
-namespace {
-
-// The outcome of a fallback chain worth reporting: the last attempt's, unless that driver could
-// not run at all (FAILED_PRECONDITION, e.g. the cli driver without an `lms` binary) after an
-// earlier one found the host unavailable — then the host being unreachable is the news, and
-// UNAVAILABLE keeps the call retryable.
-absl::Status Reported(const absl::Status& first_unavailable, const absl::Status& last) {
-  if (!first_unavailable.ok() && absl::IsFailedPrecondition(last)) return first_unavailable;
-  return last;
-}
-
-}  // namespace
-
-absl::StatusOr<backends::HostModels> DriverHostOps::List(const CallContext& ctx) {
-  auto candidates = drivers_->Candidates(DriverKind::kAuto, backends::Operation::kListModels);
-  if (!candidates.ok()) return candidates.status();
-  absl::StatusOr<backends::HostModels> last = absl::UnavailableError("no driver");
-  absl::Status first_unavailable;
-  for (backends::Driver* d : *candidates) {
-    last = d->ListModels(ctx);
-    if (last.ok()) {
-      absl::MutexLock lock(&mu_);
-      last_listed_ = d->kind();
-    }
-    if (!absl::IsUnavailable(last.status())) break;
-    if (first_unavailable.ok()) first_unavailable = last.status();
-  }
-  if (last.ok()) return last;
-  return Reported(first_unavailable, last.status());
-}
-
-std::optional<DriverKind> DriverHostOps::last_listed() const {
-  absl::MutexLock lock(&mu_);
-  return last_listed_;
-}
-
-absl::StatusOr<InstanceInfo> DriverHostOps::Load(const CallContext& ctx, DriverKind driver,
-                                                 const LoadParams& params,
-                                                 const backends::LoadProgressFn& progress,
-                                                 DriverKind* used) {
-  auto candidates = drivers_->Candidates(driver, backends::Operation::kLoad);
-  if (!candidates.ok()) return candidates.status();
-  absl::StatusOr<InstanceInfo> last = absl::UnavailableError("no driver");
-  absl::Status first_unavailable;
-  DriverKind first_unavailable_kind = DriverKind::kAuto;
-  for (backends::Driver* d : *candidates) {
-    if (used) *used = d->kind();
-    last = d->Load(ctx, params, progress);
-    if (!absl::IsUnavailable(last.status())) break;
-    if (first_unavailable.ok()) {
-      first_unavailable = last.status();
-      first_unavailable_kind = d->kind();
-    }
-  }
-  if (last.ok()) return last;
-  absl::Status reported = Reported(first_unavailable, last.status());
-  if (used && reported.code() != last.status().code()) *used = first_unavailable_kind;
-  return reported;
-}
-
-absl::Status DriverHostOps::Unload(const CallContext& ctx, DriverKind driver,
-                                   const std::string& identifier, DriverKind* used) {
-  auto candidates = drivers_->Candidates(driver, backends::Operation::kUnload);
-  if (!candidates.ok()) return candidates.status();
-  absl::Status last = absl::UnavailableError("no driver");
-  absl::Status first_unavailable;
-  DriverKind first_unavailable_kind = DriverKind::kAuto;
-  for (backends::Driver* d : *candidates) {
-    if (used) *used = d->kind();
-    last = d->Unload(ctx, identifier);
-    if (!absl::IsUnavailable(last)) break;
-    if (first_unavailable.ok()) {
-      first_unavailable = last;
-      first_unavailable_kind = d->kind();
-    }
-  }
-  absl::Status reported = Reported(first_unavailable, last);
-  if (used && reported.code() != last.code()) *used = first_unavailable_kind;
-  return reported;
-}
-
-// ---------------------------------------------------------------- Lease
-
-Lease::~Lease() {
-  if (registry_ != nullptr) registry_->ReleaseLease(instance_, id_);
-}
-
-// ---------------------------------------------------------------- ModelRegistry
-
 ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events)
     : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : admission::RealClock()),
       policies_(options_.models, options_.default_model),
       host_(host),
-      events_(events) {}
+      events_(events),
+      outbox_(events),
+      leases_(std::make_unique<LocalLeaseTable>()) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,
@@ -130,7 +40,7 @@ ModelRegistry::~ModelRegistry() {
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::vector<std::shared_ptr<backends::CancelToken>> cancels;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     stopping_ = true;
     for (auto& [k, f] : flights_) {
       cancels.push_back(f->cancel);
@@ -146,7 +56,7 @@ ModelRegistry::~ModelRegistry() {
   for (;;) {
     std::map<uint64_t, std::thread> threads;
     {
-      absl::MutexLock lock(&mu_);
+      Locked lock(this);
       threads.swap(flight_threads_);
       finished_flight_threads_.clear();
     }
@@ -155,100 +65,12 @@ ModelRegistry::~ModelRegistry() {
   }
 }
 
-void ModelRegistry::ReapFlightThreadsLocked() {
-  // A finished thread has at most its last unlock of mu_ left to do: joining is brief.
-  for (uint64_t id : finished_flight_threads_) {
-    auto it = flight_threads_.find(id);
-    if (it == flight_threads_.end()) continue;
-    it->second.join();
-    flight_threads_.erase(it);
-  }
-  finished_flight_threads_.clear();
-}
-
 CallContext ModelRegistry::HostContext(absl::Duration timeout) const {
   CallContext ctx;
   ctx.deadline = absl::Now() + timeout;
   ctx.cancel = std::make_shared<backends::CancelToken>();
   ctx.request_id = "lifecycle";
   return ctx;
-}
-
-std::optional<absl::Duration> ModelRegistry::TtlFor(const ModelPolicy* policy) const {
-  std::optional<absl::Duration> ttl = policy && policy->ttl ? policy->ttl : options_.default_ttl;
-  if (ttl == absl::InfiniteDuration()) ttl.reset();
-  return ttl;
-}
-
-void ModelRegistry::ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
-                                      const ModelPolicy* after) {
-  const bool pin_before = before && before->keep_loaded;
-  const bool pin_after = after && after->keep_loaded;
-  const std::optional<absl::Duration> ttl_before = TtlFor(before);
-  const std::optional<absl::Duration> ttl_after = TtlFor(after);
-  if (pin_before == pin_after && ttl_before == ttl_after) return;
-  auto it = models_.find(key);
-  if (it == models_.end()) return;
-  const absl::Time now = absl::Now();
-  for (auto& inst : it->second->instances) {
-    if (pin_before != pin_after) inst->keep_loaded = pin_after;
-    if (ttl_before != ttl_after) {
-      inst->ttl = ttl_after;
-      inst->ttl_from = now;  // idle time counts from the change
-    }
-  }
-  if (pin_after) pin_retry_.erase(key);  // a new pin loads now, not after an old backoff
-}
-
-absl::StatusOr<ModelRegistry::PolicyView> ModelRegistry::UpdatePolicy(const std::string& model,
-                                                                      const PolicyUpdate& update,
-                                                                      bool reset,
-                                                                      bool make_default) {
-  PolicyView view;
-  {
-    absl::MutexLock lock(&mu_);
-    std::string key;
-    if (models_.count(model) || policies_.For(model) != nullptr) {
-      key = model;
-    } else if (auto [m, inst] = FindInstanceLocked(model); m != nullptr) {
-      key = m->info.key;
-    } else {
-      return absl::NotFoundError(NotFoundMessageLocked(model));
-    }
-    std::shared_ptr<const ModelPolicy> before = policies_.For(key);
-    policies_.Update(key, update, reset, make_default);
-    std::shared_ptr<const ModelPolicy> after = policies_.For(key);
-    ApplyPolicyLocked(key, before.get(), after.get());
-    view.model_key = key;
-    if (after) view.policy = *after;
-    view.policy.ttl = TtlFor(after.get());  // what its instances get (unset = never expire)
-  }
-  view.is_default = policies_.default_model() == view.model_key;
-  view.overridden = policies_.Overridden(view.model_key);
-  LoadPinned();
-  return view;
-}
-
-std::vector<std::string> ModelRegistry::ReplaceFilePolicies(
-    std::map<std::string, ModelPolicy> models, std::string default_model) {
-  std::vector<std::string> overridden;
-  {
-    absl::MutexLock lock(&mu_);
-    std::shared_ptr<const Policies> before = policies_.Current();
-    overridden = policies_.ReplaceFile(std::move(models), std::move(default_model));
-    std::shared_ptr<const Policies> after = policies_.Current();
-    std::set<std::string> keys;
-    for (const auto& [k, p] : before->models) keys.insert(k);
-    for (const auto& [k, p] : after->models) keys.insert(k);
-    for (const auto& k : keys) {
-      auto b = before->models.find(k);
-      auto a = after->models.find(k);
-      ApplyPolicyLocked(k, b == before->models.end() ? nullptr : &b->second,
-                        a == after->models.end() ? nullptr : &a->second);
-    }
-  }
-  LoadPinned();
-  return overridden;
 }
 
 void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std::string& instance,
@@ -263,7 +85,7 @@ void ModelRegistry::Publish(Event::Kind kind, const std::string& key, const std:
   e.tenant = std::move(tenant);
   e.progress = progress;
   e.duration = took;
-  events_->Publish(std::move(e));
+  outbox_.Add(std::move(e));
 }
 
 ModelRegistry::ModelEntry* ModelRegistry::FindModelLocked(const std::string& key) {
@@ -285,32 +107,11 @@ ModelRegistry::InstanceEntry* ModelRegistry::PickReadyLocked(ModelEntry& m) {
   InstanceEntry* best = nullptr;
   for (auto& inst : m.instances) {
     if (inst->state != State::kReady) continue;
-    if (best == nullptr || inst->leases.size() < best->leases.size()) best = inst.get();
+    if (best == nullptr || leases_->Count(KeyOf(*inst)) < leases_->Count(KeyOf(*best))) {
+      best = inst.get();
+    }
   }
   return best;
-}
-
-std::unique_ptr<Lease> ModelRegistry::MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst,
-                                                      const Waiter& w, absl::Duration load_wait) {
-  std::unique_ptr<Lease> lease(new Lease());
-  lease->registry_ = this;
-  lease->id_ = next_lease_id_++;
-  lease->model_key_ = m.info.key;
-  lease->instance_ = inst.info.identifier;
-  lease->instance_reference_ = inst.info.instance_reference;
-  lease->host_ = options_.host;
-  lease->parallel_slots_ = inst.info.parallel_slots;
-  lease->load_wait_ = load_wait;
-  inst.leases[lease->id_] = Holder{w.request.holder, w.request.on_force_unload};
-  return lease;
-}
-
-void ModelRegistry::ReleaseLease(const std::string& instance, uint64_t lease_id) {
-  absl::MutexLock lock(&mu_);
-  auto [m, inst] = FindInstanceLocked(instance);
-  if (inst == nullptr) return;  // unloaded meanwhile
-  inst->leases.erase(lease_id);
-  inst->last_used = absl::Now();
 }
 
 std::string ModelRegistry::NotFoundMessageLocked(const std::string& model) const {
@@ -342,197 +143,112 @@ State ModelRegistry::ModelStateLocked(const ModelEntry& m) const {
   return State::kNotLoaded;
 }
 
-// ---------------------------------------------------------------- Acquire
-
-void ModelRegistry::RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_defer,
-                                std::unique_ptr<Lease>* lease, absl::Status* failed) {
-  if (stopping_) {
-    *failed = absl::UnavailableError("lmgate is shutting down");
-    return;
-  }
-  const std::string& name = waiter->request.model;
-  // A model key means "any ready instance" (the least busy); otherwise `name` may be the
-  // identifier of one instance.
-  ModelEntry* m = FindModelLocked(name);
-  InstanceEntry* inst = nullptr;
-  if (m != nullptr) {
-    inst = PickReadyLocked(*m);
-  } else {
-    auto found = FindInstanceLocked(name);
-    m = found.first;
-    if (found.second != nullptr && found.second->state == State::kReady) {
-      inst = found.second;
-    } else if (m != nullptr) {
-      inst = PickReadyLocked(*m);
-    }
-  }
-  if (inst != nullptr) {
-    *lease = MakeLeaseLocked(*m, *inst, *waiter,
-                             may_defer ? absl::ZeroDuration() : absl::Now() - waiter->started);
-    return;
-  }
-  if (m == nullptr) {
-    // Not on the host as of the last listing. A stale listing is re-read once for every miss
-    // waiting meanwhile (maintenance thread); a fresh one answers now.
-    if (may_defer && !ListingFreshLocked()) {
-      unresolved_.push_back(waiter);
-      return;
-    }
-    if (catalogue_known_) {
-      *failed = absl::NotFoundError(NotFoundMessageLocked(name));
-      return;
-    }
-    if (!last_refresh_.ok()) {
-      *failed = absl::Status(last_refresh_.code(),
-                             absl::StrCat("cannot tell whether model \"", name,
-                                          "\" exists: listing the LM Studio host's models failed: ",
-                                          last_refresh_.message()));
-      return;
-    }
-    // The host lists no downloads (e.g. only the OpenAI interface): its load decides.
-  }
-  const std::string key = m != nullptr ? m->info.key : name;
-  LoadParams params;
-  std::shared_ptr<const ModelPolicy> policy = PolicyFor(key);
-  if (policy != nullptr) params = policy->load;
-  params.identifier.clear();
-  waiter->ttl_override = options_.allow_client_ttl ? waiter->request.ttl_hint : std::nullopt;
-  JoinOrStartFlightLocked(key, std::move(params), waiter->request.load_driver,
-                          /*explicit_load=*/false, policy && policy->keep_loaded, waiter);
+InstanceSnapshot ModelRegistry::SnapshotLocked(const InstanceEntry& inst) const {
+  InstanceSnapshot s;
+  s.info = inst.info;
+  s.state = inst.state;
+  const InstanceKey key = KeyOf(inst);
+  s.in_flight = leases_->Count(key);
+  s.keep_loaded = inst.keep_loaded;
+  s.ttl = inst.ttl;
+  s.last_used = leases_->LastUse(key);
+  s.holders = leases_->Holders(key);
+  s.info.ttl = inst.ttl;
+  if (s.last_used) s.info.last_used = s.last_used;
+  s.load_config = inst.sent;
+  s.load_config.model_key = inst.info.model_key;
+  s.load_config.identifier = inst.info.identifier;
+  // What the host reports wins over what was asked (it may clamp or default them).
+  if (inst.info.context_length > 0) s.load_config.context_length = inst.info.context_length;
+  if (inst.info.parallel_slots > 0) s.load_config.parallel_slots = inst.info.parallel_slots;
+  s.load_config.ttl = inst.ttl;
+  return s;
 }
 
-void ModelRegistry::Acquire(const CallContext& ctx, AcquireRequest request, AcquireDone done) {
-  if (auto st = ctx.CheckAlive(); !st.ok()) {
-    done(st);
-    return;
-  }
-  auto waiter = std::make_shared<Waiter>();
-  waiter->request = std::move(request);
-  waiter->acquire_done = std::move(done);
-  waiter->token = ctx.cancel;
-  waiter->deadline = ctx.deadline;
-  waiter->started = absl::Now();
-  std::unique_ptr<Lease> lease;
-  absl::Status failed;
-  {
-    absl::MutexLock lock(&mu_);
-    RouteLocked(waiter, /*may_defer=*/true, &lease, &failed);
-  }
-  if (lease || !failed.ok()) {
-    auto cb = std::move(waiter->acquire_done);
-    if (lease) {
-      cb(std::move(lease));
-    } else {
-      cb(std::move(failed));
-    }
-    return;
-  }
-  std::weak_ptr<Waiter> weak = waiter;
-  waiter->cancel.Register(waiter->token, [this, weak] {
-    if (auto w = weak.lock()) {
-      w->cancelled_inline = true;
-      RemoveWaiter(w, absl::CancelledError("the call was cancelled while its model loaded"));
-    }
-  });
+ModelSnapshot ModelRegistry::SnapshotLocked(const ModelEntry& m) const {
+  ModelSnapshot s;
+  s.info = m.info;
+  s.downloaded = m.downloaded;
+  s.state = ModelStateLocked(m);
+  s.reason = m.failure;
+  s.load_progress = m.progress;
+  for (const auto& inst : m.instances) s.instances.push_back(SnapshotLocked(*inst));
+  return s;
 }
 
-absl::StatusOr<std::unique_ptr<Lease>> ModelRegistry::AcquireBlocking(const CallContext& ctx,
-                                                                      AcquireRequest request) {
-  absl::Notification done;
-  absl::StatusOr<std::unique_ptr<Lease>> out = absl::UnknownError("not set");
-  Acquire(ctx, std::move(request), [&](absl::StatusOr<std::unique_ptr<Lease>> r) {
-    out = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
+std::vector<ModelSnapshot> ModelRegistry::Snapshot() const {
+  Locked lock(this);
+  std::vector<ModelSnapshot> out;
+  for (const auto& [k, m] : models_) out.push_back(SnapshotLocked(*m));
   return out;
 }
 
-// ---------------------------------------------------------------- Flights
-
-void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadParams params,
-                                            DriverKind driver, bool explicit_load,
-                                            bool keep_loaded, std::shared_ptr<Waiter> waiter) {
-  params.model_key = model_key;
-  std::string fkey = FlightKey(params, driver);
-  if (waiter->unique_flight) absl::StrAppend(&fkey, "#", next_lease_id_++);
-  auto it = flights_.find(fkey);
-  if (it != flights_.end()) {
-    waiter->flight = it->second;
-    it->second->waiters.push_back(std::move(waiter));
-    it->second->keep_loaded |= keep_loaded;
-    return;
-  }
-  auto f = std::make_shared<Flight>();
-  f->key = fkey;
-  f->model_key = model_key;
-  f->params = std::move(params);
-  f->driver = driver;
-  f->keep_loaded = keep_loaded;
-  f->explicit_load = explicit_load;
-  f->ttl = waiter->ttl_override;
-  f->requested_by = waiter->request.tenant;
-  waiter->flight = f;
-  f->waiters.push_back(std::move(waiter));
-  flights_[fkey] = f;
-  ModelEntry* m = FindModelLocked(model_key);
-  if (m != nullptr) {
-    ++m->loading;
-    m->progress = 0;
-  }
-  f->counted_loading = m != nullptr;
-  std::string why = explicit_load ? "LoadModel" : "a request needs it";
-  if (!f->requested_by.empty()) absl::StrAppend(&why, " (tenant ", f->requested_by, ")");
-  Publish(Event::Kind::kLoadStarted, model_key, "", State::kLoading, std::move(why), 0,
-          absl::ZeroDuration(), f->requested_by);
-  ReapFlightThreadsLocked();
-  const uint64_t thread_id = next_flight_thread_++;
-  flight_threads_.emplace(thread_id, std::thread([this, f, thread_id] {
-    RunFlight(f);
-    absl::MutexLock lock(&mu_);
-    finished_flight_threads_.push_back(thread_id);
-  }));
-}
-
-void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status why) {
-  std::shared_ptr<backends::CancelToken> cancel_flight;
-  {
-    absl::MutexLock lock(&mu_);
-    if (w->finished) return;
-    w->finished = true;
-    if (auto f = w->flight.lock(); f && !f->done) {
-      auto& ws = f->waiters;
-      ws.erase(std::remove(ws.begin(), ws.end(), w), ws.end());
-      if (ws.empty()) {
-        // Nobody waits any more: give the host its memory back instead of finishing the load.
-        cancel_flight = f->cancel;
-        auto it = flights_.find(f->key);
-        if (it != flights_.end() && it->second == f) flights_.erase(it);
-      }
-    } else {
-      unresolved_.erase(std::remove(unresolved_.begin(), unresolved_.end(), w), unresolved_.end());
+absl::StatusOr<ModelSnapshot> ModelRegistry::Get(const std::string& model) const {
+  Locked lock(this);
+  for (const auto& [k, m] : models_) {
+    if (k == model) return SnapshotLocked(*m);
+    for (const auto& inst : m->instances) {
+      if (inst->info.identifier == model) return SnapshotLocked(*m);
     }
   }
-  if (cancel_flight) cancel_flight->Cancel();
-  CompleteWaiter(w, std::move(why), nullptr, {});
+  return absl::NotFoundError(NotFoundMessageLocked(model));
 }
 
-void ModelRegistry::CompleteWaiter(const std::shared_ptr<Waiter>& w, absl::Status status,
-                                   std::unique_ptr<Lease> lease, InstanceSnapshot snapshot) {
-  w->cancel.Complete(/*from_callback=*/w->cancelled_inline);
-  if (w->acquire_done) {
-    auto cb = std::move(w->acquire_done);
-    if (status.ok()) {
-      cb(std::move(lease));
-    } else {
-      cb(status);
+std::string ModelRegistry::KnownModelKey(const std::string& name) const {
+  Locked lock(this);
+  if (models_.count(name) || PolicyFor(name) != nullptr) return name;
+  for (const auto& [k, m] : models_) {
+    for (const auto& inst : m->instances) {
+      if (inst->info.identifier == name) return k;
     }
-  } else if (w->load_done) {
-    auto cb = std::move(w->load_done);
-    if (status.ok()) {
-      cb(std::move(snapshot));
-    } else {
-      cb(status);
+  }
+  return "";
+}
+
+bool ModelRegistry::ModelReady(const std::string& model_key) const {
+  Locked lock(this);
+  auto it = models_.find(model_key);
+  if (it == models_.end()) return false;
+  for (const auto& inst : it->second->instances) {
+    if (inst->state == State::kReady) return true;
+  }
+  return false;
+}
+
+absl::Status ModelRegistry::host_status() const {
+  Locked lock(this);
+  return host_status_;
+}
+
+void ModelRegistry::MaintenanceLoop() {
+  absl::Time next_refresh = Now() + options_.refresh_interval;
+  for (;;) {
+    bool refresh = false;
+    bool resolve = false;
+    {
+      Locked lock(this);
+      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || refresh_wanted_ || !unresolved_.empty();
+      };
+      clock_->AwaitUntil(&mu_, absl::Condition(&wake), Now() + options_.tick);
+      if (stopping_) return;
+      refresh = refresh_wanted_ ||
+                (options_.refresh_interval > absl::ZeroDuration() && Now() >= next_refresh);
+      refresh_wanted_ = false;
+      resolve = !unresolved_.empty();
+    }
+    ReapFlightThreads();
+    ExpireIdle();
+    FailLateWaiters();
+    LoadPinned();  // a failed pin load, once its backoff passed
+    if (refresh) {
+      next_refresh = Now() + options_.refresh_interval;
+      (void)Refresh(HostContext(options_.host_call_timeout));
+    }
+    if (resolve) {
+      // Every miss that waited since the last pass shares one re-read (none if still fresh).
+      if (!refresh) (void)RefreshIfStale(HostContext(options_.host_call_timeout));
+      ResolveUnknown();
     }
   }
 }

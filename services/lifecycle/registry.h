@@ -27,8 +27,15 @@
 //   created for a name the host does not have.
 // Loads are sent without an upstream TTL: lmgate, not LM Studio, decides when an instance goes.
 //
+// Where: leases and last use live in a LeaseTable (lease_table.h; in-process here, a shared one
+// may replace it), loads in flights (registry_flights.cc), the host in HostOps (host_ops.h, one
+// host per registry); the rest of the implementation is one file per concern (registry_*.cc).
+// Time comes from RegistryOptions::clock.
+//
 // Thread-safe. Callbacks (done, progress) run on registry threads or inline in the caller's
-// thread, never with the registry lock held; they must not block.
+// thread, never with the registry lock held; they must not block. Events are queued while the
+// lock is held and delivered to the EventBus after it is released, in the order of the state
+// changes they describe (EventOutbox): a subscriber may call into the registry from its callback.
 #ifndef LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_
 #define LMGATE_SERVICES_LIFECYCLE_REGISTRY_H_
 
@@ -48,51 +55,14 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "backends/selector.h"
+#include "services/admission/clock.h"
+#include "services/lifecycle/event_outbox.h"
 #include "services/lifecycle/events.h"
+#include "services/lifecycle/host_ops.h"
+#include "services/lifecycle/lease_table.h"
 #include "services/lifecycle/policies.h"
 
 namespace lmgate::lifecycle {
-
-using backends::CallContext;
-using backends::DriverKind;
-
-// Host operations the registry needs. Implemented over a DriverSet by DriverHostOps; tests may
-// pass their own. Same threading rules as backends::Driver (blocking, thread-safe).
-class HostOps {
- public:
-  virtual ~HostOps() = default;
-  virtual absl::StatusOr<backends::HostModels> List(const CallContext& ctx) = 0;
-  virtual absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
-                                                      const backends::LoadParams& params,
-                                                      const backends::LoadProgressFn& progress,
-                                                      DriverKind* used) = 0;
-  // `*used` (if not null) gets the driver that performed (or last tried) the unload.
-  virtual absl::Status Unload(const CallContext& ctx, DriverKind driver,
-                              const std::string& identifier, DriverKind* used) = 0;
-};
-
-// HostOps over a DriverSet: AUTO selection with fallback on UNAVAILABLE. When the chain ends
-// with a driver that could not run at all (FAILED_PRECONDITION, e.g. the cli driver without
-// `lms`) after an earlier driver answered UNAVAILABLE, that UNAVAILABLE is returned.
-class DriverHostOps : public HostOps {
- public:
-  explicit DriverHostOps(std::shared_ptr<backends::DriverSet> drivers)
-      : drivers_(std::move(drivers)) {}
-  absl::StatusOr<backends::HostModels> List(const CallContext& ctx) override;
-  absl::StatusOr<backends::InstanceInfo> Load(const CallContext& ctx, DriverKind driver,
-                                              const backends::LoadParams& params,
-                                              const backends::LoadProgressFn& progress,
-                                              DriverKind* used) override;
-  absl::Status Unload(const CallContext& ctx, DriverKind driver, const std::string& identifier,
-                      DriverKind* used) override;
-  // The driver whose listing last succeeded; nullopt while the host has never answered one.
-  std::optional<DriverKind> last_listed() const;
-
- private:
-  std::shared_ptr<backends::DriverSet> drivers_;
-  mutable absl::Mutex mu_;
-  std::optional<DriverKind> last_listed_ ABSL_GUARDED_BY(mu_);
-};
 
 struct RegistryOptions {
   // Re-read the host's model list this often (0 = only at start and on errors).
@@ -117,8 +87,11 @@ struct RegistryOptions {
   // listing attempt is younger than this (0 = every miss re-reads the host; concurrent re-reads
   // still share one call).
   absl::Duration unknown_model_cache = absl::Seconds(2);
-  // Clock for the listing's age (tests inject one); unset = absl::Now.
-  std::function<absl::Time()> clock;
+  // The registry's time: idle TTLs, last use, the listing's age, pin retry backoffs, and the
+  // maintenance thread's ticks (tests pass a SimulatedClock and move it). Host calls' deadlines
+  // and callers' deadlines stay on real time (drivers and gRPC use it). Null = RealClock().
+  // Must outlive the registry.
+  admission::Clock* clock = nullptr;
   // The LM Studio host this registry manages (its base URL), named by every lease so that
   // admission keys an instance by host and identifier.
   std::string host = "default";
@@ -290,88 +263,109 @@ class ModelRegistry {
   struct Flight;
   struct InstanceEntry;
   struct ModelEntry;
+  // Holds mu_ for a scope; releasing it delivers the events queued meanwhile (outside mu_).
+  class Locked;
 
   ModelRegistry(RegistryOptions options, HostOps* host, EventBus* events);
 
+  // Core (registry.cc): lookups, snapshots, events, the maintenance thread.
+  absl::Time Now() const { return clock_->Now(); }
+  CallContext HostContext(absl::Duration timeout) const;
+  void MaintenanceLoop();
+  ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  InstanceEntry* PickReadyLocked(ModelEntry& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NotFoundMessageLocked(const std::string& model) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  InstanceSnapshot SnapshotLocked(const InstanceEntry& inst) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ModelSnapshot SnapshotLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Queues an event (under mu_ or not); it is delivered when mu_ is next released through
+  // Locked, or by outbox_.Flush() at a call site that does not hold mu_.
+  void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
+               std::string reason = "", double progress = 0,
+               absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
+
+  // The lease table (registry_leases.cc).
+  InstanceKey KeyOf(const InstanceEntry& inst) const;
+  InstanceKey KeyOf(const std::string& identifier) const { return {options_.host, identifier}; }
+  std::unique_ptr<Lease> MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst, const Waiter& w,
+                                         absl::Duration load_wait)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLease(const std::string& instance, uint64_t lease_id);
+
+  // The waiter queue (registry_waiters.cc).
   // Routes a new waiter (lock held): a lease on a READY instance (`*lease`), a flight, a failure
   // (`*failed`, e.g. NOT_FOUND), or — `may_defer` and the listing is stale — the list of misses
   // the maintenance thread resolves after one re-read.
   void RouteLocked(const std::shared_ptr<Waiter>& waiter, bool may_defer,
                    std::unique_ptr<Lease>* lease, absl::Status* failed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The last listing attempt is younger than unknown_model_cache.
-  bool ListingFreshLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Routes the misses that waited for a re-read (maintenance thread).
   void ResolveUnknown();
-  absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
-
-  // Resolution helpers (lock held).
-  ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Identifiers of loaded instances (in `host`'s listing or known here) that are not their
-  // model key: custom identifiers and "key:N".
-  std::set<std::string> CustomIdentifiersLocked(const backends::HostModels& host) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  InstanceEntry* PickReadyLocked(ModelEntry& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::unique_ptr<Lease> MakeLeaseLocked(ModelEntry& m, InstanceEntry& inst, const Waiter& w,
-                                         absl::Duration load_wait)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string NotFoundMessageLocked(const std::string& model) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
-
-  // Flights (single-flight loads).
-  void JoinOrStartFlightLocked(const std::string& model_key, backends::LoadParams params,
-                               DriverKind driver, bool explicit_load, bool keep_loaded,
-                               std::shared_ptr<Waiter> waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RunFlight(std::shared_ptr<Flight> flight);
-  void ReapFlightThreadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishFlight(const std::shared_ptr<Flight>& flight,
-                    absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
-                    DriverKind used);
   void RemoveWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status why);
   // Calls the waiter's callback (never with mu_ held).
   void CompleteWaiter(const std::shared_ptr<Waiter>& waiter, absl::Status status,
                       std::unique_ptr<Lease> lease, InstanceSnapshot snapshot);
-  InstanceSnapshot SnapshotLocked(const InstanceEntry& inst) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  ModelSnapshot SnapshotLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void FailLateWaiters();
+
+  // Flights, the single-flight loads (registry_flights.cc).
+  void JoinOrStartFlightLocked(const std::string& model_key, backends::LoadParams params,
+                               DriverKind driver, bool explicit_load, bool keep_loaded,
+                               std::shared_ptr<Waiter> waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunFlight(std::shared_ptr<Flight> flight);
+  // Joins the flight threads that finished (maintenance thread; never with mu_ held).
+  void ReapFlightThreads() ABSL_LOCKS_EXCLUDED(mu_);
+  void FinishFlight(const std::shared_ptr<Flight>& flight,
+                    absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
+                    DriverKind used);
+
+  // Capacity and eviction (registry_capacity.cc).
   absl::Status MakeRoomLocked(const std::shared_ptr<Flight>& flight, int64_t bytes,
                               std::vector<std::string>* evict) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Host sync and maintenance (registry_sync.cc).
-  void Reconcile(const backends::HostModels& host, absl::Time listed_at);
-  void MaintenanceLoop();
-  void ExpireIdle();
-  void FailLateWaiters();
+  // Explicit load / unload (registry_load_unload.cc); UnloadOne is every unload's path.
   absl::Status UnloadOne(const CallContext& ctx, DriverKind driver, const std::string& id,
                          Event::Kind done_kind, const std::string& reason,
                          DriverKind* used = nullptr);
 
-  void Publish(Event::Kind kind, const std::string& key, const std::string& instance, State state,
-               std::string reason = "", double progress = 0,
-               absl::Duration took = absl::ZeroDuration(), std::string tenant = "");
-  void ReleaseLease(const std::string& instance, uint64_t lease_id);
-  State ModelStateLocked(const ModelEntry& m) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  CallContext HostContext(absl::Duration timeout) const;
-
+  // TTLs and pins (registry_ttl_pins.cc).
+  void ExpireIdle();
   // Applies a changed pin / TTL of `key` to its instances (`before` = the policy they had).
   void ApplyPolicyLocked(const std::string& key, const ModelPolicy* before,
                          const ModelPolicy* after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The idle TTL instances of a model with `policy` get (unset = never expire).
   std::optional<absl::Duration> TtlFor(const ModelPolicy* policy) const;
+  // Starts a load for every keep_loaded model without a READY instance or a load in flight.
+  void LoadPinned() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Host sync (registry_host_sync.cc).
+  void Reconcile(const backends::HostModels& host, absl::Time listed_at);
+  // The last listing attempt is younger than unknown_model_cache.
+  bool ListingFreshLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Identifiers of loaded instances (in `host`'s listing or known here) that are not their
+  // model key: custom identifiers and "key:N".
+  std::set<std::string> CustomIdentifiersLocked(const backends::HostModels& host) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RegistryOptions options_;
+  admission::Clock* const clock_;
   PolicyStore policies_;
   HostOps* const host_;
   EventBus* const events_;
+  // Mutable: every release of mu_ flushes, const readers included.
+  mutable EventOutbox outbox_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<ModelEntry>> models_ ABSL_GUARDED_BY(mu_);
+  // Every lease and last use (in-process; a shared table may replace it). Called under mu_.
+  const std::unique_ptr<LeaseTable> leases_ ABSL_PT_GUARDED_BY(mu_);
   bool catalogue_known_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
-  // One thread per flight (RunFlight), joined by the destructor; a finished one is joined when
-  // the next flight starts.
+  // One thread per flight (RunFlight), owned here: a finished one is joined by the maintenance
+  // thread, the rest by the destructor, so no load thread outlives the registry.
   std::map<uint64_t, std::thread> flight_threads_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_flight_threads_ ABSL_GUARDED_BY(mu_);
   uint64_t next_flight_thread_ ABSL_GUARDED_BY(mu_) = 0;
@@ -387,15 +381,13 @@ class ModelRegistry {
   std::vector<std::shared_ptr<Waiter>> unresolved_ ABSL_GUARDED_BY(mu_);
   absl::Status host_status_ ABSL_GUARDED_BY(mu_) = absl::UnavailableError("not synced yet");
   // keep_loaded models' loads without a request (LoadPinned): one at a time per model, failures
-  // retried by the maintenance loop after a doubling backoff (1 s .. 60 s).
+  // retried by the maintenance loop after a doubling backoff (1 s .. 60 s, backends::Backoff).
   struct PinRetry {
     bool in_flight = false;
-    absl::Duration backoff;
+    int failures = 0;  // in a row
     absl::Time next = absl::InfinitePast();
   };
   std::map<std::string, PinRetry> pin_retry_ ABSL_GUARDED_BY(mu_);
-  // Starts a load for every keep_loaded model without a READY instance or a load in flight.
-  void LoadPinned() ABSL_LOCKS_EXCLUDED(mu_);
   std::thread maintenance_;
 };
 

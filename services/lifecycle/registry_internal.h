@@ -15,11 +15,6 @@
 
 namespace lmgate::lifecycle {
 
-struct Holder {
-  std::string holder;
-  std::function<void()> on_force_unload;
-};
-
 // Someone waiting for a flight: an Acquire (wants a lease) or an explicit Load.
 struct ModelRegistry::Waiter {
   AcquireRequest request;
@@ -60,8 +55,7 @@ struct ModelRegistry::Flight {
 struct ModelRegistry::InstanceEntry {
   backends::InstanceInfo info;
   State state = State::kReady;
-  std::map<uint64_t, Holder> leases;
-  std::optional<absl::Time> last_used;
+  // Leases and the last use are in the registry's LeaseTable (keyed by host and identifier).
   std::optional<absl::Duration> ttl;
   bool keep_loaded = false;
   bool external = false;  // loaded outside lmgate
@@ -82,6 +76,22 @@ struct ModelRegistry::ModelEntry {
   bool failure_transient = false;
   int loading = 0;      // flights running for this model
   double progress = 0;
+};
+
+class ABSL_SCOPED_LOCKABLE ModelRegistry::Locked {
+ public:
+  explicit Locked(const ModelRegistry* r) ABSL_EXCLUSIVE_LOCK_FUNCTION(r->mu_) : r_(r) {
+    r_->mu_.Lock();
+  }
+  ~Locked() ABSL_UNLOCK_FUNCTION() {
+    r_->mu_.Unlock();
+    r_->outbox_.Flush();
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  const ModelRegistry* const r_;
 };
 
 // Loads with the same model, settings and driver share one flight.

@@ -15,6 +15,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "services/admission/identity.h"
 #include "tests/reliability/fixture.h"
+#include "tests/util/skewed_clock.h"
 #include "tests/util/time_scale.h"
 
 namespace lmgate::reliability {
@@ -49,9 +50,7 @@ class UnknownModelsTest : public LmgateFixture {
     // the host every interval).
     server.health_interval = absl::Hours(1);
     // The registry's clock for the listing's age: a test makes the listing stale by moving it.
-    server.gateway.lifecycle.clock = [this] {
-      return absl::Now() + absl::Seconds(skew_seconds_.load());
-    };
+    server.gateway.lifecycle.clock = &clock_;
   }
 
   v1::ChatRequest ChatFor(const std::string& model) {
@@ -71,7 +70,7 @@ class UnknownModelsTest : public LmgateFixture {
     return st.ok() ? resp.status() : HealthCheckResponse::SERVICE_UNKNOWN;
   }
 
-  std::atomic<int64_t> skew_seconds_{0};
+  testutil::SkewedClock clock_;
 };
 
 TEST_F(UnknownModelsTest, ThousandsOfDistinctNamesLeaveMetricsAndHealthAsTheyWere) {
@@ -127,7 +126,7 @@ TEST_F(UnknownModelsTest, FiveHundredNamesAtOnceShareOneListingAndNoThreads) {
   // the burst has to ask the host.
   ChatOutcome warm = Chat(ChatFor("nosuch/warm-up"), testutil::Scaled(absl::Seconds(10)));
   ASSERT_EQ(warm.status.error_code(), grpc::StatusCode::NOT_FOUND) << warm.status.error_message();
-  skew_seconds_ = 3600;
+  clock_.set_skew(absl::Seconds(3600));
   const int threads_before = Threads();
   const int fds_before = Fds();
   const int host_before = HostRequests(emu_->Stats());

@@ -239,13 +239,15 @@ TEST(CompletionAccumulatorTest, WholeNonStreamedAnswer) {
 
 // Numbers from the host out of range: no undefined float-to-int cast (1e300; UBSan under the
 // http_wire fuzzer) and no wrap (4294967296 must not become tool call 0, nor 1e10 tokens a
-// negative count).
+// negative count). A non-integral index (1.9) is no index (backends/json.h), not truncated to
+// 1; an integral float (1.0, a JS number) is one.
 TEST(CompletionAccumulatorTest, OutOfRangeNumbersAreIgnored) {
   CompletionAccumulator acc(/*use_upstream_stats=*/false, "http://h:1", "/v1/chat/completions");
   std::vector<GenerateEvent> events = Feed(
       acc,
       {R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":4294967296,"id":"wrap"},)"
-       R"({"index":1e300,"id":"huge"},{"index":-1e300},{"index":1.9,"id":"one"}]}}]})",
+       R"({"index":1e300,"id":"huge"},{"index":-1e300},{"index":1.9,"id":"frac"},)"
+       R"({"index":1.0,"id":"one"}]}}]})",
        R"({"choices":[{"index":1e30,"delta":{"content":"other"}},{"index":4294967296,)"
        R"("delta":{"content":"other"}},{"delta":{"content":"mine"}}]})",
        R"({"choices":[],"usage":{"prompt_tokens":1e300,"completion_tokens":10000000000}})"});

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backends/fake/fake_driver.h"
 #include "backends/selector.h"
+#include "tests/util/skewed_clock.h"
 
 namespace lmgate::lifecycle {
 namespace {
@@ -256,10 +257,10 @@ TEST_F(RegistryTest, ConcurrentRefreshesShareOneListing) {
 }
 
 TEST_F(RegistryTest, UnknownNamesAreAnsweredFromAFreshListingAndShareOneReRead) {
-  std::atomic<int64_t> skew{0};
+  testutil::SkewedClock clock;
   RegistryOptions o;
   o.unknown_model_cache = absl::Seconds(2);
-  o.clock = [&] { return absl::Now() + absl::Seconds(skew.load()); };
+  o.clock = &clock;
   Make(std::move(o));
   const int lists = counting_->lists();
   const int threads = ThreadCount();
@@ -287,7 +288,7 @@ TEST_F(RegistryTest, UnknownNamesAreAnsweredFromAFreshListingAndShareOneReRead) 
   EXPECT_EQ(log_->count(Event::Kind::kLoadStarted), 0);
 
   // Stale listing: every miss waits for one re-read by the maintenance thread.
-  skew = 3;
+  clock.set_skew(absl::Seconds(3));
   counting_->Hold(true);
   CallContext cancelled = Ctx();
   registry_->Acquire(cancelled, Req("nosuch/cancelled"), count);

@@ -1,11 +1,11 @@
-// ModelRegistry: synchronisation with the host, TTL expiry and the maintenance thread.
-#include <algorithm>
+// ModelRegistry: synchronisation with the host: shared listings, their age, reconciling the
+// view with what the host lists.
+#include "services/lifecycle/registry.h"
+
 #include <optional>
 #include <set>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "services/lifecycle/registry.h"
 #include "services/lifecycle/registry_internal.h"
 
 namespace lmgate::lifecycle {
@@ -13,7 +13,7 @@ namespace lmgate::lifecycle {
 absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   std::optional<absl::Time> started;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     // One listing at a time: a caller arriving while one is in flight shares its answer.
     while (refresh_in_flight_) {
       const uint64_t gen = refresh_generation_;
@@ -32,13 +32,13 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
     refresh_in_flight_ = true;
     started = Now();
   }
-  const absl::Time listed_at = absl::Now();
+  const absl::Time listed_at = Now();
   auto host = host_->List(ctx);
   if (host.ok()) Reconcile(*host, listed_at);
   // A listing cut short by its own caller says nothing about the host.
   const bool aborted = !host.ok() && !ctx.CheckAlive().ok();
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (!aborted) {
       host_status_ = host.status();
       last_refresh_ = host.status();
@@ -53,52 +53,13 @@ absl::Status ModelRegistry::Refresh(const CallContext& ctx) {
   return host.status();
 }
 
-void ModelRegistry::LoadPinned() {
-  absl::MutexLock lock(&mu_);
-  if (stopping_ || !host_status_.ok()) return;
-  const absl::Time now = absl::Now();
-  const std::shared_ptr<const Policies> policies = policies_.Current();
-  for (const auto& [key, policy] : policies->models) {
-    if (!policy.keep_loaded) continue;
-    ModelEntry* m = FindModelLocked(key);
-    if (m != nullptr && (PickReadyLocked(*m) != nullptr || m->loading > 0)) continue;
-    if (catalogue_known_ && m == nullptr) continue;  // not on this host: nothing to load
-    PinRetry& retry = pin_retry_[key];
-    if (retry.in_flight || now < retry.next) continue;
-    retry.in_flight = true;
-    // The request path's flight key (policy load settings, AUTO driver): a request arriving
-    // meanwhile joins this load instead of starting a second one.
-    backends::LoadParams params = policy.load;
-    params.identifier.clear();
-    auto waiter = std::make_shared<Waiter>();
-    waiter->request.holder = "keep_loaded";
-    waiter->started = now;
-    waiter->load_done = [this, key = key](absl::StatusOr<InstanceSnapshot> r) {
-      absl::MutexLock lock(&mu_);
-      PinRetry& retry = pin_retry_[key];
-      retry.in_flight = false;
-      if (r.ok()) {
-        retry.backoff = absl::ZeroDuration();
-        retry.next = absl::InfinitePast();
-      } else {
-        // The flight published kLoadFailed with the host's reason (the observer logs it); the
-        // maintenance loop retries after the backoff.
-        retry.backoff = std::min(absl::Seconds(60), std::max(absl::Seconds(1), retry.backoff * 2));
-        retry.next = absl::Now() + retry.backoff;
-      }
-    };
-    JoinOrStartFlightLocked(key, std::move(params), DriverKind::kAuto, /*explicit_load=*/false,
-                            /*keep_loaded=*/true, waiter);
-  }
-}
-
 absl::Status ModelRegistry::RefreshIfStale(const CallContext& ctx) {
   return RefreshIfOlder(ctx, options_.unknown_model_cache);
 }
 
 absl::Status ModelRegistry::RefreshIfOlder(const CallContext& ctx, absl::Duration max_age) {
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (last_refresh_at_.has_value() && Now() - *last_refresh_at_ < max_age) return last_refresh_;
   }
   return Refresh(ctx);
@@ -106,39 +67,6 @@ absl::Status ModelRegistry::RefreshIfOlder(const CallContext& ctx, absl::Duratio
 
 bool ModelRegistry::ListingFreshLocked() const {
   return last_refresh_at_.has_value() && Now() - *last_refresh_at_ < options_.unknown_model_cache;
-}
-
-void ModelRegistry::ResolveUnknown() {
-  struct Done {
-    std::shared_ptr<Waiter> waiter;
-    std::unique_ptr<Lease> lease;
-    absl::Status status;
-  };
-  std::vector<Done> done;
-  {
-    absl::MutexLock lock(&mu_);
-    std::vector<std::shared_ptr<Waiter>> pending;
-    pending.swap(unresolved_);
-    for (auto& w : pending) {
-      if (w->finished) continue;
-      Done d;
-      RouteLocked(w, /*may_defer=*/false, &d.lease, &d.status);
-      if (d.lease || !d.status.ok()) {
-        w->finished = true;
-        d.waiter = w;
-        done.push_back(std::move(d));
-      }
-    }
-  }
-  for (auto& d : done) {
-    absl::Status st = d.lease ? absl::OkStatus() : d.status;
-    CompleteWaiter(d.waiter, std::move(st), std::move(d.lease), {});
-  }
-}
-
-absl::Status ModelRegistry::host_status() const {
-  absl::MutexLock lock(&mu_);
-  return host_status_;
 }
 
 std::set<std::string> ModelRegistry::CustomIdentifiersLocked(
@@ -158,7 +86,7 @@ std::set<std::string> ModelRegistry::CustomIdentifiersLocked(
 }
 
 void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time listed_at) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   // The host answers again: a load that failed only because it could not be reached is no
   // longer a reason to report the model FAILED (the next request loads it).
   for (auto& [k, m] : models_) {
@@ -211,7 +139,7 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
     auto e = std::make_unique<InstanceEntry>();
     e->info = li;
     e->external = true;
-    e->added_at = absl::Now();
+    e->added_at = Now();
     e->ttl = li.ttl;  // LM Studio's own TTL applies to what it loaded itself
     // A model with a policy is lmgate's to manage whoever loaded it (e.g. the lmgate this one
     // replaced): its TTL and pin apply, so a rollout does not leak loaded instances.
@@ -233,6 +161,7 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
           inst.added_at < listed_at) {
         Publish(Event::Kind::kExternalChange, k, inst.info.identifier, State::kNotLoaded,
                 "unloaded outside lmgate (LM Studio app, lms, or LM Studio's own TTL)");
+        leases_->FinishUnload(KeyOf(inst), /*unloaded=*/true);  // its leases end with it
         it = v.erase(it);
       } else {
         ++it;
@@ -242,13 +171,14 @@ void ModelRegistry::Reconcile(const backends::HostModels& host, absl::Time liste
 }
 
 void ModelRegistry::ReportMissing(const std::string& instance) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (auto& [k, m] : models_) {
     auto& v = m->instances;
     for (auto it = v.begin(); it != v.end(); ++it) {
       if ((*it)->info.identifier == instance && (*it)->state == State::kReady) {
         Publish(Event::Kind::kExternalChange, k, instance, State::kNotLoaded,
                 "the host no longer has this instance");
+        leases_->FinishUnload(KeyOf(instance), /*unloaded=*/true);
         v.erase(it);
         refresh_wanted_ = true;
         return;
@@ -256,82 +186,6 @@ void ModelRegistry::ReportMissing(const std::string& instance) {
     }
   }
   refresh_wanted_ = true;
-}
-
-void ModelRegistry::ExpireIdle() {
-  std::vector<std::string> expired;
-  {
-    absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
-    for (auto& [k, m] : models_) {
-      for (auto& inst : m->instances) {
-        if (inst->state != State::kReady || !inst->leases.empty() || inst->keep_loaded ||
-            !inst->ttl) {
-          continue;
-        }
-        if (now - std::max(inst->last_used.value_or(inst->added_at), inst->ttl_from) >=
-            *inst->ttl) {
-          inst->state = State::kUnloading;
-          expired.push_back(inst->info.identifier);
-        }
-      }
-    }
-  }
-  for (const auto& id : expired) {
-    (void)UnloadOne(HostContext(options_.host_call_timeout), DriverKind::kAuto, id,
-                    Event::Kind::kExpired, "idle TTL expired");
-  }
-}
-
-void ModelRegistry::FailLateWaiters() {
-  std::vector<std::shared_ptr<Waiter>> late;
-  {
-    absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
-    for (auto& [k, f] : flights_) {
-      for (auto& w : f->waiters) {
-        if (now >= w->deadline) late.push_back(w);
-      }
-    }
-    for (auto& w : unresolved_) {
-      if (now >= w->deadline) late.push_back(w);
-    }
-  }
-  for (auto& w : late) {
-    RemoveWaiter(w, absl::DeadlineExceededError("the deadline passed while the model loaded"));
-  }
-}
-
-void ModelRegistry::MaintenanceLoop() {
-  absl::Time next_refresh = absl::Now() + options_.refresh_interval;
-  for (;;) {
-    bool refresh = false;
-    bool resolve = false;
-    {
-      absl::MutexLock lock(&mu_);
-      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stopping_ || refresh_wanted_ || !unresolved_.empty();
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.tick);
-      if (stopping_) return;
-      refresh = refresh_wanted_ ||
-                (options_.refresh_interval > absl::ZeroDuration() && absl::Now() >= next_refresh);
-      refresh_wanted_ = false;
-      resolve = !unresolved_.empty();
-    }
-    ExpireIdle();
-    FailLateWaiters();
-    LoadPinned();  // a failed pin load, once its backoff passed
-    if (refresh) {
-      next_refresh = absl::Now() + options_.refresh_interval;
-      (void)Refresh(HostContext(options_.host_call_timeout));
-    }
-    if (resolve) {
-      // Every miss that waited since the last pass shares one re-read (none if still fresh).
-      if (!refresh) (void)RefreshIfStale(HostContext(options_.host_call_timeout));
-      ResolveUnknown();
-    }
-  }
 }
 
 }  // namespace lmgate::lifecycle
