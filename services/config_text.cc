@@ -254,6 +254,14 @@ std::string ConfigToJson(const Config& c) {
                    {"handshake_timeout_seconds", Seconds(l.handshake_timeout)},
                    {"stream_write_stall_seconds", Seconds(c.stream_write_stall)},
                    {"stream_max_pending_bytes", c.stream_max_pending_bytes}};
+  out["http_listen"] = c.http_listen;
+  out["http"] = {{"threads", c.http.threads},
+                 {"max_body_bytes", c.http.max_body_bytes},
+                 {"max_header_bytes", c.http.max_header_bytes},
+                 {"max_headers", c.http.max_headers},
+                 {"max_connections", c.http.max_connections},
+                 {"idle_timeout_seconds", Seconds(c.http.idle_timeout)},
+                 {"read_timeout_seconds", Seconds(c.http.read_timeout)}};
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);
