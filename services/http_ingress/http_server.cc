@@ -262,6 +262,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
           if (ec == net::error::operation_aborted && self->exchange_ == nullptr && !self->closed_) {
             return self->ReadNext(false);  // cancelled by EndExchange: the next request
           }
+          if (ec == net::error::eof && self->exchange_ != nullptr &&
+              self->exchange_->finished()) {
+            self->keep_alive_ = false;  // half-closed after its request: its answer still goes out
+            return;
+          }
           if (ec) return self->Close();
           self->buffer_.commit(n);  // a pipelined request: kept for after this answer
           if (self->exchange_ != nullptr) return self->Watch();
