@@ -353,6 +353,7 @@ Exchange::~Exchange() = default;
 
 void Exchange::Respond(HttpResponse response) {
   if (finished_.exchange(true)) return;
+  DropOnClose();
   PostTo(conn_, shared_, [r = std::move(response)](Connection* c) mutable {
     std::string bytes = Head(r.status, r.content_type, r.headers, r.body.size(), false);
     bytes += r.body;
@@ -390,18 +391,27 @@ bool Exchange::Write(std::string data) {
 
 void Exchange::EndStream() {
   if (finished_.exchange(true)) return;
+  DropOnClose();
   PostTo(conn_, shared_, [](Connection* c) { c->Send("0\r\n\r\n", /*last=*/true); });
 }
 
 void Exchange::SetOnClose(std::function<void()> fn) {
   {
     absl::MutexLock lock(&mu_);
+    if (finished_.load()) return;  // answered already (fn is released after the lock)
     if (!closed_) {
       on_close_ = std::move(fn);
       return;
     }
   }
   fn();
+}
+
+void Exchange::DropOnClose() {
+  std::function<void()> fn;  // destroyed outside the lock (it may own the producer's handle)
+  absl::MutexLock lock(&mu_);
+  fn = std::move(on_close_);
+  on_close_ = nullptr;
 }
 
 void Exchange::Closed() {

@@ -93,6 +93,9 @@ class Exchange {
  private:
   friend class Connection;
   void Closed();  // the connection went away
+  // The answer ended: the close callback will not run; it is released (it usually holds the
+  // producer's cancel handle, which may hold what holds this exchange).
+  void DropOnClose();
   const HttpRequest request_;
   const std::weak_ptr<Connection> conn_;
   const std::shared_ptr<ServerShared> shared_;
