@@ -31,15 +31,27 @@ emu_port=$(wait_port "$work/emulator.log" "listening on")
 echo "== LM Studio emulator on 127.0.0.1:$emu_port"
 
 "$BIN/services/lmgate" --listen 127.0.0.1:0 --lmstudio_url "http://127.0.0.1:$emu_port" \
-  --default_model qwen/qwen3-4b --metrics_listen 127.0.0.1:0 >"$work/lmgate.log" 2>&1 &
+  --default_model qwen/qwen3-4b --metrics_listen 127.0.0.1:0 --http_listen 127.0.0.1:0 \
+  >"$work/lmgate.log" 2>&1 &
 pids+=($!)
 gate_port=$(wait_port "$work/lmgate.log" "lmgate listening on")
 echo "== lmgate on 127.0.0.1:$gate_port"
+# Printed with the line above (one flush): the ingress's port.
+http_port=$(grep -m1 -oE 'openai-compatible http on http://[0-9.]+:[0-9]+' "$work/lmgate.log" |
+  grep -oE '[0-9]+$')
+echo "== lmgate's OpenAI-compatible HTTP ingress on http://127.0.0.1:$http_port/v1"
 
 ctl() { "$BIN/clients/cpp/lmgatectl" --addr "127.0.0.1:$gate_port" "$@"; }
 echo "== lmgatectl models"
 ctl models
 echo "== lmgatectl chat (the model is not loaded: lmgate loads it, then tokens stream)"
 ctl chat --system "You are terse." "$question"
+echo "== the same through the OpenAI-compatible HTTP ingress (curl -N, SSE)"
+curl -sN "http://127.0.0.1:$http_port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d "{\"model\":\"qwen/qwen3-4b\",\"stream\":true,\"max_tokens\":40,
+       \"messages\":[{\"role\":\"user\",\"content\":\"$question\"}]}" </dev/null |
+  sed -n 's/^data: //p' | { grep -v '^\[DONE\]$' || true; } |
+  sed -n 's/.*"content":"\([^"]*\)".*/\1/p' | tr -d '\n'
+echo
 echo "== lmgatectl models (now loaded)"
 ctl models --loaded

@@ -269,6 +269,14 @@ std::string ConfigToJson(const Config& c) {
                      cl.on_redis_error == cluster::OnRedisError::kOpen ? "open" : "closed"},
                     {"command_timeout_seconds", Seconds(cl.command_timeout)},
                     {"heartbeat_seconds", Seconds(cl.heartbeat)}};
+  out["http_listen"] = c.http_listen;
+  out["http"] = {{"threads", c.http.threads},
+                 {"max_body_bytes", c.http.max_body_bytes},
+                 {"max_header_bytes", c.http.max_header_bytes},
+                 {"max_headers", c.http.max_headers},
+                 {"max_connections", c.http.max_connections},
+                 {"idle_timeout_seconds", Seconds(c.http.idle_timeout)},
+                 {"read_timeout_seconds", Seconds(c.http.read_timeout)}};
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);

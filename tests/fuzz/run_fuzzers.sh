@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-6}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert cli http_wire request_path metrics_http)
+[ "${#targets[@]}" -eq 0 ] && targets=(sse sdk_ws config convert cli http_wire request_path metrics_http http_ingress)
 
 output_base="${HOME}/.cache/bazel/lmgate-fuzz-$(pwd | sha1sum | cut -c1-12)"
 # Its own Bazel server: let it exit after 10 idle minutes (a CI clone per run would otherwise
