@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "backends/registry.h"
 #include "services/admission/identity.h"
+#include "services/conversations/store.h"
 #include "services/gateway/gateway.h"
 #include "services/transport_limits.h"
 
@@ -57,6 +58,8 @@ struct Config {
   bool insecure = false;
   // The gRPC transport's limits ("limits" object).
   TransportLimits limits;
+  // Stored conversations (previous_response_id): TTL and bounds ("conversations" object).
+  conversations::StoreOptions conversations;
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a

@@ -254,6 +254,10 @@ std::string ConfigToJson(const Config& c) {
                    {"handshake_timeout_seconds", Seconds(l.handshake_timeout)},
                    {"stream_write_stall_seconds", Seconds(c.stream_write_stall)},
                    {"stream_max_pending_bytes", c.stream_max_pending_bytes}};
+  out["conversations"] = {{"ttl_seconds", Seconds(c.conversations.ttl)},
+                          {"max_entries", c.conversations.max_entries},
+                          {"max_bytes", c.conversations.max_bytes},
+                          {"max_conversation_bytes", c.conversations.max_conversation_bytes}};
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);
