@@ -269,6 +269,7 @@ int Run() {
   opts.limits = config->limits;
   opts.drain_delay = config->drain_delay;
   opts.ready_requires_pinned = config->ready_requires_pinned;
+  opts.conversations = config->conversations;
   // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
   // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
   services::RaiseFileLimit();

@@ -18,6 +18,8 @@
 #include "absl/time/time.h"
 #include "backends/selector.h"
 #include "services/admission/identity.h"
+#include "services/conversations/conversations.h"
+#include "services/conversations/store.h"
 #include "services/gateway/gateway.h"
 #include "services/metrics/metrics.h"
 #include "services/observe.h"
@@ -61,6 +63,11 @@ struct ServerOptions {
   // Readiness also waits for every keep_loaded model (gateway.lifecycle.models) to have a READY
   // instance (config ready_requires_pinned).
   bool ready_requires_pinned = false;
+  // Stored conversations (ChatRequest.previous_response_id / store; config conversations.*) and
+  // the clock their TTL runs on (null = the real one; tests pass a SimulatedClock that outlives
+  // the server).
+  conversations::StoreOptions conversations;
+  admission::Clock* conversations_clock = nullptr;
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
@@ -105,6 +112,8 @@ class LmgateServer {
   // Port of the /metrics endpoint (0 if none).
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
   metrics::Registry& metrics() { return metrics_; }
+  // The conversations every ingress shares (the HTTP ingress serves /v1/responses with it).
+  conversations::Conversations* conversations() { return conversations_.get(); }
   // Idempotent; call from one thread. Takes drain_delay + at most grace (+ the cancels).
   void Shutdown(absl::Duration grace = absl::Seconds(10));
   // Puts `identity` (keys, roles, allowlists, limits; null = none) in force for calls that start
@@ -133,6 +142,9 @@ class LmgateServer {
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<conversations::ConversationStore> conversation_store_;
+  std::unique_ptr<conversations::TokenCounter> token_counter_;
+  std::unique_ptr<conversations::Conversations> conversations_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
   absl::Duration drain_delay_;

@@ -4,8 +4,8 @@
 //     the model's context length it is refused with INVALID_ARGUMENT, nothing generated.
 //   truncation AUTO: the instructions and the new input are always kept; the oldest turns are
 //     dropped until the rest fits.
-// "Fits" means instructions + kept turns + new input + the output reserve (max_tokens, when the
-// request sets it) <= the context length. Tokens are counted with the model's tokenizer
+// "Fits" means instructions + kept turns + new input + kPromptOverheadTokens + the output
+// reserve (max_tokens, when the request sets it) <= the context length. Tokens are counted with the model's tokenizer
 // (Gateway::Tokenize, where a driver has one: sdk_ws) and otherwise estimated (EstimateTokens).
 //
 // Thread-safety: free functions are pure; TokenCounter implementations are thread-safe.
@@ -25,8 +25,10 @@ namespace lmgate::conversations {
 
 enum class Truncation { kDisabled, kAuto };
 
-// Tokens a chat template adds around one message (role markers, separators).
-inline constexpr int kMessageOverheadTokens = 4;
+// Tokens a chat template adds around one message (role markers, separators: ChatML and Llama 3
+// use 5) and once per prompt (the assistant's generation prompt, BOS), with a margin.
+inline constexpr int kMessageOverheadTokens = 6;
+inline constexpr int kPromptOverheadTokens = 8;
 
 // The estimate when no tokenizer answers: one token per 3 bytes (rounded up) of the message's
 // text, tool-call names and arguments, plus kMessageOverheadTokens. Real tokenizers average

@@ -187,7 +187,7 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
   FitRequest fit;
   fit.context_length = ContextLengthFor(*options_.gateway, p.model);
   fit.reserve = call.call.request.sampling.max_tokens.value_or(0);
-  fit.fixed_tokens = p.instructions_tokens + p.input_tokens;
+  fit.fixed_tokens = p.instructions_tokens + p.input_tokens + kPromptOverheadTokens;
   fit.truncation = call.truncation;
   std::vector<std::shared_ptr<const Turn>> turns;
   if (previous) turns = previous->turns;
