@@ -7,32 +7,64 @@
 namespace lmgate::services {
 namespace {
 
-std::string PresentedKey(const grpc::CallbackServerContext* ctx) {
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  if (it != md.end()) {
-    absl::string_view v(it->second.data(), it->second.size());
-    if (v.size() > 7 && absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
-      return std::string(absl::StripAsciiWhitespace(v.substr(7)));
-    }
+std::string PresentedKey(absl::string_view authorization, absl::string_view x_api_key) {
+  if (authorization.size() > 7 && absl::EqualsIgnoreCase(authorization.substr(0, 7), "bearer ")) {
+    return std::string(absl::StripAsciiWhitespace(authorization.substr(7)));
   }
-  it = md.find("x-api-key");
-  if (it != md.end()) return std::string(it->second.data(), it->second.size());
-  return "";
+  return std::string(x_api_key);
 }
 
-}  // namespace
+std::string PresentedKey(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto value = [&md](const char* name) {
+    auto it = md.find(name);
+    return it == md.end() ? absl::string_view()
+                          : absl::string_view(it->second.data(), it->second.size());
+  };
+  return PresentedKey(value("authorization"), value("x-api-key"));
+}
 
-absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
-                                                   const grpc::CallbackServerContext* ctx,
-                                                   Role role) {
+const admission::Tenant* Anonymous() {
   static const admission::Tenant* anonymous = [] {
     auto* t = new admission::Tenant();
     t->name = "anonymous";
     t->admin = true;
     return t;
   }();
-  if (identity == nullptr) return anonymous;
+  return anonymous;
+}
+
+absl::StatusOr<const admission::Tenant*> CheckRole(const admission::Tenant* t, Role role) {
+  if (role == Role::kAdmin && !t->admin) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("tenant ", t->name,
+                     " lacks the admin role needed to load or unload models or read server info"));
+  }
+  if (role == Role::kInference && !t->inference) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("tenant ", t->name, " lacks the inference role"));
+  }
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<const admission::Tenant*> AuthorizeHeaders(const admission::Identity* identity,
+                                                          absl::string_view peer,
+                                                          absl::string_view authorization,
+                                                          absl::string_view x_api_key,
+                                                          Role role) {
+  if (identity == nullptr) return Anonymous();
+  if (auto st = identity->CheckPeer(peer); !st.ok()) return st;
+  auto tenant = identity->Authenticate(PresentedKey(authorization, x_api_key));
+  if (!tenant.ok()) return tenant.status();
+  return CheckRole(*tenant, role);
+}
+
+absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
+                                                   const grpc::CallbackServerContext* ctx,
+                                                   Role role) {
+  if (identity == nullptr) return Anonymous();
   if (auto st = identity->CheckPeer(ctx->peer()); !st.ok()) return st;
   const admission::Tenant* t = nullptr;
   // mTLS: a verified client certificate names its tenant by common name.
@@ -47,16 +79,7 @@ absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* id
     if (!tenant.ok()) return tenant.status();
     t = *tenant;
   }
-  if (role == Role::kAdmin && !t->admin) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("tenant ", t->name,
-                     " lacks the admin role needed to load or unload models or read server info"));
-  }
-  if (role == Role::kInference && !t->inference) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("tenant ", t->name, " lacks the inference role"));
-  }
-  return t;
+  return CheckRole(t, role);
 }
 
 }  // namespace lmgate::services

@@ -22,6 +22,13 @@ enum class Role { kInference, kAdmin };
 absl::StatusOr<const admission::Tenant*> Authorize(const admission::Identity* identity,
                                                    const grpc::CallbackServerContext* ctx,
                                                    Role role);
+// The same for a caller known by its address (`peer` as gRPC writes it, "ipv4:1.2.3.4:5") and
+// its `authorization` / `x-api-key` header values ("" = absent): the HTTP ingress.
+absl::StatusOr<const admission::Tenant*> AuthorizeHeaders(const admission::Identity* identity,
+                                                          absl::string_view peer,
+                                                          absl::string_view authorization,
+                                                          absl::string_view x_api_key,
+                                                          Role role);
 
 }  // namespace lmgate::services
 

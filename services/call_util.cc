@@ -24,10 +24,15 @@ class UnaryReactor : public grpc::ServerUnaryReactor {
 std::string RequestIdFor(const grpc::CallbackServerContext* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find(kRequestIdHeader);
-  if (it != md.end() && !it->second.empty() && it->second.size() <= 128) {
+  return RequestIdFrom(it == md.end() ? absl::string_view()
+                                      : absl::string_view(it->second.data(), it->second.size()));
+}
+
+std::string RequestIdFrom(absl::string_view sent) {
+  if (!sent.empty() && sent.size() <= 128) {
     bool sane = true;
-    for (char c : it->second) sane &= (c > 0x20 && c < 0x7f);
-    if (sane) return std::string(it->second.data(), it->second.size());
+    for (char c : sent) sane &= (c > 0x20 && c < 0x7f);
+    if (sane) return std::string(sent);
   }
   thread_local std::mt19937_64 rng(std::random_device{}());
   return absl::StrFormat("%016x", rng());
@@ -48,7 +53,10 @@ std::string TraceparentFor(const grpc::CallbackServerContext* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("traceparent");
   if (it == md.end()) return "";
-  absl::string_view v(it->second.data(), it->second.size());
+  return TraceparentFrom(absl::string_view(it->second.data(), it->second.size()));
+}
+
+std::string TraceparentFrom(absl::string_view v) {
   // 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>: 55 characters.
   constexpr size_t kLength = 55;
   if (v.size() < kLength || v.size() > 512) return "";

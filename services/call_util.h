@@ -20,10 +20,14 @@ inline constexpr char kDriverHeader[] = "x-lmgate-driver";
 
 // The caller's x-request-id if it sent a sane one, else a new random id.
 std::string RequestIdFor(const grpc::CallbackServerContext* ctx);
+// The same from the header's value ("" = none sent), for the HTTP ingress.
+std::string RequestIdFrom(absl::string_view sent);
 
 // The caller's W3C `traceparent` if it is well-formed (version-traceid-parentid-flags, lower-case
 // hex, ids not all zero, version not ff; a later version may append fields), else "".
 std::string TraceparentFor(const grpc::CallbackServerContext* ctx);
+// The same from the header's value ("" = none sent).
+std::string TraceparentFrom(absl::string_view sent);
 // The trace id (32 hex digits) of a traceparent TraceparentFor() accepted; "" for "".
 std::string TraceIdOf(const std::string& traceparent);
 

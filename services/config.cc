@@ -167,6 +167,48 @@ absl::Status ParseModelPolicy(const json& m, const std::string& where,
   return absl::OkStatus();
 }
 
+absl::Status ParseHttp(const json& h, Config::Http* out) {
+  if (auto st = CheckKeys(h, "http",
+                          {"threads", "max_body_bytes", "max_header_bytes", "max_headers",
+                           "max_connections", "idle_timeout_seconds", "read_timeout_seconds"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  struct {
+    const char* key;
+    int* out;
+    int min, max;
+  } ints[] = {{"threads", &out->threads, 1, 64},
+              {"max_header_bytes", &out->max_header_bytes, 1024, 1 << 20},
+              {"max_headers", &out->max_headers, 8, 10000},
+              {"max_connections", &out->max_connections, 1, 65536}};
+  for (const auto& i : ints) {
+    if (!h.contains(i.key)) continue;
+    const std::string key = absl::StrCat("http.", i.key);
+    if (!(st = Read(h[i.key], key, i.out)).ok()) return st;
+    if (*i.out < i.min || *i.out > i.max) {
+      return Bad(key, absl::StrCat("must be ", i.min, "..", i.max));
+    }
+  }
+  if (h.contains("max_body_bytes")) {
+    if (!(st = Read(h["max_body_bytes"], "http.max_body_bytes", &out->max_body_bytes)).ok())
+      return st;
+    if (out->max_body_bytes < 1024 || out->max_body_bytes > (int64_t{1} << 30)) {
+      return Bad("http.max_body_bytes", "must be 1024..1073741824");
+    }
+  }
+  for (auto [key, out_d] : {std::pair{"idle_timeout_seconds", &out->idle_timeout},
+                            std::pair{"read_timeout_seconds", &out->read_timeout}}) {
+    if (!h.contains(key)) continue;
+    const std::string k = absl::StrCat("http.", key);
+    if (!(st = ReadSeconds(h[key], k, out_d)).ok()) return st;
+    if (*out_d <= absl::ZeroDuration() || *out_d > absl::Hours(1)) {
+      return Bad(k, "must be > 0 and <= 3600");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseLimits(const json& l, TransportLimits* out) {
   if (auto st = CheckKeys(l, "limits",
                           {"max_request_bytes", "server_memory_bytes",
@@ -280,7 +322,8 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
                                     "admission", "keys",
                                     "allow_cidrs", "insecure", "metrics_listen", "tls",
                                     "max_json_depth", "metrics_max_connections",
-                                    "metrics_timeout_seconds", "limits", "conversations"});
+                                    "metrics_timeout_seconds", "limits", "http_listen", "http",
+                                    "conversations"});
       !st.ok())
     return st;
   absl::Status st;
@@ -579,6 +622,10 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   if (doc.contains("conversations") &&
       !(st = ParseConversations(doc["conversations"], &c.conversations)).ok())
     return st;
+  if (doc.contains("http_listen") &&
+      !(st = Read(doc["http_listen"], "http_listen", &c.http_listen)).ok())
+    return st;
+  if (doc.contains("http") && !(st = ParseHttp(doc["http"], &c.http)).ok()) return st;
   if (doc.contains("models")) {
     const json& models = doc["models"];
     if (!models.is_object()) return Bad("models", "must be an object keyed by model key");
@@ -669,6 +716,25 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
   if (c.log_format != "text" && c.log_format != "json") return Bad("log_format", "must be text|json");
   const bool loopback = IsLoopbackListen(c.listen);
+  if (!c.http_listen.empty()) {
+    if (!IsHostPort(c.http_listen)) {
+      return Bad("http_listen", absl::StrCat("\"", c.http_listen,
+                                             "\" is not host:port (port 0..65535; \"\" = off)"));
+    }
+    if (!c.tls_cert_file.empty()) {
+      return Bad("http_listen", "the HTTP ingress does not serve TLS yet; with tls configured, "
+                                "leave http_listen empty or terminate TLS in a proxy in front of "
+                                "a loopback http_listen on a config without tls");
+    }
+    if (!IsLoopbackListen(c.http_listen) && c.identity.keys.empty() && !c.insecure) {
+      return Bad("http_listen", absl::StrCat("\"", c.http_listen,
+                                             "\" is not a loopback address and no API keys are "
+                                             "configured; add keys, or pass --insecure"));
+    }
+    if (c.http_listen == c.listen && !absl::EndsWith(c.listen, ":0")) {
+      return Bad("http_listen", "must differ from listen");
+    }
+  }
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     return Bad("tls", "set both cert_file and key_file");
   }

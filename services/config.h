@@ -60,6 +60,19 @@ struct Config {
   TransportLimits limits;
   // Stored conversations (previous_response_id): TTL and bounds ("conversations" object).
   conversations::StoreOptions conversations;
+  // OpenAI-compatible HTTP ingress (services/http_ingress); empty = off.
+  std::string http_listen;
+  // Its limits ("http" object). A stalled reader is bounded by stream_write_stall and
+  // stream_max_pending_bytes above, as a gRPC stream is.
+  struct Http {
+    int threads = 2;
+    int64_t max_body_bytes = int64_t{4} << 20;
+    int max_header_bytes = 16 << 10;
+    int max_headers = 100;
+    int max_connections = 256;
+    absl::Duration idle_timeout = absl::Seconds(60);
+    absl::Duration read_timeout = absl::Seconds(10);
+  } http;
 };
 
 // Parses a JSON config document. Unknown keys are errors (INVALID_ARGUMENT naming the key), so a

@@ -258,6 +258,14 @@ std::string ConfigToJson(const Config& c) {
                           {"max_entries", c.conversations.max_entries},
                           {"max_bytes", c.conversations.max_bytes},
                           {"max_conversation_bytes", c.conversations.max_conversation_bytes}};
+  out["http_listen"] = c.http_listen;
+  out["http"] = {{"threads", c.http.threads},
+                 {"max_body_bytes", c.http.max_body_bytes},
+                 {"max_header_bytes", c.http.max_header_bytes},
+                 {"max_headers", c.http.max_headers},
+                 {"max_connections", c.http.max_connections},
+                 {"idle_timeout_seconds", Seconds(c.http.idle_timeout)},
+                 {"read_timeout_seconds", Seconds(c.http.read_timeout)}};
   out["insecure"] = c.insecure;
   out["worker_threads"] = c.worker_threads;
   out["shutdown_grace_seconds"] = Seconds(c.shutdown_grace);

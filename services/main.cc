@@ -25,6 +25,7 @@
 #include "backends/selector.h"
 #include "common/cli_flags.h"
 #include "services/config.h"
+#include "services/http_ingress/ingress.h"
 #include "services/listener.h"
 #include "services/logging.h"
 #include "services/server.h"
@@ -62,6 +63,9 @@ ABSL_FLAG(std::string, log_format, "text",
           "included).");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "host:port of the Prometheus /metrics endpoint (empty = off).");
+ABSL_FLAG(std::string, http_listen, "",
+          "host:port of the OpenAI-compatible HTTP ingress (/v1/models, /v1/chat/completions, "
+          "/v1/completions, /v1/embeddings); empty = off. Port 0 picks a free port.");
 ABSL_FLAG(bool, insecure, false,
           "Allow --listen on a non-loopback address without API keys (anyone who can reach the "
           "port may use and manage the LM Studio host).");
@@ -115,6 +119,7 @@ absl::StatusOr<services::Config> BuildConfig() {
   if (Specified("insecure")) c.insecure = absl::GetFlag(FLAGS_insecure);
   if (Specified("metrics_listen") || absl::GetFlag(FLAGS_config).empty())
     c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (Specified("http_listen")) c.http_listen = absl::GetFlag(FLAGS_http_listen);
   return c;
 }
 
@@ -156,6 +161,7 @@ std::vector<std::string> NotLive(const services::Config& running, const services
   };
   check(running.listen != next.listen, "listen");
   check(running.metrics_listen != next.metrics_listen, "metrics_listen");
+  check(running.http_listen != next.http_listen, "http_listen");
   check(running.tls_cert_file != next.tls_cert_file, "tls_cert_file");
   check(running.tls_key_file != next.tls_key_file, "tls_key_file");
   check(running.tls_client_ca_file != next.tls_client_ca_file, "tls_client_ca_file");
@@ -270,6 +276,32 @@ int Run() {
   opts.drain_delay = config->drain_delay;
   opts.ready_requires_pinned = config->ready_requires_pinned;
   opts.conversations = config->conversations;
+  http_ingress::Ingress* ingress = nullptr;
+  if (!config->http_listen.empty()) {
+    http_ingress::IngressOptions io;
+    io.server.listen = config->http_listen;
+    io.server.threads = config->http.threads;
+    io.server.max_body_bytes = static_cast<size_t>(config->http.max_body_bytes);
+    io.server.max_header_bytes = static_cast<size_t>(config->http.max_header_bytes);
+    io.server.max_headers = config->http.max_headers;
+    io.server.max_connections = config->http.max_connections;
+    io.server.idle_timeout = config->http.idle_timeout;
+    io.server.read_timeout = config->http.read_timeout;
+    // A reader that stalls an SSE stream is bounded as a gRPC stream is (limits.stream_*; 0 =
+    // no bound is taken as a day, so a connection can never hold on forever).
+    io.server.write_stall = config->stream_write_stall > absl::ZeroDuration()
+                                ? config->stream_write_stall
+                                : absl::Hours(24);
+    io.server.max_pending_bytes = config->stream_max_pending_bytes > 0
+                                      ? config->stream_max_pending_bytes
+                                      : size_t{1} << 30;
+    auto factory = http_ingress::IngressFactory(io);
+    opts.front_ends.push_back([factory, &ingress](services::CoreRefs core) {
+      auto fe = factory(core);
+      if (fe.ok()) ingress = static_cast<http_ingress::Ingress*>(fe->get());
+      return fe;
+    });
+  }
   // Systemd and container runtimes often start processes with a soft limit of 1024 under a much
   // higher hard one; the connection cap (limits.max_connections) is taken under what this gives.
   services::RaiseFileLimit();
@@ -294,6 +326,12 @@ int Run() {
     announce(absl::StrCat("metrics on http://",
                           config->metrics_listen.substr(0, config->metrics_listen.rfind(':')),
                           ":", (*server)->metrics_port(), "/metrics"));
+  }
+  if (ingress != nullptr) {
+    announce(absl::StrCat(
+        "openai-compatible http on http://",
+        config->http_listen.substr(0, config->http_listen.rfind(':')), ":", ingress->port(),
+        "/v1"));
   }
   std::fflush(stdout);
 

@@ -117,6 +117,13 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
                                                      options.stream_limits, s->conversations_.get());
   s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get());
+  for (const auto& factory : options.front_ends) {
+    CoreRefs core{s->gateway_.get(), s->identity_.get(), s->observer_.get(), s->pool_.get(),
+                  options.stream_limits, s->conversations_.get()};
+    auto fe = factory(core);
+    if (!fe.ok()) return fe.status();
+    s->front_ends_.push_back(*std::move(fe));
+  }
 
   // lmgate's own health service (services/health.h) instead of gRPC's default one: per-model
   // answers are computed, so unknown names leave no state and cannot be told from known ones.
@@ -227,6 +234,7 @@ LmgateServer::~LmgateServer() {
   Stop(absl::ZeroDuration(), absl::ZeroDuration());
   // Nothing runs any more; destroy callers before what they call into (see server.h).
   metrics_server_.reset();
+  front_ends_.clear();
   models_.reset();
   inference_.reset();
   conversations_.reset();
@@ -257,11 +265,15 @@ void LmgateServer::Stop(absl::Duration grace, absl::Duration drain_delay) {
     absl::SleepFor(drain_delay);
   }
   listener_->Stop();  // before the server: it must not be handed connections once shut down
+  for (auto& fe : front_ends_) fe->StopAccepting();
   // Stop accepting, drain for the grace, cancel what is left, and wait until every call is done
   // (the cancels reach the drivers through each call's OnCancel).
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  const absl::Time deadline = absl::Now() + grace;
+  server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
   server_.reset();
+  // The other front ends by the same deadline; their cancels reach the drivers likewise.
+  for (auto& fe : front_ends_) fe->Stop(deadline);
   // Predictions a cancelled call started may still run on driver threads, and loads on the
   // registry's: stop the drivers now, while the registry and observer their completions reach
   // still exist. Blocking calls on the pool's threads return too, so the pool drains.

@@ -4,6 +4,7 @@
 #define LMGATE_SERVICES_SERVER_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,6 +34,31 @@ class InferenceService;
 class Listener;
 class ModelManagerService;
 class WorkerPool;
+struct ServerOptions;
+
+// What a front end besides the gRPC API (the HTTP ingress, services/http_ingress) serves with:
+// the same core, keys, observer and worker pool. Valid until the front end's Stop() returned.
+struct CoreRefs {
+  gateway::Gateway* gateway = nullptr;
+  admission::IdentityHolder* identity = nullptr;
+  Observer* observer = nullptr;
+  WorkerPool* pool = nullptr;
+  StreamLimits stream_limits;
+  // Stored conversations, shared with the gRPC Chat (POST /v1/responses).
+  conversations::Conversations* conversations = nullptr;
+};
+
+// A front end the server starts after its services and stops in its own order (see
+// LmgateServer): StopAccepting() when the gRPC listener stops; Stop(deadline) once the gRPC
+// calls are done, by the same grace deadline — it ends (cancels) what still runs and returns when
+// none of its threads calls into the core any more. Both once, from the server's thread.
+class FrontEnd {
+ public:
+  virtual ~FrontEnd() = default;
+  virtual void StopAccepting() = 0;
+  virtual void Stop(absl::Time deadline) = 0;
+};
+using FrontEndFactory = std::function<absl::StatusOr<std::unique_ptr<FrontEnd>>(CoreRefs)>;
 
 struct ServerOptions {
   // host:port; port 0 picks a free port (see port()).
@@ -68,6 +94,8 @@ struct ServerOptions {
   // the server).
   conversations::StoreOptions conversations;
   admission::Clock* conversations_clock = nullptr;
+  // Further front ends on the same core (main.cc adds the HTTP ingress for http_listen).
+  std::vector<FrontEndFactory> front_ends;
 };
 
 // Health (grpc.health.v1, services/health.h): "" is liveness (SERVING while the process runs);
@@ -114,6 +142,8 @@ class LmgateServer {
   metrics::Registry& metrics() { return metrics_; }
   // The conversations every ingress shares (the HTTP ingress serves /v1/responses with it).
   conversations::Conversations* conversations() { return conversations_.get(); }
+  // The i-th of ServerOptions::front_ends, as its factory made it.
+  FrontEnd* front_end(size_t i) const { return front_ends_.at(i).get(); }
   // Idempotent; call from one thread. Takes drain_delay + at most grace (+ the cancels).
   void Shutdown(absl::Duration grace = absl::Seconds(10));
   // Puts `identity` (keys, roles, allowlists, limits; null = none) in force for calls that start
@@ -147,6 +177,7 @@ class LmgateServer {
   std::unique_ptr<conversations::Conversations> conversations_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
+  std::vector<std::unique_ptr<FrontEnd>> front_ends_;  // call into everything above
   absl::Duration drain_delay_;
   std::unique_ptr<HealthService> health_;  // outlives server_ (declared before it)
   // The host answered the health loop's last listing (per-model readiness needs it too).
