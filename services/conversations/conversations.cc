@@ -53,8 +53,11 @@ class Conversations::Control final : public gateway::GenerateControl {
 class Conversations::StoringSink final : public gateway::GenerateSink {
  public:
   StoringSink(std::shared_ptr<gateway::GenerateSink> inner, ConversationStore* store,
-              Prepared prepared)
-      : inner_(std::move(inner)), store_(store), prepared_(std::move(prepared)) {}
+              Prepared prepared, std::string id)
+      : inner_(std::move(inner)),
+        store_(store),
+        prepared_(std::move(prepared)),
+        id_(id.empty() ? NewResponseId() : std::move(id)) {}
 
   void OnDriver(backends::DriverKind driver) override { inner_->OnDriver(driver); }
   void OnModelLoading(double progress) override { inner_->OnModelLoading(progress); }
@@ -84,7 +87,7 @@ class Conversations::StoringSink final : public gateway::GenerateSink {
     turn->tokens = prepared_.input_tokens + (completion > 0 ? completion + kMessageOverheadTokens
                                                             : EstimateTokens(turn->output));
     StoredResponse r;
-    r.id = NewResponseId();
+    r.id = id_;
     r.tenant = std::move(prepared_.tenant);
     r.model = std::move(prepared_.model);
     r.instructions = std::move(prepared_.instructions);
@@ -103,6 +106,7 @@ class Conversations::StoringSink final : public gateway::GenerateSink {
   const std::shared_ptr<gateway::GenerateSink> inner_;
   ConversationStore* const store_;  // null: do not store
   Prepared prepared_;
+  const std::string id_;
 };
 
 std::shared_ptr<gateway::GenerateControl> Conversations::Generate(
@@ -123,7 +127,8 @@ std::shared_ptr<gateway::GenerateControl> Conversations::Generate(
       return;
     }
     auto storing = std::make_shared<StoringSink>(
-        std::move(sink), call.store ? options_.store : nullptr, *std::move(prepared));
+        std::move(sink), call.store ? options_.store : nullptr, *std::move(prepared),
+        std::move(call.response_id));
     std::shared_ptr<gateway::GenerateControl> inner =
         options_.gateway->Generate(call_ctx, std::move(call.call), std::move(storing));
     if (!control->Attach(inner)) inner->Cancel();
@@ -137,6 +142,11 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
   const admission::Tenant* tenant = call.call.tenant;
   p.tenant = tenant != nullptr ? tenant->name : "";
   std::shared_ptr<const StoredResponse> previous;
+  if (call.previous_response_id.size() > kMaxResponseIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "previous_response_id: longer than ", kMaxResponseIdBytes,
+        " bytes, so not an id lmgate issued"));
+  }
   if (!call.previous_response_id.empty()) {
     auto got = options_.store->Get(p.tenant, call.previous_response_id);
     if (!got.ok()) return got.status();

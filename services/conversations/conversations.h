@@ -35,7 +35,13 @@ struct ConversationCall {
   bool store = false;
   std::optional<std::string> instructions;  // unset: the input's system messages, else stored
   Truncation truncation = Truncation::kDisabled;
+  // The id to store the turn under ("" = a new NewResponseId()), for an ingress that announces
+  // it before the answer (a streamed POST /v1/responses).
+  std::string response_id;
 };
+
+// The longest previous_response_id accepted (INVALID_ARGUMENT beyond; lmgate's ids are 37).
+inline constexpr size_t kMaxResponseIdBytes = 128;
 
 class Conversations {
  public:
