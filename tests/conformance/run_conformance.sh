@@ -37,6 +37,15 @@ case "$emulator" in
   *) emulator="$PWD/$emulator" ;;
 esac
 [ -x "$emulator" ] || fail "emulator binary not found or not executable: $emulator"
+# lmgate itself, for the tests of its HTTP ingress (env LMGATE_BIN, runfiles-relative too).
+if [ -n "${LMGATE_BIN:-}" ]; then
+  case "$LMGATE_BIN" in
+    /*) ;;
+    *) LMGATE_BIN="$PWD/$LMGATE_BIN" ;;
+  esac
+  [ -x "$LMGATE_BIN" ] || fail "lmgate binary not found or not executable: $LMGATE_BIN"
+  export LMGATE_BIN
+fi
 
 dir="$(dirname "$(readlink -f "$package_json")")"
 [ -f "$dir/package.json" ] || fail "cannot resolve the workspace directory of $package_json"
