@@ -28,14 +28,14 @@ class ResponsesSink : public gateway::GenerateSink {
     const int percent = static_cast<int>(progress * 100);
     if (percent == last_percent_) return;
     last_percent_ = percent;
-    Send(StreamFormat::Comment(absl::StrCat("loading ", percent, "%")));
+    Emit([&] { return StreamFormat::Comment(absl::StrCat("loading ", percent, "%")); });
   }
   void OnQueued(int position) override {
-    if (stream_) Send(StreamFormat::Comment(absl::StrCat("queued ", position)));
+    if (stream_) Emit([&] { return StreamFormat::Comment(absl::StrCat("queued ", position)); });
   }
   void OnEvent(backends::GenerateEvent e) override {
     if (stream_ && e.kind == backends::GenerateEvent::Kind::kContent && !e.text.empty()) {
-      Send(format_.TextDelta(e.text));
+      Emit([&] { return format_.TextDelta(e.text); });
     }
   }
   void OnComplete(absl::StatusOr<gateway::GenerateOutcome> outcome) override {
@@ -48,8 +48,11 @@ class ResponsesSink : public gateway::GenerateSink {
     if (!outcome.ok()) {
       if (started_) {
         // Never a clean completion after a failure: the client must not take a cut answer.
-        Send(format_.Failed(absl::AsciiStrToLower(absl::StatusCodeToString(outcome.status().code())),
-                            std::string(outcome.status().message())));
+        Emit([&] {
+          return format_.Failed(
+              absl::AsciiStrToLower(absl::StatusCodeToString(outcome.status().code())),
+              std::string(outcome.status().message()));
+        });
         return ex->EndStream();
       }
       HttpResponse r = ErrorResponse(outcome.status());
@@ -62,7 +65,7 @@ class ResponsesSink : public gateway::GenerateSink {
     if (!outcome->response_id.empty()) done.id = outcome->response_id;
     done.result = outcome->result;
     if (stream_) {
-      Send(format_.Completed(done));
+      Emit([&] { return format_.Completed(done); });
       return ex->EndStream();
     }
     using S = backends::StopReason;
@@ -82,8 +85,9 @@ class ResponsesSink : public gateway::GenerateSink {
   }
   // The stream's head (and response.created) go out with the first thing worth streaming, so
   // that refusals before it (unknown previous_response_id, quota, context overflow) keep their
-  // HTTP status.
-  void Send(std::string data) {
+  // HTTP status. `make` runs after response.created is numbered.
+  template <typename MakeData>
+  void Emit(MakeData make) {
     if (!started_) {
       started_ = true;
       Headers h = Base();
@@ -92,7 +96,7 @@ class ResponsesSink : public gateway::GenerateSink {
       call_.exchange->StartStream(200, "text/event-stream", std::move(h));
       call_.exchange->Write(format_.Created());
     }
-    call_.exchange->Write(std::move(data));
+    call_.exchange->Write(make());
   }
 
   const RouteEnv& env_;

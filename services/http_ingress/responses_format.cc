@@ -352,8 +352,9 @@ std::string ResponseStream::Event(const char* type, Json data) {
 
 std::string ResponseStream::Created() {
   Json r = ResponseObject(view_);
-  return Event("response.created", {{"response", r}}) +
-         Event("response.in_progress", {{"response", r}});
+  std::string out = Event("response.created", {{"response", r}});
+  out += Event("response.in_progress", {{"response", r}});  // numbered after created
+  return out;
 }
 
 std::string ResponseStream::TextDelta(const std::string& t) {
