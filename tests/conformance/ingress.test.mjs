@@ -355,4 +355,22 @@ describe("openai client against lmgate's HTTP ingress", () => {
     await assert.rejects(withTimeout(client.responses.retrieve(previous), "retrieve deleted"),
                          (e) => e instanceof NotFoundError);
   });
+
+  test("responses streamed: created, output_text deltas, completed", async () => {
+    const stream = await withTimeout(
+      client.responses.create({ model: LLM_KEY, input: "How is the build server?", max_output_tokens: 8, stream: true }),
+      "responses stream",
+    );
+    const events = await collect(stream, "responses events");
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], "response.created");
+    const last = events[events.length - 1];
+    assert.ok(["response.completed", "response.incomplete"].includes(last.type), types.join(","));
+    const deltas = events.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta).join("");
+    assert.ok(deltas.length > 0);
+    assert.equal(last.response.id, events[0].response.id);
+    assert.equal(last.response.output[0].content[0].text, deltas);
+    const stored = await withTimeout(client.responses.retrieve(last.response.id), "retrieve streamed");
+    assert.equal(stored.output_text, deltas);
+  });
 });
