@@ -114,7 +114,8 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->conversations_ = std::make_unique<conversations::Conversations>(std::move(co));
   s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get(),
-                                                     options.stream_limits, s->conversations_.get());
+                                                     options.stream_limits,
+                                                     s->conversations_.get());
   s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get());
   for (const auto& factory : options.front_ends) {

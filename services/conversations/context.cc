@@ -21,12 +21,29 @@ int EstimateTokens(const backends::Message& message) {
   return static_cast<int>((bytes + 2) / 3) + kMessageOverheadTokens;
 }
 
+int EstimateTokenCounter::Count(const backends::CallContext&, const admission::Tenant*,
+                                const std::string&,
+                                const std::vector<backends::Message>& messages) {
+  int n = 0;
+  for (const auto& m : messages) n += EstimateTokens(m);
+  return n;
+}
+
 int GatewayTokenCounter::Count(const backends::CallContext& ctx, const admission::Tenant* tenant,
-                               const std::string& model, const backends::Message& message) {
-  auto tokens = gateway_->Tokenize(ctx, backends::DriverKind::kAuto, model, MessageText(message),
+                               const std::string& model,
+                               const std::vector<backends::Message>& messages) {
+  if (messages.empty()) return 0;
+  // One call for the turn: the texts joined by newlines (a newline is one token of its own, so
+  // the sum differs from separate counts by at most one token per message).
+  std::string text;
+  for (const auto& m : messages) {
+    absl::StrAppend(&text, text.empty() ? "" : "\n", MessageText(m));
+  }
+  auto tokens = gateway_->Tokenize(ctx, backends::DriverKind::kAuto, model, text,
                                    /*used=*/nullptr, tenant);
-  if (!tokens.ok()) return EstimateTokens(message);
-  return static_cast<int>(tokens->size()) + kMessageOverheadTokens;
+  if (!tokens.ok()) return EstimateTokenCounter().Count(ctx, tenant, model, messages);
+  return static_cast<int>(tokens->size()) +
+         kMessageOverheadTokens * static_cast<int>(messages.size());
 }
 
 int ContextLengthFor(gateway::Gateway& gateway, const std::string& model) {

@@ -5,8 +5,9 @@
 //   truncation AUTO: the instructions and the new input are always kept; the oldest turns are
 //     dropped until the rest fits.
 // "Fits" means instructions + kept turns + new input + kPromptOverheadTokens + the output
-// reserve (max_tokens, when the request sets it) <= the context length. Tokens are counted with the model's tokenizer
-// (Gateway::Tokenize, where a driver has one: sdk_ws) and otherwise estimated (EstimateTokens).
+// reserve (max_tokens, when the request sets it) <= the context length. Tokens are counted with
+// the model's tokenizer (Gateway::Tokenize, where a driver has one: sdk_ws) and otherwise
+// estimated (EstimateTokens).
 //
 // Thread-safety: free functions are pure; TokenCounter implementations are thread-safe.
 #ifndef LMGATE_SERVICES_CONVERSATIONS_CONTEXT_H_
@@ -35,33 +36,32 @@ inline constexpr int kPromptOverheadTokens = 8;
 // about 4 bytes per token on English text, so it errs towards dropping a turn too many.
 int EstimateTokens(const backends::Message& message);
 
-// Counts a message's tokens for `model` on behalf of `tenant`. Blocking (may call the host);
-// never fails: without a tokenizer it falls back to EstimateTokens.
+// Counts the tokens of `messages` together (one turn) for `model` on behalf of `tenant`.
+// Blocking (may call the host); never fails: without a tokenizer it falls back to
+// EstimateTokens.
 class TokenCounter {
  public:
   virtual ~TokenCounter() = default;
   virtual int Count(const backends::CallContext& ctx, const admission::Tenant* tenant,
-                    const std::string& model, const backends::Message& message) = 0;
+                    const std::string& model, const std::vector<backends::Message>& messages) = 0;
 };
 
 // EstimateTokens for everything.
 class EstimateTokenCounter final : public TokenCounter {
  public:
   int Count(const backends::CallContext&, const admission::Tenant*, const std::string&,
-            const backends::Message& message) override {
-    return EstimateTokens(message);
-  }
+            const std::vector<backends::Message>& messages) override;
 };
 
-// The model's tokenizer through Gateway::Tokenize (the same grant as a Tokenize RPC: it loads
-// the model if needed and counts toward the tenant's requests_per_minute), plus
-// kMessageOverheadTokens; EstimateTokens when the call fails (no driver with a tokenizer, quota,
-// host down). `gateway` must outlive it.
+// The model's tokenizer through Gateway::Tokenize, one call for all of `messages` (the same
+// grant as a Tokenize RPC: it loads the model if needed and counts toward the tenant's
+// requests_per_minute), plus kMessageOverheadTokens per message; EstimateTokens when the call
+// fails (no driver with a tokenizer, quota, host down). `gateway` must outlive it.
 class GatewayTokenCounter final : public TokenCounter {
  public:
   explicit GatewayTokenCounter(gateway::Gateway* gateway) : gateway_(gateway) {}
   int Count(const backends::CallContext& ctx, const admission::Tenant* tenant,
-            const std::string& model, const backends::Message& message) override;
+            const std::string& model, const std::vector<backends::Message>& messages) override;
 
  private:
   gateway::Gateway* const gateway_;
@@ -74,9 +74,9 @@ class GatewayTokenCounter final : public TokenCounter {
 int ContextLengthFor(gateway::Gateway& gateway, const std::string& model);
 
 struct FitRequest {
-  int context_length = 0;  // 0 = unknown: everything fits
-  int reserve = 0;         // tokens kept free for the output (max_tokens)
-  int fixed_tokens = 0;    // instructions + the new input: never dropped
+  int context_length = 0;        // 0 = unknown: everything fits
+  int reserve = 0;               // tokens kept free for the output (max_tokens)
+  int fixed_tokens = 0;          // instructions + the new input: never dropped
   std::vector<int> turn_tokens;  // the stored turns, oldest first
   Truncation truncation = Truncation::kDisabled;
 };

@@ -126,9 +126,9 @@ std::shared_ptr<gateway::GenerateControl> Conversations::Generate(
       sink->OnComplete(prepared.status());
       return;
     }
-    auto storing = std::make_shared<StoringSink>(
-        std::move(sink), call.store ? options_.store : nullptr, *std::move(prepared),
-        std::move(call.response_id));
+    auto storing =
+        std::make_shared<StoringSink>(std::move(sink), call.store ? options_.store : nullptr,
+                                      *std::move(prepared), std::move(call.response_id));
     std::shared_ptr<gateway::GenerateControl> inner =
         options_.gateway->Generate(call_ctx, std::move(call.call), std::move(storing));
     if (!control->Attach(inner)) inner->Cancel();
@@ -143,9 +143,9 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
   p.tenant = tenant != nullptr ? tenant->name : "";
   std::shared_ptr<const StoredResponse> previous;
   if (call.previous_response_id.size() > kMaxResponseIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "previous_response_id: longer than ", kMaxResponseIdBytes,
-        " bytes, so not an id lmgate issued"));
+    return absl::InvalidArgumentError(absl::StrCat("previous_response_id: longer than ",
+                                                   kMaxResponseIdBytes,
+                                                   " bytes, so not an id lmgate issued"));
   }
   if (!call.previous_response_id.empty()) {
     auto got = options_.store->Get(p.tenant, call.previous_response_id);
@@ -178,10 +178,10 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
   p.model = call.call.model;
 
   // Counting first also loads the model, so its context length is known afterwards.
-  auto count = [&](const backends::Message& m) {
+  auto count = [&](const std::vector<backends::Message>& m) {
     return options_.counter->Count(ctx, tenant, p.model, m);
   };
-  for (const auto& m : p.input) p.input_tokens += count(m);
+  p.input_tokens = count(p.input);
   if (!p.instructions.empty()) {
     if (previous && previous->instructions == p.instructions && previous->instructions_tokens > 0) {
       p.instructions_tokens = previous->instructions_tokens;
@@ -189,7 +189,7 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
       backends::Message sys;
       sys.role = "system";
       sys.content = p.instructions;
-      p.instructions_tokens = count(sys);
+      p.instructions_tokens = count({sys});
     }
   }
   if (auto st = ctx.CheckAlive(); !st.ok()) return st;
@@ -204,8 +204,7 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
   for (auto& turn : turns) {
     if (turn->tokens <= 0) {  // stored before it was counted (not by this class): count now
       auto counted = std::make_shared<Turn>(*turn);
-      for (const auto& m : counted->input) counted->tokens += count(m);
-      counted->tokens += count(counted->output);
+      counted->tokens = count(counted->input) + count({counted->output});
       turn = std::move(counted);
     }
     fit.turn_tokens.push_back(turn->tokens);
@@ -229,12 +228,13 @@ absl::StatusOr<Conversations::Prepared> Conversations::Prepare(const backends::C
       p.kept.erase(p.kept.begin());
     }
     if (const size_t bytes = ResponseBytes(draft); bytes > max) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the conversation would be ", bytes, " bytes, over conversations.max_conversation_bytes=",
-          max, call.truncation == Truncation::kAuto
-                   ? " even with only the instructions and the new input"
-                   : "; set truncation to auto to drop the oldest turns, or start a new "
-                     "conversation"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the conversation would be ", bytes,
+                       " bytes, over conversations.max_conversation_bytes=", max,
+                       call.truncation == Truncation::kAuto
+                           ? " even with only the instructions and the new input"
+                           : "; set truncation to auto to drop the oldest turns, or start a new "
+                             "conversation"));
     }
   }
 

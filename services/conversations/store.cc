@@ -129,8 +129,8 @@ void InProcessConversationStore::EvictLocked(size_t incoming) {
   while (!order_.empty()) {
     const Entry& oldest = entries_.at(order_.front());
     const bool expired = now >= oldest.response->created + options_.ttl;
-    const bool over = entries_.size() + 1 > options_.max_entries ||
-                      bytes_ + incoming > options_.max_bytes;
+    const bool over =
+        entries_.size() + 1 > options_.max_entries || bytes_ + incoming > options_.max_bytes;
     if (!expired && !over) break;
     const std::string id = order_.front();  // EraseLocked erases the list node
     EraseLocked(id);

@@ -39,10 +39,10 @@ struct Turn {
 };
 
 struct StoredResponse {
-  std::string id;      // "resp_" + 32 hex digits (NewResponseId)
-  std::string tenant;  // only this tenant may read, continue or delete it
-  std::string model;   // as the caller named it
-  std::string instructions;  // system prompt; "" = none
+  std::string id;               // "resp_" + 32 hex digits (NewResponseId)
+  std::string tenant;           // only this tenant may read, continue or delete it
+  std::string model;            // as the caller named it
+  std::string instructions;     // system prompt; "" = none
   int instructions_tokens = 0;  // 0 = not counted
   // The conversation as sent for this response (after truncation), its own turn last.
   std::vector<std::shared_ptr<const Turn>> turns;

@@ -39,12 +39,20 @@ class ResponsesSink : public gateway::GenerateSink {
     }
   }
   void OnComplete(absl::StatusOr<gateway::GenerateOutcome> outcome) override {
+    Complete(std::move(outcome));
+    // The exchange's close hook holds the control, which holds this sink: letting go of the
+    // exchange once it is answered ends that cycle (else every call's objects leak).
+    call_.exchange.reset();
+  }
+
+ private:
+  void Complete(absl::StatusOr<gateway::GenerateOutcome> outcome) {
     if (env_.core.observer != nullptr) {
       services::CallInfo info = call_.info;
       info.driver = driver_;
       env_.core.observer->Generated(info, outcome);
     }
-    const auto& ex = call_.exchange;
+    const std::shared_ptr<Exchange> ex = call_.exchange;
     if (!outcome.ok()) {
       if (started_) {
         // Never a clean completion after a failure: the client must not take a cut answer.
@@ -77,7 +85,6 @@ class ResponsesSink : public gateway::GenerateSink {
     ex->Respond(std::move(r));
   }
 
- private:
   Headers Base() const {
     Headers h = call_.BaseHeaders();
     h.emplace_back(services::kDriverHeader, std::string(backends::DriverKindName(driver_)));
@@ -100,7 +107,7 @@ class ResponsesSink : public gateway::GenerateSink {
   }
 
   const RouteEnv& env_;
-  const HttpCall call_;
+  HttpCall call_;
   const ResponseView view_;
   ResponseStream format_;
   const bool stream_;
@@ -112,17 +119,15 @@ class ResponsesSink : public gateway::GenerateSink {
 // GET/DELETE's id, or why not (answered).
 bool CheckId(const RouteEnv& env, HttpCall& call, const std::string& id) {
   if (id.size() <= conversations::kMaxResponseIdBytes) return true;
-  call.Fail(env, InvalidField("id", absl::StrCat("longer than ",
-                                                 conversations::kMaxResponseIdBytes,
+  call.Fail(env, InvalidField("id", absl::StrCat("longer than ", conversations::kMaxResponseIdBytes,
                                                  " bytes, so not an id lmgate issued")));
   return false;
 }
 
 // Store calls may block (a shared store is remote): on the worker pool.
 void OnPool(const RouteEnv& env, HttpCall call, std::function<void(HttpCall&)> work) {
-  env.core.pool->Schedule([call = std::move(call), work = std::move(work)]() mutable {
-    work(call);
-  });
+  env.core.pool->Schedule(
+      [call = std::move(call), work = std::move(work)]() mutable { work(call); });
 }
 
 }  // namespace
@@ -139,8 +144,8 @@ void HandleCreateResponse(const RouteEnv& env, std::shared_ptr<Exchange> ex) {
   limits.max_json_depth = env.max_json_depth();
   auto gc = services::ToGenerateCall(body->request, limits);
   if (!gc.ok()) {
-    return call->Fail(env, absl::Status(gc.status().code(),
-                                        OpenAiFieldNames(gc.status().message())));
+    return call->Fail(env,
+                      absl::Status(gc.status().code(), OpenAiFieldNames(gc.status().message())));
   }
   call->info.model = gc->model.empty() ? env.core.gateway->default_model() : gc->model;
   gc->tenant = call->tenant;

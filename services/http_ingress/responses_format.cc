@@ -50,8 +50,8 @@ absl::StatusOr<std::string> Text(const Json& item, const std::string& field) {
   for (size_t i = 0; i < c->size(); ++i) {
     const Json& p = (*c)[i];
     const std::string type = p.is_object() ? p.value("type", "") : "";
-    if ((type != "input_text" && type != "output_text" && type != "text") ||
-        !p.contains("text") || !p["text"].is_string()) {
+    if ((type != "input_text" && type != "output_text" && type != "text") || !p.contains("text") ||
+        !p["text"].is_string()) {
       return InvalidField(absl::StrCat(field, "[", i, "]"),
                           "only input_text / output_text parts are supported");
     }
@@ -78,8 +78,8 @@ absl::Status InputItem(const Json& item, const std::string& field, v1::ChatReque
     return absl::OkStatus();
   }
   if (type == "function_call") {
-    if (auto k = CheckKnown(item, {"type", "call_id", "name", "arguments", "id", "status"},
-                            field + ".");
+    if (auto k =
+            CheckKnown(item, {"type", "call_id", "name", "arguments", "id", "status"}, field + ".");
         !k.ok())
       return k;
     auto call_id = String(item, "call_id", field + ".call_id");
@@ -97,8 +97,7 @@ absl::Status InputItem(const Json& item, const std::string& field, v1::ChatReque
     return absl::OkStatus();
   }
   if (type != "message") {
-    return InvalidField(field + ".type",
-                        "must be message, function_call or function_call_output");
+    return InvalidField(field + ".type", "must be message, function_call or function_call_output");
   }
   if (auto k = CheckKnown(item, {"type", "role", "content", "id", "status"}, field + "."); !k.ok())
     return k;
@@ -124,8 +123,7 @@ absl::Status Tools(const Json& j, v1::ChatRequest* req) {
       if (!t.is_object() || t.value("type", "") != "function") {
         return InvalidField(tf + ".type", "only function tools are supported");
       }
-      if (auto k = CheckKnown(t, {"type", "name", "description", "parameters", "strict"},
-                              tf + ".");
+      if (auto k = CheckKnown(t, {"type", "name", "description", "parameters", "strict"}, tf + ".");
           !k.ok())
         return k;
       auto* out = req->add_tools();
@@ -144,10 +142,14 @@ absl::Status Tools(const Json& j, v1::ChatRequest* req) {
   const Json* choice = Member(j, "tool_choice");
   if (choice == nullptr) return absl::OkStatus();
   const std::string c = choice->is_string() ? choice->get<std::string>() : "";
-  if (c == "auto") req->mutable_tool_choice()->set_mode(v1::ToolChoice::MODE_AUTO);
-  else if (c == "none") req->mutable_tool_choice()->set_mode(v1::ToolChoice::MODE_NONE);
-  else if (c == "required") req->mutable_tool_choice()->set_mode(v1::ToolChoice::MODE_REQUIRED);
-  else return InvalidField("tool_choice", "must be auto, none or required");
+  if (c == "auto")
+    req->mutable_tool_choice()->set_mode(v1::ToolChoice::MODE_AUTO);
+  else if (c == "none")
+    req->mutable_tool_choice()->set_mode(v1::ToolChoice::MODE_NONE);
+  else if (c == "required")
+    req->mutable_tool_choice()->set_mode(v1::ToolChoice::MODE_REQUIRED);
+  else
+    return InvalidField("tool_choice", "must be auto, none or required");
   return absl::OkStatus();
 }
 
@@ -168,13 +170,16 @@ Json MessageItem(const std::string& response_id, const std::string& text, const 
   if (text.size() > 0 || std::string(status) == "completed") {
     content.push_back({{"type", "output_text"}, {"text", text}, {"annotations", Json::array()}});
   }
-  return {{"type", "message"}, {"id", MessageId(response_id)}, {"status", status},
-          {"role", "assistant"}, {"content", std::move(content)}};
+  return {{"type", "message"},
+          {"id", MessageId(response_id)},
+          {"status", status},
+          {"role", "assistant"},
+          {"content", std::move(content)}};
 }
 
 Json FunctionCallItem(const backends::ToolCall& c) {
-  return {{"type", "function_call"}, {"id", "fc_" + c.id}, {"call_id", c.id}, {"name", c.name},
-          {"arguments", c.arguments}, {"status", "completed"}};
+  return {{"type", "function_call"}, {"id", "fc_" + c.id},       {"call_id", c.id},
+          {"name", c.name},          {"arguments", c.arguments}, {"status", "completed"}};
 }
 
 bool Incomplete(const backends::GenerateResult& r) {
@@ -191,11 +196,12 @@ absl::StatusOr<ResponsesBody> ParseResponsesBody(absl::string_view body, int max
   if (!parsed.ok()) return parsed.status();
   const Json& j = *parsed;
   if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
-  if (auto k = CheckKnown(j, {"model", "input", "instructions", "previous_response_id", "store",
-                              "truncation", "max_output_tokens", "temperature", "top_p",
-                              "stream", "metadata", "user", "tools", "tool_choice",
-                              "parallel_tool_calls", "text"},
-                          "");
+  if (auto k =
+          CheckKnown(j,
+                     {"model", "input", "instructions", "previous_response_id", "store",
+                      "truncation", "max_output_tokens", "temperature", "top_p", "stream",
+                      "metadata", "user", "tools", "tool_choice", "parallel_tool_calls", "text"},
+                     "");
       !k.ok())
     return k;
   ResponsesBody out;
@@ -241,8 +247,9 @@ absl::StatusOr<ResponsesBody> ParseResponsesBody(absl::string_view body, int max
     }
   }
   if (const Json* v = Member(j, "max_output_tokens")) {
-    const bool integral = v->is_number_integer() ||
-                          (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>());
+    const bool integral =
+        v->is_number_integer() ||
+        (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>());
     const double d = v->is_number() ? v->get<double>() : 0;
     if (!integral || d < 1 || d > INT32_MAX) {
       return InvalidField("max_output_tokens", "must be an integer of at least 1");
@@ -253,7 +260,8 @@ absl::StatusOr<ResponsesBody> ParseResponsesBody(absl::string_view body, int max
     const Json* v = Member(j, key);
     if (v == nullptr) continue;
     if (!v->is_number()) return InvalidField(key, "must be a number");
-    if (std::string(key) == "temperature") req.mutable_sampling()->set_temperature(v->get<double>());
+    if (std::string(key) == "temperature")
+      req.mutable_sampling()->set_temperature(v->get<double>());
     if (std::string(key) == "top_p") req.mutable_sampling()->set_top_p(v->get<double>());
   }
   if (const Json* v = Member(j, "metadata")) {
@@ -363,15 +371,17 @@ std::string ResponseStream::TextDelta(const std::string& t) {
     text_started_ = true;
     out += Event("response.output_item.added",
                  {{"output_index", 0}, {"item", MessageItem(view_.id, "", "in_progress")}});
-    out += Event("response.content_part.added",
-                 {{"item_id", MessageId(view_.id)}, {"output_index", 0}, {"content_index", 0},
-                  {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", Json::array()}}}});
+    out +=
+        Event("response.content_part.added",
+              {{"item_id", MessageId(view_.id)},
+               {"output_index", 0},
+               {"content_index", 0},
+               {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", Json::array()}}}});
   }
   text_ += t;
-  out += Event("response.output_text.delta", {{"item_id", MessageId(view_.id)},
-                                              {"output_index", 0},
-                                              {"content_index", 0},
-                                              {"delta", t}});
+  out += Event(
+      "response.output_text.delta",
+      {{"item_id", MessageId(view_.id)}, {"output_index", 0}, {"content_index", 0}, {"delta", t}});
   return out;
 }
 
@@ -386,17 +396,21 @@ std::string ResponseStream::Completed(const ResponseView& final_view) {
     const std::string item = MessageId(view_.id);
     out += Event("response.output_text.done",
                  {{"item_id", item}, {"output_index", 0}, {"content_index", 0}, {"text", text_}});
-    out += Event("response.content_part.done",
-                 {{"item_id", item}, {"output_index", 0}, {"content_index", 0},
-                  {"part", {{"type", "output_text"}, {"text", text_},
-                            {"annotations", Json::array()}}}});
+    out += Event(
+        "response.content_part.done",
+        {{"item_id", item},
+         {"output_index", 0},
+         {"content_index", 0},
+         {"part", {{"type", "output_text"}, {"text", text_}, {"annotations", Json::array()}}}});
     out += Event("response.output_item.done",
                  {{"output_index", 0}, {"item", MessageItem(view_.id, text_, "completed")}});
   }
   int index = text_started_ ? 1 : 0;
   for (const auto& c : done.result.tool_calls) {
-    out += Event("response.output_item.added", {{"output_index", index}, {"item", FunctionCallItem(c)}});
-    out += Event("response.output_item.done", {{"output_index", index}, {"item", FunctionCallItem(c)}});
+    out += Event("response.output_item.added",
+                 {{"output_index", index}, {"item", FunctionCallItem(c)}});
+    out += Event("response.output_item.done",
+                 {{"output_index", index}, {"item", FunctionCallItem(c)}});
     ++index;
   }
   const char* type = done.status == "incomplete" ? "response.incomplete" : "response.completed";

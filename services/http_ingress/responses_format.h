@@ -5,10 +5,9 @@
 #ifndef LMGATE_SERVICES_HTTP_INGRESS_RESPONSES_FORMAT_H_
 #define LMGATE_SERVICES_HTTP_INGRESS_RESPONSES_FORMAT_H_
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -47,8 +46,8 @@ struct ResponseView {
   conversations::Truncation truncation = conversations::Truncation::kDisabled;
   std::optional<int> max_output_tokens;
   nlohmann::json metadata = nlohmann::json::object();
-  backends::GenerateResult result;   // output text, tool calls, usage
-  nlohmann::json error;              // null, or {"code","message"} when failed
+  backends::GenerateResult result;  // output text, tool calls, usage
+  nlohmann::json error;             // null, or {"code","message"} when failed
 };
 
 // The view of a request before its answer (status in_progress, no output).
@@ -65,7 +64,7 @@ std::string DeletedJson(const std::string& id);
 class ResponseStream {
  public:
   explicit ResponseStream(ResponseView view) : view_(std::move(view)) {}
-  std::string Created();                       // response.created + response.in_progress
+  std::string Created();                        // response.created + response.in_progress
   std::string TextDelta(const std::string& t);  // (first: output_item/content_part added) delta
   // The output's done events, then response.completed (or .incomplete) with `final_view`.
   std::string Completed(const ResponseView& final_view);

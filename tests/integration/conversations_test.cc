@@ -157,7 +157,9 @@ TEST_F(ConversationsTest, TwentyTurnsSendOnlyTheNewInputAndTheHostGetsTheTruncat
       EXPECT_EQ(sent[2 + 2 * k].role, "assistant");
       EXPECT_EQ(sent[2 + 2 * k].text, outputs[t - 1]) << "turn " << turn;
     }
-    if (turn <= 3) EXPECT_EQ(kept, turn - 1) << "nothing to drop yet";
+    if (turn <= 3) {
+      EXPECT_EQ(kept, turn - 1) << "nothing to drop yet";
+    }
     if (turn == 20) {
       EXPECT_LT(kept, 19) << "the oldest turns were dropped";
       EXPECT_GE(kept, 2);
@@ -169,7 +171,8 @@ TEST_F(ConversationsTest, TwentyTurnsSendOnlyTheNewInputAndTheHostGetsTheTruncat
   int tokenize_calls = 0;
   for (const auto& f : emu_->Frames()) {
     const auto& j = f.value("json", nlohmann::json::object());
-    if (j.is_object() && j.value("type", "") == "rpcCall" && j.value("endpoint", "") == "tokenize") {
+    if (j.is_object() && j.value("type", "") == "rpcCall" &&
+        j.value("endpoint", "") == "tokenize") {
       ++tokenize_calls;
     }
   }

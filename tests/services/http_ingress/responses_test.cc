@@ -67,7 +67,9 @@ TEST_F(ResponsesTest, TwentyTurnsWithPreviousResponseIdSendOnlyTheNewInput) {
   std::string previous;
   std::vector<std::string> outputs;
   for (int turn = 1; turn <= 20; ++turn) {
-    json body = {{"model", kModel}, {"input", Observation(turn)}, {"max_output_tokens", 12},
+    json body = {{"model", kModel},
+                 {"input", Observation(turn)},
+                 {"max_output_tokens", 12},
                  {"truncation", "auto"}};
     if (turn == 1) body["instructions"] = kInstructions;
     if (!previous.empty()) body["previous_response_id"] = previous;
@@ -95,7 +97,9 @@ TEST_F(ResponsesTest, TwentyTurnsWithPreviousResponseIdSendOnlyTheNewInput) {
       EXPECT_EQ(sent[1 + 2 * k], "user: " + Observation(t)) << "turn " << turn;
       EXPECT_EQ(sent[2 + 2 * k], "assistant: " + outputs[t - 1]) << "turn " << turn;
     }
-    if (turn <= 3) EXPECT_EQ(kept, turn - 1);
+    if (turn <= 3) {
+      EXPECT_EQ(kept, turn - 1);
+    }
     if (turn == 20) {
       EXPECT_LT(kept, 19) << "the oldest turns were dropped";
       EXPECT_GE(kept, 2);
@@ -120,8 +124,11 @@ TEST_F(ResponsesTest, TwentyTurnsWithPreviousResponseIdSendOnlyTheNewInput) {
 }
 
 TEST_F(ResponsesTest, StreamedEventsAndTheStoredResult) {
-  json body = {{"model", kModel}, {"input", "How is the build server?"},
-               {"instructions", kInstructions}, {"max_output_tokens", 10}, {"stream", true}};
+  json body = {{"model", kModel},
+               {"input", "How is the build server?"},
+               {"instructions", kInstructions},
+               {"max_output_tokens", 10},
+               {"stream", true}};
   HttpResult r = HttpPost(port(), "/v1/responses", body.dump());
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["content-type"], "text/event-stream");
@@ -152,7 +159,9 @@ TEST_F(ResponsesTest, StreamedEventsAndTheStoredResult) {
 
 // One store for both ingresses: an HTTP response continues over gRPC and back.
 TEST_F(ResponsesTest, GrpcChatAndResponsesShareTheStore) {
-  json body = {{"model", kModel}, {"input", Observation(1)}, {"instructions", kInstructions},
+  json body = {{"model", kModel},
+               {"input", Observation(1)},
+               {"instructions", kInstructions},
                {"max_output_tokens", 8}};
   HttpResult first = HttpPost(port(), "/v1/responses", body.dump());
   ASSERT_EQ(first.status, 200) << first.body;
@@ -177,8 +186,11 @@ TEST_F(ResponsesTest, GrpcChatAndResponsesShareTheStore) {
   HttpResult got = HttpCall(port(), "/v1/responses/" + grpc_id);
   ASSERT_EQ(got.status, 200) << got.body;
   EXPECT_EQ(OutputText(json::parse(got.body)), chat.result.content());
-  json next = {{"model", kModel}, {"input", Observation(3)}, {"previous_response_id", grpc_id},
-               {"max_output_tokens", 8}, {"store", false}};
+  json next = {{"model", kModel},
+               {"input", Observation(3)},
+               {"previous_response_id", grpc_id},
+               {"max_output_tokens", 8},
+               {"store", false}};
   HttpResult third = HttpPost(port(), "/v1/responses", next.dump());
   ASSERT_EQ(third.status, 200) << third.body;
   EXPECT_EQ(LastPrediction().size(), 6u);
@@ -188,20 +200,23 @@ TEST_F(ResponsesTest, GrpcChatAndResponsesShareTheStore) {
 }
 
 TEST_F(ResponsesTest, ClearErrors) {
-  HttpResult unknown = HttpPost(
-      port(), "/v1/responses",
-      json({{"model", kModel}, {"input", "x"},
-            {"previous_response_id", "resp_0123456789abcdef0123456789abcdef"}}).dump());
+  HttpResult unknown =
+      HttpPost(port(), "/v1/responses",
+               json({{"model", kModel},
+                     {"input", "x"},
+                     {"previous_response_id", "resp_0123456789abcdef0123456789abcdef"}})
+                   .dump());
   EXPECT_EQ(unknown.status, 404) << unknown.body;
-  EXPECT_TRUE(absl::StrContains(ErrorOf(unknown)["message"].get<std::string>(),
-                                "no stored response"))
+  EXPECT_TRUE(
+      absl::StrContains(ErrorOf(unknown)["message"].get<std::string>(), "no stored response"))
       << unknown.body;
   HttpResult field = HttpPost(port(), "/v1/responses",
                               json({{"model", kModel}, {"input", "x"}, {"reasoning", {}}}).dump());
   EXPECT_EQ(field.status, 400) << field.body;
   EXPECT_EQ(ErrorOf(field)["param"], "reasoning") << field.body;
-  HttpResult trunc = HttpPost(
-      port(), "/v1/responses", json({{"model", kModel}, {"input", "x"}, {"truncation", "x"}}).dump());
+  HttpResult trunc =
+      HttpPost(port(), "/v1/responses",
+               json({{"model", kModel}, {"input", "x"}, {"truncation", "x"}}).dump());
   EXPECT_EQ(trunc.status, 400);
   EXPECT_EQ(ErrorOf(trunc)["param"], "truncation") << trunc.body;
   HttpResult no_input = HttpPost(port(), "/v1/responses", json({{"model", kModel}}).dump());
@@ -209,8 +224,8 @@ TEST_F(ResponsesTest, ClearErrors) {
   EXPECT_EQ(ErrorOf(no_input)["param"], "input") << no_input.body;
   HttpResult only_system = HttpPost(
       port(), "/v1/responses",
-      json({{"model", kModel},
-            {"input", {{{"role", "developer"}, {"content", "be brief"}}}}}).dump());
+      json({{"model", kModel}, {"input", {{{"role", "developer"}, {"content", "be brief"}}}}})
+          .dump());
   EXPECT_EQ(only_system.status, 400) << only_system.body;
   HttpResult long_id = HttpCall(port(), "/v1/responses/" + std::string(300, 'a'));
   EXPECT_EQ(long_id.status, 400) << long_id.body;
@@ -218,9 +233,9 @@ TEST_F(ResponsesTest, ClearErrors) {
   const int predictions = Stat("predictions_started");
   std::string words;
   for (int i = 0; i < 600; ++i) words += "lorem ";
-  HttpResult overflow = HttpPost(
-      port(), "/v1/responses",
-      json({{"model", kModel}, {"input", words}, {"max_output_tokens", 10}}).dump());
+  HttpResult overflow =
+      HttpPost(port(), "/v1/responses",
+               json({{"model", kModel}, {"input", words}, {"max_output_tokens", 10}}).dump());
   EXPECT_EQ(overflow.status, 400) << overflow.body;
   EXPECT_TRUE(absl::StrContains(ErrorOf(overflow)["message"].get<std::string>(), "context"))
       << overflow.body;
