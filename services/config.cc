@@ -324,6 +324,33 @@ absl::Status NotNegative(T value, const std::string& key, const char* zero) {
   return Bad(key, absl::StrCat("must be >= 0 (0 = ", zero, "), not ", value));
 }
 
+absl::Status ParseConversations(const json& j, conversations::StoreOptions* out) {
+  if (auto st = CheckKeys(j, "conversations",
+                          {"ttl_seconds", "max_entries", "max_bytes", "max_conversation_bytes"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  if (j.contains("ttl_seconds") &&
+      !(st = ReadSeconds(j["ttl_seconds"], "conversations.ttl_seconds", &out->ttl)).ok())
+    return st;
+  if (j.contains("max_entries") &&
+      !(st = Read(j["max_entries"], "conversations.max_entries", &out->max_entries)).ok())
+    return st;
+  if (j.contains("max_bytes") &&
+      !(st = Read(j["max_bytes"], "conversations.max_bytes", &out->max_bytes)).ok())
+    return st;
+  if (j.contains("max_conversation_bytes") &&
+      !(st = Read(j["max_conversation_bytes"], "conversations.max_conversation_bytes",
+                  &out->max_conversation_bytes))
+           .ok())
+    return st;
+  if (out->ttl <= absl::ZeroDuration()) return Bad("conversations.ttl_seconds", "must be > 0");
+  if (out->max_conversation_bytes < 1024) {
+    return Bad("conversations.max_conversation_bytes", "must be >= 1024");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   Config c;
   if (auto st = CheckKeys(doc, "", {"listen", "lmstudio", "drivers", "prefer_configured_order",
@@ -337,7 +364,7 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
                                     "allow_cidrs", "insecure", "metrics_listen", "tls",
                                     "max_json_depth", "metrics_max_connections",
                                     "metrics_timeout_seconds", "limits", "cluster",
-                                     "http_listen", "http"});
+                                    "http_listen", "http", "conversations"});
       !st.ok())
     return st;
   absl::Status st;
@@ -634,6 +661,9 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
   }
   if (doc.contains("limits") && !(st = ParseLimits(doc["limits"], &c.limits)).ok()) return st;
   if (doc.contains("cluster") && !(st = ParseCluster(doc["cluster"], &c.cluster)).ok()) return st;
+  if (doc.contains("conversations") &&
+      !(st = ParseConversations(doc["conversations"], &c.conversations)).ok())
+    return st;
   if (doc.contains("http_listen") &&
       !(st = Read(doc["http_listen"], "http_listen", &c.http_listen)).ok())
     return st;

@@ -12,6 +12,7 @@
 #include "backends/registry.h"
 #include "services/admission/identity.h"
 #include "services/cluster/options.h"
+#include "services/conversations/store.h"
 #include "services/gateway/gateway.h"
 #include "services/transport_limits.h"
 
@@ -60,6 +61,8 @@ struct Config {
   TransportLimits limits;
   // Several lmgates on one host sharing state through Redis ("cluster" object; off by default).
   cluster::ClusterOptions cluster;
+  // Stored conversations (previous_response_id): TTL and bounds ("conversations" object).
+  conversations::StoreOptions conversations;
   // OpenAI-compatible HTTP ingress (services/http_ingress); empty = off.
   std::string http_listen;
   // Its limits ("http" object). A stalled reader is bounded by stream_write_stall and

@@ -269,6 +269,10 @@ std::string ConfigToJson(const Config& c) {
                      cl.on_redis_error == cluster::OnRedisError::kOpen ? "open" : "closed"},
                     {"command_timeout_seconds", Seconds(cl.command_timeout)},
                     {"heartbeat_seconds", Seconds(cl.heartbeat)}};
+  out["conversations"] = {{"ttl_seconds", Seconds(c.conversations.ttl)},
+                          {"max_entries", c.conversations.max_entries},
+                          {"max_bytes", c.conversations.max_bytes},
+                          {"max_conversation_bytes", c.conversations.max_conversation_bytes}};
   out["http_listen"] = c.http_listen;
   out["http"] = {{"threads", c.http.threads},
                  {"max_body_bytes", c.http.max_body_bytes},

@@ -474,6 +474,7 @@ void ToProto(const gateway::GenerateOutcome& o, v1::InferenceResult* out) {
     t->set_name(tc.name);
     t->set_arguments(tc.arguments);
   }
+  out->set_response_id(o.response_id);
   const backends::GenerateStats& s = o.result.stats;
   v1::InferenceStats* st = out->mutable_stats();
   if (s.time_to_first_token) SetDuration(*s.time_to_first_token, st->mutable_time_to_first_token());

@@ -116,11 +116,34 @@ class ChatSink : public gateway::GenerateSink {
   std::atomic<backends::DriverKind> driver_;  // the requested driver until one is chosen
 };
 
+// A Chat's conversation fields around its converted call.
+absl::StatusOr<conversations::ConversationCall> ToConversationCall(const v1::ChatRequest& req,
+                                                                   gateway::GenerateCall call) {
+  conversations::ConversationCall c;
+  switch (req.truncation()) {
+    case v1::TRUNCATION_UNSPECIFIED:
+    case v1::TRUNCATION_DISABLED:
+      c.truncation = conversations::Truncation::kDisabled;
+      break;
+    case v1::TRUNCATION_AUTO:
+      c.truncation = conversations::Truncation::kAuto;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("truncation: unknown value ", static_cast<int>(req.truncation())));
+  }
+  c.previous_response_id = req.previous_response_id();
+  c.store = req.store();
+  c.call = std::move(call);
+  return c;
+}
+
 }  // namespace
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
     grpc::CallbackServerContext* ctx, const char* method,
-    absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet) {
+    absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet,
+    const v1::ChatRequest* conversation) {
   auto* reactor = new ChatReactor(ctx, MergeChatResponse);
   const auto& channel = reactor->channel();
   channel->SetLimits(stream_limits_);
@@ -141,8 +164,17 @@ grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::StartGenerate(
   call->tenant = *tenant;
   info.tenant = (*tenant)->name;
   auto sink = std::make_shared<ChatSink>(channel, no_deltas, quiet, observer_, info);
-  std::shared_ptr<gateway::GenerateControl> control =
-      gateway_->Generate(MakeCallContext(ctx, id), *std::move(call), std::move(sink));
+  std::shared_ptr<gateway::GenerateControl> control;
+  if (conversation != nullptr) {
+    if (conversations_ == nullptr) {
+      return fail(absl::FailedPreconditionError("this server keeps no conversations"));
+    }
+    auto conv = ToConversationCall(*conversation, *std::move(call));
+    if (!conv.ok()) return fail(conv.status());
+    control = conversations_->Generate(MakeCallContext(ctx, id), *std::move(conv), std::move(sink));
+  } else {
+    control = gateway_->Generate(MakeCallContext(ctx, id), *std::move(call), std::move(sink));
+  }
   channel->SetOnCancel([control] { control->Cancel(); });
   return reactor;
 }
@@ -161,8 +193,9 @@ std::string InferenceService::EffectiveModel(const std::string& model, bool embe
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Chat(
     grpc::CallbackServerContext* ctx, const v1::ChatRequest* req) {
+  const bool conversation = req->store() || !req->previous_response_id().empty();
   return StartGenerate(ctx, "Chat", ToGenerateCall(*req, Limits()), req->no_deltas(),
-                       req->no_deltas() && req->quiet());
+                       req->no_deltas() && req->quiet(), conversation ? req : nullptr);
 }
 
 grpc::ServerWriteReactor<v1::ChatResponse>* InferenceService::Complete(

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lmgate/v1/inference.grpc.pb.h"
+#include "services/conversations/conversations.h"
 #include "services/convert.h"
 #include "services/gateway/gateway.h"
 #include "services/observe.h"
@@ -21,15 +22,18 @@ class InferenceService final : public v1::Inference::CallbackService {
  public:
   // `identity` must outlive the server; it may hold null (no API keys, no allowlist).
   // `stream_limits` bound each Chat/Complete stream's send queue: a client that does not read
-  // gets its generation cancelled.
+  // gets its generation cancelled. `conversations` (must outlive the server; null = none: a Chat
+  // with previous_response_id or store gets FAILED_PRECONDITION) serves stored conversations.
   InferenceService(gateway::Gateway* gateway, WorkerPool* pool,
                    const admission::IdentityHolder* identity, Observer* observer,
-                   StreamLimits stream_limits = {})
+                   StreamLimits stream_limits = {},
+                   conversations::Conversations* conversations = nullptr)
       : gateway_(gateway),
         pool_(pool),
         identity_(identity),
         observer_(observer),
-        stream_limits_(stream_limits) {}
+        stream_limits_(stream_limits),
+        conversations_(conversations) {}
 
   grpc::ServerWriteReactor<v1::ChatResponse>* Chat(grpc::CallbackServerContext* ctx,
                                                    const v1::ChatRequest* req) override;
@@ -45,9 +49,12 @@ class InferenceService final : public v1::Inference::CallbackService {
                                         v1::CountTokensResponse* resp) override;
 
  private:
+  // `conversation` (Chat with previous_response_id or store; else null) sends the call through
+  // conversations_.
   grpc::ServerWriteReactor<v1::ChatResponse>* StartGenerate(
       grpc::CallbackServerContext* ctx, const char* method,
-      absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet);
+      absl::StatusOr<gateway::GenerateCall> call, bool no_deltas, bool quiet,
+      const v1::ChatRequest* conversation = nullptr);
 
   // Tokenize and CountTokens: the same call, two response shapes.
   grpc::ServerUnaryReactor* RunTokenize(
@@ -63,6 +70,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const admission::IdentityHolder* const identity_;
   Observer* const observer_;
   const StreamLimits stream_limits_;
+  conversations::Conversations* const conversations_;
 };
 
 }  // namespace lmgate::services

@@ -293,6 +293,7 @@ int Run() {
   opts.drain_delay = config->drain_delay;
   opts.ready_requires_pinned = config->ready_requires_pinned;
   opts.cluster = config->cluster;
+  opts.conversations = config->conversations;
   http_ingress::Ingress* ingress = nullptr;
   if (!config->http_listen.empty()) {
     http_ingress::IngressOptions io;

@@ -136,14 +136,25 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
     if (!ms.ok()) return ms.status();
     s->metrics_server_ = *std::move(ms);
   }
+  s->conversation_store_ = std::make_unique<conversations::InProcessConversationStore>(
+      options.conversations, options.conversations_clock);
+  s->token_counter_ = std::make_unique<conversations::GatewayTokenCounter>(s->gateway_.get());
+  WorkerPool* pool = s->pool_.get();
+  conversations::Conversations::Options co;
+  co.store = s->conversation_store_.get();
+  co.gateway = s->gateway_.get();
+  co.counter = s->token_counter_.get();
+  co.schedule = [pool](std::function<void()> fn) { pool->Schedule(std::move(fn)); };
+  s->conversations_ = std::make_unique<conversations::Conversations>(std::move(co));
   s->inference_ = std::make_unique<InferenceService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get(),
-                                                     options.stream_limits);
+                                                     options.stream_limits,
+                                                     s->conversations_.get());
   s->models_ = std::make_unique<ModelManagerService>(s->gateway_.get(), s->pool_.get(),
                                                      s->identity_.get(), s->observer_.get());
   for (const auto& factory : options.front_ends) {
     CoreRefs core{s->gateway_.get(), s->identity_.get(), s->observer_.get(), s->pool_.get(),
-                  options.stream_limits};
+                  options.stream_limits, s->conversations_.get()};
     auto fe = factory(core);
     if (!fe.ok()) return fe.status();
     s->front_ends_.push_back(*std::move(fe));
@@ -264,6 +275,7 @@ LmgateServer::~LmgateServer() {
   front_ends_.clear();
   models_.reset();
   inference_.reset();
+  conversations_.reset();
   gateway_.reset();  // joins the registry's threads; queued requests' sinks report to observer_
   observer_.reset();
 }

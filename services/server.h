@@ -21,6 +21,8 @@
 #include "services/admission/identity.h"
 #include "services/cluster/options.h"
 #include "services/cluster/redis.h"
+#include "services/conversations/conversations.h"
+#include "services/conversations/store.h"
 #include "services/gateway/gateway.h"
 #include "services/metrics/metrics.h"
 #include "services/observe.h"
@@ -44,6 +46,8 @@ struct CoreRefs {
   Observer* observer = nullptr;
   WorkerPool* pool = nullptr;
   StreamLimits stream_limits;
+  // Stored conversations, shared with the gRPC Chat (POST /v1/responses).
+  conversations::Conversations* conversations = nullptr;
 };
 
 // A front end the server starts after its services and stops in its own order (see
@@ -90,6 +94,11 @@ struct ServerOptions {
   // Several lmgates on one host (config `cluster`): with redis_url set the server connects to
   // Redis (a Redis that is down is only logged) and the gateway shares tenant quotas through it.
   cluster::ClusterOptions cluster;
+  // Stored conversations (ChatRequest.previous_response_id / store; config conversations.*) and
+  // the clock their TTL runs on (null = the real one; tests pass a SimulatedClock that outlives
+  // the server).
+  conversations::StoreOptions conversations;
+  admission::Clock* conversations_clock = nullptr;
   // Further front ends on the same core (main.cc adds the HTTP ingress for http_listen).
   std::vector<FrontEndFactory> front_ends;
 };
@@ -136,6 +145,8 @@ class LmgateServer {
   // Port of the /metrics endpoint (0 if none).
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
   metrics::Registry& metrics() { return metrics_; }
+  // The conversations every ingress shares (the HTTP ingress serves /v1/responses with it).
+  conversations::Conversations* conversations() { return conversations_.get(); }
   // The i-th of ServerOptions::front_ends, as its factory made it.
   FrontEnd* front_end(size_t i) const { return front_ends_.at(i).get(); }
   // Idempotent; call from one thread. Takes drain_delay + at most grace (+ the cancels).
@@ -167,6 +178,9 @@ class LmgateServer {
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<conversations::ConversationStore> conversation_store_;
+  std::unique_ptr<conversations::TokenCounter> token_counter_;
+  std::unique_ptr<conversations::Conversations> conversations_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelManagerService> models_;
   std::vector<std::unique_ptr<FrontEnd>> front_ends_;  // call into everything above

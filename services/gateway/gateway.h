@@ -85,6 +85,8 @@ struct GenerateOutcome {
   // From handing the request to the driver until it completed; total_time - upstream_time is
   // lmgate's own overhead plus queue and load waits.
   absl::Duration upstream_time;
+  // The id the turn was stored under (services/conversations), "" when it was not stored.
+  std::string response_id;
 };
 
 // Receives one Generate() call's progress. Same threading rules as backends::GenerateObserver:

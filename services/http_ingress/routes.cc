@@ -15,6 +15,12 @@ absl::Status RegisterRoutes(const RouteEnv* env, Router& router) {
                       [env](Ex ex, const std::string&) { HandleCompletion(*env, ex); }),
            router.Add("POST", "/v1/embeddings",
                       [env](Ex ex, const std::string&) { HandleEmbeddings(*env, ex); }),
+           router.Add("POST", "/v1/responses",
+                      [env](Ex ex, const std::string&) { HandleCreateResponse(*env, ex); }),
+           router.Add("GET", "/v1/responses/*",
+                      [env](Ex ex, const std::string& id) { HandleGetResponse(*env, ex, id); }),
+           router.Add("DELETE", "/v1/responses/*",
+                      [env](Ex ex, const std::string& id) { HandleDeleteResponse(*env, ex, id); }),
        }) {
     if (!st.ok()) return st;
   }

@@ -23,6 +23,11 @@ void HandleCompletion(const RouteEnv& env, std::shared_ptr<Exchange> ex);
 void HandleListModels(const RouteEnv& env, std::shared_ptr<Exchange> ex);
 void HandleGetModel(const RouteEnv& env, std::shared_ptr<Exchange> ex, const std::string& id);
 void HandleEmbeddings(const RouteEnv& env, std::shared_ptr<Exchange> ex);
+// POST /v1/responses, GET and DELETE /v1/responses/{id} (responses.cc).
+void HandleCreateResponse(const RouteEnv& env, std::shared_ptr<Exchange> ex);
+void HandleGetResponse(const RouteEnv& env, std::shared_ptr<Exchange> ex, const std::string& id);
+void HandleDeleteResponse(const RouteEnv& env, std::shared_ptr<Exchange> ex,
+                          const std::string& id);
 
 }  // namespace lmgate::http_ingress
 

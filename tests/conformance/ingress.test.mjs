@@ -294,4 +294,83 @@ describe("openai client against lmgate's HTTP ingress", () => {
     const stats = await emulatorStats(emu);
     assert.equal(stats.loads_started - before.loads_started, 1, JSON.stringify(stats));
   });
+
+  test("responses over 20 turns with previous_response_id (only the new input each turn)", async () => {
+    // What the host received: the messages of each SDK prediction, as "role: text".
+    const predictions = async () => {
+      const res = await withTimeout(fetch(`${emu.httpUrl}/__emulator/frames`), "GET frames");
+      const { frames } = await res.json();
+      return frames
+        .filter((f) => f.json?.type === "channelCreate" && f.json?.endpoint === "predict")
+        .map((f) =>
+          (f.json.creationParameter?.history?.messages ?? []).map(
+            (m) => `${m.role}: ${(m.content ?? []).filter((p) => p.type === "text").map((p) => p.text).join("")}`,
+          ),
+        );
+    };
+    const instructions = "You watch a build server and report anomalies briefly.";
+    // ~200 tokens per observation: 20 turns do not fit the model's 4096-token context.
+    const observation = (i) =>
+      `observation ${i}: ` + Array.from({ length: 120 }, (_, k) => `metric${k} ${(i * 7 + k) % 97}`).join(" ");
+    const before = (await predictions()).length;
+    let previous;
+    const outputs = [];
+    for (let turn = 1; turn <= 20; turn++) {
+      const r = await withTimeout(
+        client.responses.create({
+          model: LLM_KEY,
+          input: observation(turn),
+          max_output_tokens: 8,
+          truncation: "auto",
+          ...(turn === 1 ? { instructions } : { previous_response_id: previous }),
+        }),
+        `responses turn ${turn}`,
+      );
+      assert.match(r.id, /^resp_[0-9a-f]{32}$/);
+      assert.notEqual(r.id, previous);
+      assert.ok(r.output_text.length > 0, JSON.stringify(r));
+      assert.ok(r.usage.input_tokens + 8 <= 4096, JSON.stringify(r.usage));
+      previous = r.id;
+      outputs.push(r.output_text);
+      const all = await predictions();
+      assert.equal(all.length - before, turn);
+      const sent = all[all.length - 1];
+      assert.equal(sent[0], `system: ${instructions}`);
+      assert.equal(sent[sent.length - 1], `user: ${observation(turn)}`);
+      const kept = (sent.length - 2) / 2;
+      for (let k = 0; k < kept; k++) {
+        const t = turn - kept + k;
+        assert.equal(sent[1 + 2 * k], `user: ${observation(t)}`, `turn ${turn}`);
+        assert.equal(sent[2 + 2 * k], `assistant: ${outputs[t - 1]}`, `turn ${turn}`);
+      }
+      if (turn <= 3) assert.equal(kept, turn - 1);
+      if (turn === 20) {
+        assert.ok(kept < 19 && kept >= 2, `kept ${kept} turns at turn 20`);
+        console.log(`responses: turn 20 sent the instructions, ${kept} earlier turns and the input`);
+      }
+    }
+    const stored = await withTimeout(client.responses.retrieve(previous), "retrieve");
+    assert.equal(stored.output_text, outputs[outputs.length - 1]);
+    await withTimeout(client.responses.delete(previous), "delete");
+    await assert.rejects(withTimeout(client.responses.retrieve(previous), "retrieve deleted"),
+                         (e) => e instanceof NotFoundError);
+  });
+
+  test("responses streamed: created, output_text deltas, completed", async () => {
+    const stream = await withTimeout(
+      client.responses.create({ model: LLM_KEY, input: "How is the build server?", max_output_tokens: 8, stream: true }),
+      "responses stream",
+    );
+    const events = await collect(stream, "responses events");
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], "response.created");
+    const last = events[events.length - 1];
+    assert.ok(["response.completed", "response.incomplete"].includes(last.type), types.join(","));
+    const deltas = events.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta).join("");
+    assert.ok(deltas.length > 0);
+    assert.equal(last.response.id, events[0].response.id);
+    assert.equal(last.response.output[0].content[0].text, deltas);
+    const stored = await withTimeout(client.responses.retrieve(last.response.id), "retrieve streamed");
+    assert.equal(stored.output_text, deltas);
+  });
 });

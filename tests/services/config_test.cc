@@ -409,6 +409,33 @@ TEST(ConfigTest, EffectiveConfigRoundTripsWithoutSecrets) {
       << env_printed;
 }
 
+TEST(Config, ConversationsKeys) {
+  auto defaults = ParseConfig("{}");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->conversations.ttl, absl::Hours(1));
+  EXPECT_EQ(defaults->conversations.max_entries, 10000u);
+  EXPECT_EQ(defaults->conversations.max_bytes, size_t{64} << 20);
+  EXPECT_EQ(defaults->conversations.max_conversation_bytes, size_t{1} << 20);
+  auto c = ParseConfig(R"({"conversations": {"ttl_seconds": 600, "max_entries": 5,
+                           "max_bytes": 100000, "max_conversation_bytes": 4096}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->conversations.ttl, absl::Minutes(10));
+  EXPECT_EQ(c->conversations.max_entries, 5u);
+  EXPECT_EQ(c->conversations.max_bytes, 100000u);
+  EXPECT_EQ(c->conversations.max_conversation_bytes, 4096u);
+  auto again = ParseConfig(ConfigToJson(*c));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->conversations.max_conversation_bytes, 4096u);
+  for (const char* bad : {R"({"conversations": {"ttl": 5}})",
+                          R"({"conversations": {"ttl_seconds": 0}})",
+                          R"({"conversations": {"max_entries": -1}})",
+                          R"({"conversations": {"max_conversation_bytes": 10}})"}) {
+    auto st = ParseConfig(bad);
+    EXPECT_EQ(st.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.status().message().find("conversations."), std::string::npos) << st.status();
+  }
+}
+
 TEST(ConfigTest, HttpIngressKeys) {
   auto c = ParseConfig(R"({"http_listen": "127.0.0.1:8080",
                           "http": {"threads": 3, "max_body_bytes": 65536, "max_header_bytes": 8192,
