@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -10,6 +11,10 @@
 
 namespace lmgate::cluster {
 namespace {
+
+bool HasLimits(const admission::Limits& l) {
+  return l.requests_per_minute > 0 || l.tokens_per_minute > 0 || l.concurrent_streams > 0;
+}
 
 QuotaLimits SharedLimits(const admission::Limits& l) {
   QuotaLimits q;
@@ -73,7 +78,8 @@ ClusterQuotas::ClusterQuotas(RedisClient* client, ClusterQuotaOptions options)
     : client_(client),
       options_(Resolved(std::move(options))),
       shared_(client, options_.ns, SharedOptions(options_)),
-      thread_([this] { Loop(); }) {}
+      thread_([this] { Loop(); }),
+      admit_pool_(std::max(1, options_.admit_threads)) {}
 
 ClusterQuotas::~ClusterQuotas() {
   stop_.Notify();
@@ -135,7 +141,7 @@ std::unique_ptr<admission::QuotaPermit> ClusterQuotas::NewPermit(const admission
 absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> ClusterQuotas::Admit(
     const admission::Tenant& t, absl::Duration* retry_after) {
   const admission::Limits& l = t.limits;
-  if (l.requests_per_minute <= 0 && l.tokens_per_minute <= 0 && l.concurrent_streams <= 0) {
+  if (!HasLimits(l)) {
     return std::unique_ptr<admission::QuotaPermit>(std::make_unique<NoopPermit>());
   }
   if (SkippingRedis()) return WithoutRedis(t, "a recent Redis error");
@@ -148,6 +154,14 @@ absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> ClusterQuotas::Admit(
   NoteRedis(absl::OkStatus(), "admit");
   if (!st.ok()) return st;  // RESOURCE_EXHAUSTED naming the limit, with its retry hint
   return NewPermit(t, std::move(id));
+}
+
+void ClusterQuotas::AdmitAsync(const admission::Tenant& t, AdmitDone done) {
+  if (!HasLimits(t.limits) || SkippingRedis()) {
+    done(Admit(t));  // no Redis call
+    return;
+  }
+  admit_pool_.Schedule([this, &t, done = std::move(done)] { done(Admit(t)); });
 }
 
 absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> ClusterQuotas::WithoutRedis(

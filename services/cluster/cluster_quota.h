@@ -16,7 +16,9 @@
 // errors are logged at most every 10 s, the recovery once, and counted (Stats()).
 //
 // Thread-safe. Admit blocks for one Redis round trip (bounded by the client's command timeout);
-// a permit's destructor for one ZREM. Callbacks: none.
+// a permit's destructor for one ZREM. AdmitAsync never blocks: a check that needs Redis runs on a
+// small pool of this object's own, which calls `done` there; one that does not (a tenant without
+// limits, or within retry_interval of a Redis error) calls `done` inline.
 #ifndef LMGATE_SERVICES_CLUSTER_CLUSTER_QUOTA_H_
 #define LMGATE_SERVICES_CLUSTER_CLUSTER_QUOTA_H_
 
@@ -37,6 +39,7 @@
 #include "services/cluster/options.h"
 #include "services/cluster/redis.h"
 #include "services/cluster/shared_quota.h"
+#include "services/worker_pool.h"
 
 namespace lmgate::cluster {
 
@@ -53,6 +56,8 @@ struct ClusterQuotaOptions {
   absl::Duration heartbeat = absl::Seconds(5);
   // After a Redis error, Admit skips Redis this long (and applies on_redis_error directly).
   absl::Duration retry_interval = absl::Seconds(1);
+  // Threads running AdmitAsync's Redis round trips (the client serialises commands anyway).
+  int admit_threads = 2;
 };
 
 class ClusterQuotas : public admission::Quotas {
@@ -65,13 +70,15 @@ class ClusterQuotas : public admission::Quotas {
 
   // `client` must outlive this. Starts the heartbeat thread.
   ClusterQuotas(RedisClient* client, ClusterQuotaOptions options);
-  // Stops the heartbeat. Every permit must be destroyed first.
+  // Stops the heartbeat, then finishes the pending AdmitAsync calls (their `done` runs). Every
+  // permit must be destroyed first.
   ~ClusterQuotas() override;
   ClusterQuotas(const ClusterQuotas&) = delete;
   ClusterQuotas& operator=(const ClusterQuotas&) = delete;
 
   absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> Admit(
       const admission::Tenant& tenant, absl::Duration* retry_after = nullptr) override;
+  void AdmitAsync(const admission::Tenant& tenant, AdmitDone done) override;
 
   Stats stats() const;
   const std::string& gateway_id() const { return options_.gateway_id; }
@@ -114,6 +121,8 @@ class ClusterQuotas : public admission::Quotas {
 
   absl::Notification stop_;
   std::thread thread_;
+  // Last: destroyed (drained) first, while everything its work uses is still there.
+  services::WorkerPool admit_pool_;
 };
 
 }  // namespace lmgate::cluster
