@@ -9,9 +9,11 @@
 // flushed it, or they lapsed while this gateway could not reach it), so the count is right again
 // once Redis answers. Destroying a permit releases it (one ZREM; on failure it lapses).
 //
-// Redis errors (down, unreachable, timed out): Admit follows `on_redis_error` — kOpen admits (the
-// stream is still tracked locally and re-added at the first heartbeat that reaches Redis),
-// kClosed answers UNAVAILABLE naming Redis. For `retry_interval` after an error Admit does not
+// Redis errors (down, unreachable, timed out): Admit follows `on_redis_error` — kOpen admits
+// within this gateway's own limits (an in-process QuotaTracker over the calls admitted without
+// Redis: N gateways admit up to N × each limit; beyond it RESOURCE_EXHAUSTED saying so), the
+// stream tracked locally and re-added at the first heartbeat that reaches Redis; kClosed answers
+// UNAVAILABLE naming Redis. For `retry_interval` after an error Admit does not
 // try Redis at all (so a hung Redis costs one command timeout per interval, not one per request);
 // errors are logged at most every 10 s, the recovery once, and counted (Stats()).
 //
@@ -89,9 +91,11 @@ class ClusterQuotas : public admission::Quotas {
   friend class ClusterPermit;
   // What Admit does without Redis: on_redis_error, counted; `why` is the Redis error.
   absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> WithoutRedis(
-      const admission::Tenant& tenant, const std::string& why);
-  std::unique_ptr<admission::QuotaPermit> NewPermit(const admission::Tenant& tenant,
-                                                    std::string id);
+      const admission::Tenant& tenant, const std::string& why, absl::Duration* retry_after);
+  // `local`: the hold on local_ of a call admitted without Redis (null otherwise).
+  std::unique_ptr<admission::QuotaPermit> NewPermit(
+      const admission::Tenant& tenant, std::string id,
+      std::unique_ptr<admission::QuotaPermit> local = nullptr);
   void Release(const std::string& tenant, const std::string& id);
   void Charge(const std::string& tenant, const QuotaLimits& limits, int64_t tokens);
   // Records a failed Redis call (rate-limited log, retry_interval), or a success after failures.
@@ -102,6 +106,8 @@ class ClusterQuotas : public admission::Quotas {
   RedisClient* const client_;
   ClusterQuotaOptions options_;
   SharedQuota shared_;
+  // on_redis_error=open: the limits of the calls this gateway admits without Redis.
+  admission::QuotaTracker local_;
   std::atomic<int64_t> next_id_{0};
   std::atomic<int64_t> redis_errors_{0};
   std::atomic<int64_t> admitted_without_redis_{0};
