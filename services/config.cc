@@ -18,7 +18,7 @@
 #include "backends/http/url.h"
 #include "backends/json.h"
 #include "nlohmann/json.hpp"
-#include "services/cluster/redis.h"
+#include "services/config_internal.h"
 #include "services/config_text.h"
 
 namespace lmgate::services {
@@ -26,89 +26,11 @@ namespace {
 
 using nlohmann::json;
 
-absl::Status Bad(const std::string& key, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat("config: ", key, ": ", why));
-}
-
-// Reads durations as numbers of seconds (fractions allowed).
-absl::Status ReadSeconds(const json& j, const std::string& key, absl::Duration* out) {
-  if (!j.is_number()) return Bad(key, "must be a number of seconds");
-  double s = j.get<double>();
-  if (!(s >= 0)) return Bad(key, "must be >= 0");
-  *out = absl::Seconds(s);
-  return absl::OkStatus();
-}
-
-// An integer field: a JSON integer, or a number with an integral value (8e3), in T's range.
-// nlohmann's get<T>() static_casts any number: 1.5 would silently become 1, 4294967297 would wrap
-// to 1, and 1e30 is undefined behaviour (found by the config fuzzer).
-template <typename T>
-absl::Status ReadInteger(const json& j, const std::string& key, T* out) {
-  using Limits = std::numeric_limits<T>;
-  const auto out_of_range = [&] {
-    return Bad(key, absl::StrCat("must be an integer in [", Limits::min(), ", ", Limits::max(), "]"));
-  };
-  if (j.is_number_unsigned()) {
-    const uint64_t v = j.get<uint64_t>();
-    if (v > static_cast<uint64_t>(Limits::max())) return out_of_range();
-    *out = static_cast<T>(v);
-  } else if (j.is_number_integer()) {
-    const int64_t v = j.get<int64_t>();
-    if constexpr (std::is_signed_v<T>) {
-      if (v < Limits::min() || v > Limits::max()) return out_of_range();
-    } else {
-      if (v < 0 || static_cast<uint64_t>(v) > Limits::max()) return out_of_range();
-    }
-    *out = static_cast<T>(v);
-  } else if (j.is_number_float()) {
-    const double d = j.get<double>();
-    if (!std::isfinite(d) || d != std::trunc(d)) return Bad(key, "must be an integer");
-    // [min, 2^digits): both bounds are exact doubles (min is 0 or a negative power of two).
-    if (!(d >= static_cast<double>(Limits::min()) && d < std::ldexp(1.0, Limits::digits))) {
-      return out_of_range();
-    }
-    *out = static_cast<T>(d);
-  } else {
-    return Bad(key, absl::StrCat("wrong type (must be an integer, not ", j.type_name(), ")"));
-  }
-  return absl::OkStatus();
-}
-
-template <typename T>
-absl::Status Read(const json& j, const std::string& key, T* out) {
-  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-    return ReadInteger(j, key, out);
-  } else {
-    try {
-      *out = j.get<T>();
-    } catch (const json::exception& e) {
-      return Bad(key, absl::StrCat("wrong type (", e.what(), ")"));
-    }
-    return absl::OkStatus();
-  }
-}
-
-absl::Status CheckKeys(const json& obj, const std::string& where,
-                       const std::set<std::string>& allowed) {
-  if (!obj.is_object()) return Bad(where.empty() ? "<top>" : where, "must be an object");
-  for (const auto& [k, v] : obj.items()) {
-    if (!allowed.count(k)) {
-      return Bad(where.empty() ? k : where + "." + k,
-                 absl::StrCat("unknown key; allowed: ", absl::StrJoin(allowed, ", ")));
-    }
-  }
-  return absl::OkStatus();
-}
-
-template <typename T>
-absl::Status ReadOpt(const json& obj, const std::string& where, const char* key,
-                     std::optional<T>* out) {
-  if (!obj.contains(key)) return absl::OkStatus();
-  T v{};
-  if (auto st = Read(obj[key], where + "." + key, &v); !st.ok()) return st;
-  *out = v;
-  return absl::OkStatus();
-}
+using config_internal::Bad;
+using config_internal::CheckKeys;
+using config_internal::Read;
+using config_internal::ReadOpt;
+using config_internal::ReadSeconds;
 
 absl::Status ParseModelPolicy(const json& m, const std::string& where,
                               lifecycle::ModelPolicy* p) {
@@ -253,46 +175,6 @@ absl::Status ParseLimits(const json& l, TransportLimits* out) {
       return Bad("limits.handshake_timeout_seconds", "must be > 0 and <= 3600");
     }
   }
-  return absl::OkStatus();
-}
-
-absl::Status ParseCluster(const json& j, cluster::ClusterOptions* out) {
-  if (auto st = CheckKeys(j, "cluster",
-                          {"redis_url", "redis_password_env", "on_redis_error",
-                           "command_timeout_seconds", "heartbeat_seconds"});
-      !st.ok())
-    return st;
-  absl::Status st;
-  if (j.contains("redis_url") &&
-      !(st = Read(j["redis_url"], "cluster.redis_url", &out->redis_url)).ok())
-    return st;
-  if (j.contains("redis_password_env") &&
-      !(st = Read(j["redis_password_env"], "cluster.redis_password_env",
-                  &out->redis_password_env))
-           .ok())
-    return st;
-  if (j.contains("on_redis_error")) {
-    std::string v;
-    if (!(st = Read(j["on_redis_error"], "cluster.on_redis_error", &v)).ok()) return st;
-    if (v == "open") {
-      out->on_redis_error = cluster::OnRedisError::kOpen;
-    } else if (v == "closed") {
-      out->on_redis_error = cluster::OnRedisError::kClosed;
-    } else {
-      return Bad("cluster.on_redis_error",
-                 absl::StrCat("must be \"open\" (admit) or \"closed\" (refuse), not \"", v,
-                              "\""));
-    }
-  }
-  if (j.contains("command_timeout_seconds") &&
-      !(st = ReadSeconds(j["command_timeout_seconds"], "cluster.command_timeout_seconds",
-                         &out->command_timeout))
-           .ok())
-    return st;
-  if (j.contains("heartbeat_seconds") &&
-      !(st = ReadSeconds(j["heartbeat_seconds"], "cluster.heartbeat_seconds", &out->heartbeat))
-           .ok())
-    return st;
   return absl::OkStatus();
 }
 
@@ -660,7 +542,9 @@ absl::StatusOr<Config> ParseConfigDocument(const json& doc) {
       return Bad("admission.queue_timeout_seconds", "must be > 0");
   }
   if (doc.contains("limits") && !(st = ParseLimits(doc["limits"], &c.limits)).ok()) return st;
-  if (doc.contains("cluster") && !(st = ParseCluster(doc["cluster"], &c.cluster)).ok()) return st;
+  if (doc.contains("cluster") &&
+      !(st = config_internal::ParseCluster(doc["cluster"], &c.cluster)).ok())
+    return st;
   if (doc.contains("conversations") &&
       !(st = ParseConversations(doc["conversations"], &c.conversations)).ok())
     return st;
@@ -757,20 +641,7 @@ absl::Status ValidateConfig(const Config& c, const std::vector<std::string>& kno
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level)) return Bad("log_level", "must be trace|debug|info|warn|error|off");
   if (c.log_format != "text" && c.log_format != "json") return Bad("log_format", "must be text|json");
-  if (c.cluster.enabled()) {
-    auto url = cluster::ParseRedisUrl(c.cluster.redis_url, c.cluster.redis_password_env);
-    // ParseRedisUrl's messages name the key (cluster.redis_url or cluster.redis_password_env).
-    if (!url.ok()) return absl::InvalidArgumentError(absl::StrCat("config: ", url.status().message()));
-    if (c.cluster.command_timeout <= absl::ZeroDuration() ||
-        c.cluster.command_timeout > absl::Seconds(10)) {
-      return Bad("cluster.command_timeout_seconds", "must be > 0 and <= 10");
-    }
-    if (c.cluster.heartbeat < absl::Milliseconds(10) || c.cluster.heartbeat > absl::Minutes(5)) {
-      return Bad("cluster.heartbeat_seconds", "must be 0.01..300");
-    }
-  } else if (!c.cluster.redis_password_env.empty()) {
-    return Bad("cluster.redis_password_env", "set without cluster.redis_url");
-  }
+  if (auto st = config_internal::ValidateCluster(c.cluster); !st.ok()) return st;
   const bool loopback = IsLoopbackListen(c.listen);
   if (!c.http_listen.empty()) {
     if (!IsHostPort(c.http_listen)) {

@@ -12,6 +12,7 @@
 #ifndef LMGATE_SERVICES_ADMISSION_QUOTA_H_
 #define LMGATE_SERVICES_ADMISSION_QUOTA_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,6 +43,13 @@ class Quotas {
   // shared implementation may also answer UNAVAILABLE when its store cannot be reached.
   virtual absl::StatusOr<std::unique_ptr<QuotaPermit>> Admit(
       const Tenant& tenant, absl::Duration* retry_after = nullptr) = 0;
+
+  using AdmitDone = std::function<void(absl::StatusOr<std::unique_ptr<QuotaPermit>>)>;
+  // Admit, with the answer handed to `done` exactly once: inline when it needs no wait (the
+  // default, for an Admit that never blocks), otherwise from a thread of the implementation (a
+  // shared store's round trip), so a gRPC reaction calling this never blocks on the store.
+  // `tenant` must outlive the call of `done`.
+  virtual void AdmitAsync(const Tenant& tenant, AdmitDone done) { done(Admit(tenant)); }
 };
 
 // The in-process Quotas. Never blocks beyond its own mutex.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -10,6 +11,10 @@
 
 namespace lmgate::cluster {
 namespace {
+
+bool HasLimits(const admission::Limits& l) {
+  return l.requests_per_minute > 0 || l.tokens_per_minute > 0 || l.concurrent_streams > 0;
+}
 
 QuotaLimits SharedLimits(const admission::Limits& l) {
   QuotaLimits q;
@@ -55,25 +60,37 @@ class NoopPermit : public admission::QuotaPermit {
 // concurrent_streams limit) until destroyed, and the tokens it charges.
 class ClusterPermit : public admission::QuotaPermit {
  public:
-  ClusterPermit(ClusterQuotas* owner, std::string tenant, QuotaLimits limits, std::string id)
-      : owner_(owner), tenant_(std::move(tenant)), limits_(limits), id_(std::move(id)) {}
+  ClusterPermit(ClusterQuotas* owner, std::string tenant, QuotaLimits limits, std::string id,
+                std::unique_ptr<admission::QuotaPermit> local)
+      : owner_(owner),
+        tenant_(std::move(tenant)),
+        limits_(limits),
+        id_(std::move(id)),
+        local_(std::move(local)) {}
   ~ClusterPermit() override {
+    local_.reset();
     if (!id_.empty()) owner_->Release(tenant_, id_);
   }
-  void Charge(int64_t tokens) override { owner_->Charge(tenant_, limits_, tokens); }
+  void Charge(int64_t tokens) override {
+    if (local_ != nullptr) local_->Charge(tokens);
+    owner_->Charge(tenant_, limits_, tokens);
+  }
 
  private:
   ClusterQuotas* const owner_;
   const std::string tenant_;
   const QuotaLimits limits_;
   const std::string id_;  // "" = no stream permit
+  // Admitted without Redis (open): its hold on this gateway's own limits.
+  std::unique_ptr<admission::QuotaPermit> local_;
 };
 
 ClusterQuotas::ClusterQuotas(RedisClient* client, ClusterQuotaOptions options)
     : client_(client),
       options_(Resolved(std::move(options))),
       shared_(client, options_.ns, SharedOptions(options_)),
-      thread_([this] { Loop(); }) {}
+      thread_([this] { Loop(); }),
+      admit_pool_(std::max(1, options_.admit_threads)) {}
 
 ClusterQuotas::~ClusterQuotas() {
   stop_.Notify();
@@ -122,36 +139,45 @@ void ClusterQuotas::NoteRedis(const absl::Status& st, const char* what) {
   if (log_recovered) spdlog::info("shared quotas: Redis at {} answers again", client_->url().Redacted());
 }
 
-std::unique_ptr<admission::QuotaPermit> ClusterQuotas::NewPermit(const admission::Tenant& t,
-                                                                  std::string id) {
+std::unique_ptr<admission::QuotaPermit> ClusterQuotas::NewPermit(
+    const admission::Tenant& t, std::string id, std::unique_ptr<admission::QuotaPermit> local) {
   if (t.limits.concurrent_streams <= 0) id.clear();
   if (!id.empty()) {
     absl::MutexLock lock(&mu_);
     live_[t.name].insert(id);
   }
-  return std::make_unique<ClusterPermit>(this, t.name, SharedLimits(t.limits), std::move(id));
+  return std::make_unique<ClusterPermit>(this, t.name, SharedLimits(t.limits), std::move(id),
+                                         std::move(local));
 }
 
 absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> ClusterQuotas::Admit(
     const admission::Tenant& t, absl::Duration* retry_after) {
   const admission::Limits& l = t.limits;
-  if (l.requests_per_minute <= 0 && l.tokens_per_minute <= 0 && l.concurrent_streams <= 0) {
+  if (!HasLimits(l)) {
     return std::unique_ptr<admission::QuotaPermit>(std::make_unique<NoopPermit>());
   }
-  if (SkippingRedis()) return WithoutRedis(t, "a recent Redis error");
+  if (SkippingRedis()) return WithoutRedis(t, "a recent Redis error", retry_after);
   std::string id = absl::StrCat(options_.gateway_id, ":", next_id_.fetch_add(1));
   absl::Status st = shared_.Admit(t.name, SharedLimits(l), id, retry_after);
   if (absl::IsUnavailable(st)) {
     NoteRedis(st, "admit");
-    return WithoutRedis(t, std::string(st.message()));
+    return WithoutRedis(t, std::string(st.message()), retry_after);
   }
   NoteRedis(absl::OkStatus(), "admit");
   if (!st.ok()) return st;  // RESOURCE_EXHAUSTED naming the limit, with its retry hint
   return NewPermit(t, std::move(id));
 }
 
+void ClusterQuotas::AdmitAsync(const admission::Tenant& t, AdmitDone done) {
+  if (!HasLimits(t.limits) || SkippingRedis()) {
+    done(Admit(t));  // no Redis call
+    return;
+  }
+  admit_pool_.Schedule([this, &t, done = std::move(done)] { done(Admit(t)); });
+}
+
 absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> ClusterQuotas::WithoutRedis(
-    const admission::Tenant& t, const std::string& why) {
+    const admission::Tenant& t, const std::string& why, absl::Duration* retry_after) {
   if (options_.on_redis_error == OnRedisError::kClosed) {
     ++refused_without_redis_;
     return absl::UnavailableError(absl::StrCat(
@@ -159,9 +185,22 @@ absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> ClusterQuotas::WithoutRe
         ") cannot be reached (", why,
         "); cluster.on_redis_error=closed refuses limited requests until it answers; retry"));
   }
+  // Open: this gateway's own limits, over what it admits without Redis.
+  auto local = local_.Admit(t, retry_after);
+  if (!local.ok()) {
+    absl::Status refused = local.status();
+    absl::Status st(refused.code(),
+                    absl::StrCat(refused.message(), " (enforced by this lmgate alone while the "
+                                 "shared quota store is unreachable: cluster.on_redis_error=open)"));
+    refused.ForEachPayload([&st](absl::string_view url, const absl::Cord& payload) {
+      st.SetPayload(url, payload);
+    });
+    return st;
+  }
   ++admitted_without_redis_;
   // Tracked like any permit: the first heartbeat that reaches Redis adds it there.
-  return NewPermit(t, absl::StrCat(options_.gateway_id, ":", next_id_.fetch_add(1)));
+  return NewPermit(t, absl::StrCat(options_.gateway_id, ":", next_id_.fetch_add(1)),
+                   *std::move(local));
 }
 
 void ClusterQuotas::Release(const std::string& tenant, const std::string& id) {

@@ -85,6 +85,20 @@ std::string RedisUrl::Redacted() const {
   return absl::StrCat(host, ":", port, "/", db, password.empty() ? "" : " (with a password)");
 }
 
+namespace {
+
+// `url` for an error message: whatever precedes the last '@' after the scheme (the credentials,
+// as ParseRedisUrl reads them) becomes "***".
+std::string WithoutCredentials(absl::string_view url) {
+  const size_t scheme = url.find("://");
+  const size_t start = scheme == absl::string_view::npos ? 0 : scheme + 3;
+  const size_t at = url.rfind('@');
+  if (at == absl::string_view::npos || at < start) return std::string(url);
+  return absl::StrCat(url.substr(0, start), "***", url.substr(at));
+}
+
+}  // namespace
+
 absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url, const std::string& password_env) {
   absl::string_view rest(url);
   if (absl::StartsWith(rest, "rediss://")) {
@@ -94,8 +108,8 @@ absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url, const std::string
   }
   if (!absl::ConsumePrefix(&rest, "redis://")) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "cluster.redis_url must look like redis://[:password@]host[:port][/db], got \"", url,
-        "\""));
+        "cluster.redis_url must look like redis://[:password@]host[:port][/db], got \"",
+        WithoutCredentials(url), "\""));
   }
   RedisUrl out;
   const size_t at = rest.rfind('@');

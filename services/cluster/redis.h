@@ -45,7 +45,8 @@ struct RedisUrl {
 };
 
 // Parses `url`. `password_env`, when not empty, names an environment variable holding the
-// password (it wins over one in the URL; an unset or empty variable is an error).
+// password (it wins over one in the URL; an unset or empty variable is an error). Errors never
+// echo a password: a URL they quote has its credentials replaced by "***".
 absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url, const std::string& password_env = "");
 
 // A reply: what hiredis returns, copied out (so it outlives the connection's buffers).

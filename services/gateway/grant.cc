@@ -64,14 +64,45 @@ void Granter::Start(const backends::CallContext& ctx, GrantRequest request, Gran
   p->done = std::move(done);
   p->permit = std::move(request.permit);
   p->request = std::move(request);
-  if (p->permit == nullptr && p->request.tenant != nullptr) {
-    auto permit = quotas_->Admit(*p->request.tenant);
-    if (!permit.ok()) {
-      p->done(permit.status());
+  if (p->permit != nullptr || p->request.tenant == nullptr) {
+    Acquire(p);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) {
+      p->done(absl::UnavailableError("lmgate is shutting down"));
       return;
     }
-    p->permit = *std::move(permit);
+    ++submitting_;  // Shutdown waits for the admit's continuation
   }
+  // Inline with the in-process quotas; from the shared quotas' own thread when Redis is asked.
+  quotas_->AdmitAsync(*p->request.tenant,
+                      [this, p](absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> permit) {
+                        OnPermit(p, std::move(permit));
+                        absl::MutexLock lock(&mu_);
+                        --submitting_;
+                      });
+}
+
+void Granter::OnPermit(const std::shared_ptr<Pending>& p,
+                       absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> permit) {
+  if (!permit.ok()) {
+    p->done(permit.status());
+    return;
+  }
+  // Cancelled (or past its deadline) while the admit was in flight: the permit goes at once.
+  if (absl::Status st = p->ctx.CheckAlive(); !st.ok()) {
+    permit->reset();
+    p->done(st);
+    return;
+  }
+  p->permit = *std::move(permit);
+  Acquire(p);
+}
+
+void Granter::Acquire(const std::shared_ptr<Pending>& p) {
+  const backends::CallContext& ctx = p->ctx;
   lifecycle::AcquireRequest req;
   req.model = p->request.model;
   req.holder = ctx.request_id;

@@ -11,11 +11,12 @@
 // the lease: the instance is not expired or evicted under it, a plain unload is refused naming
 // it, and a forced unload fails it with UNAVAILABLE (retryable) and removes it from the queue.
 //
-// Thread-safe. Granter::Start blocks only for the quota check: never with the in-process quotas,
-// for one Redis round trip with the shared ones (at most cluster.command_timeout_seconds when
-// Redis hangs, and not at all for a second after a Redis failure); Granter::Wait blocks (worker
-// threads only).
-// Callbacks run on the calling thread, a registry thread or the scheduler's, never under a lock.
+// Thread-safe. Granter::Start never blocks, so a gRPC reaction may call it: the in-process quota
+// check runs inline (well under a microsecond), the shared one's Redis round trip on the shared
+// quotas' own threads (admission::Quotas::AdmitAsync), and the request goes on from there. A
+// request cancelled while its quota check is in flight drops the permit as soon as the check
+// returns and fails CANCELLED. Granter::Wait blocks (worker threads only).
+// Callbacks run on the calling thread, a quota, registry or scheduler thread, never under a lock.
 #ifndef LMGATE_SERVICES_GATEWAY_GRANT_H_
 #define LMGATE_SERVICES_GATEWAY_GRANT_H_
 
@@ -82,14 +83,18 @@ class Granter {
   // model the tenant may not use, CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE).
   void Start(const backends::CallContext& ctx, GrantRequest request, GrantDone done);
   absl::StatusOr<Grant> Wait(const backends::CallContext& ctx, GrantRequest request);
-  // From now on a lease arriving from the registry fails its request (UNAVAILABLE) instead of
-  // queueing it; returns once no thread is submitting to the scheduler. Call before destroying
+  // From now on a Start that needs a quota check, and a lease arriving from the registry, fail
+  // their request (UNAVAILABLE) instead of going on; returns once no quota check is in flight
+  // and no thread is submitting to the scheduler. Call before destroying
   // the scheduler, whose destruction fails the queued requests; the registry's destruction then
   // fails the requests still waiting for a load.
   void Shutdown();
 
  private:
   struct Pending;
+  void OnPermit(const std::shared_ptr<Pending>& p,
+                absl::StatusOr<std::unique_ptr<admission::QuotaPermit>> permit);
+  void Acquire(const std::shared_ptr<Pending>& p);
   void OnLease(const std::shared_ptr<Pending>& p,
                absl::StatusOr<std::unique_ptr<lifecycle::Lease>> lease);
 
@@ -99,6 +104,7 @@ class Granter {
   const int default_slots_;
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Quota checks in flight plus threads submitting to the scheduler.
   int submitting_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

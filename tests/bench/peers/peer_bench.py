@@ -2,6 +2,10 @@
 """Side-by-side benchmark: the same non-streamed chat, direct to the LM Studio emulator and through
 each gateway (nginx, Portkey, lmgate over gRPC per driver, lmgate's HTTP ingress when it is
 built), driven by h2load so that the load generator costs little next to what it measures.
+Cluster mode (issue 14) gets two rows of its own: one API-key tenant with a quota (so every call
+takes the quota path) on an embedded lmgate, and the same tenant on an lmgate with
+cluster.redis_url pointing at a redis-server the script starts on a free loopback port (the shared
+quota check: a Lua script in Redis per call); the report adds Redis's own CPU per call.
 
 Every path gets the same upstream (one emulator process, ttft 0, as fast as possible, N-token
 answers). For each path and rate: h2load --rps (open loop, one request in flight per connection)
@@ -13,6 +17,7 @@ percentile and rate. Prints a markdown report (and writes it with --report).
 Run it through tests/bench/peers/run.sh, which builds the binaries and installs the peers.
 """
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -24,6 +29,10 @@ import time
 import urllib.request
 
 MODEL = "qwen/qwen3-4b"
+# The benchmark tenant's key (loopback only) and a quota it never reaches: every call takes the
+# quota path (check + stream permit + release) and none is refused.
+BENCH_KEY = "peer-bench-7c1e9a4f2b6d"
+BENCH_QUOTA = {"requests_per_minute": 1000000000, "concurrent_streams": 1000000}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -117,9 +126,12 @@ def percentile(sorted_values, q):
 class Path:
     """One way to reach the upstream: a URL, a request body, headers, and the processes to meter."""
 
-    def __init__(self, name, url, body, headers, h2, pids_fn):
+    def __init__(self, name, url, body, headers, h2, pids_fn, store_pids_fn=None):
         self.name, self.url, self.body, self.headers, self.h2 = name, url, body, headers, h2
         self.pids_fn = pids_fn  # () -> pids of the gateway (empty for direct)
+        # () -> pids of the state store the gateway uses (redis-server in cluster mode), metered
+        # apart from the gateway.
+        self.store_pids_fn = store_pids_fn
 
 
 def run_h2load(path, body_file, n, clients, rps, log_file):
@@ -155,13 +167,16 @@ def parse_log(log_file):
 
 def measure(path, body_file, n, clients, rps):
     pids = path.pids_fn()
+    store = path.store_pids_fn() if path.store_pids_fn else []
     cpu0 = proc_cpu_seconds(pids)
+    store0 = proc_cpu_seconds(store)
     with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as tf:
         log_file = tf.name
     t0 = time.time()
     out = run_h2load(path, body_file, n, clients, rps, log_file)
     elapsed = time.time() - t0
     cpu = proc_cpu_seconds(pids) - cpu0
+    store_cpu = proc_cpu_seconds(store) - store0
     lat, bad = parse_log(log_file)
     os.unlink(log_file)
     ok = len(lat) - bad
@@ -174,6 +189,7 @@ def measure(path, body_file, n, clients, rps):
         "n": len(lat), "errors": bad + (n - len(lat)), "p50": percentile(lat, 0.50),
         "p99": percentile(lat, 0.99), "p999": percentile(lat, 0.999),
         "cpu_us_per_call": (cpu / ok * 1e6) if (pids and ok) else None,
+        "store_cpu_us_per_call": (store_cpu / ok * 1e6) if (store and ok) else None,
         "req_s": rate if rate is not None else (len(lat) / elapsed if elapsed else 0),
         "rss_mb": proc_rss_mb(pids) if pids else None,
     }
@@ -194,13 +210,14 @@ def grpc_chat_body(protoc, proto_root, driver):
     return b"\x00" + len(msg).to_bytes(4, "big") + msg
 
 
-def verify_grpc(port, body):
+def verify_grpc(port, body, key=None):
     """h2load sees HTTP 200 for every gRPC call; check once that the call really ends OK."""
     import grpc  # Debian's python3-grpcio
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = ch.unary_stream("/lmgate.v1.Inference/Chat", request_serializer=lambda b: b,
                                response_deserializer=lambda b: b)
-        replies = list(call(body[5:], timeout=30))
+        metadata = [("x-api-key", key)] if key else None
+        replies = list(call(body[5:], timeout=30, metadata=metadata))
         if not replies:
             raise RuntimeError("lmgate answered the benchmark's Chat with no message")
 
@@ -248,6 +265,8 @@ def main():
     ap.add_argument("--protoc", default="protoc")
     ap.add_argument("--proto_root", required=True)
     ap.add_argument("--portkey_dir", default="", help="npm dir holding @portkey-ai/gateway")
+    ap.add_argument("--redis_server", default="redis-server",
+                    help="for the cluster-mode row; not found = that row is not measured")
     ap.add_argument("--rates", default="200,1000,2000")
     ap.add_argument("--seconds", type=float, default=10, help="per open-loop rate")
     ap.add_argument("--closed_requests", type=int, default=20000)
@@ -305,6 +324,36 @@ def main():
                     break
             time.sleep(0.05)
 
+        # The quota rows: the same tenant and quota on an embedded lmgate and on one in cluster
+        # mode, sharing the quota through a redis-server of their own.
+        quota_config = dict(config, keys=[dict(tenant="bench", roles=["inference"],
+                                               key_sha256=hashlib.sha256(
+                                                   BENCH_KEY.encode()).hexdigest(),
+                                               **BENCH_QUOTA)])
+        quota_config.pop("http_listen", None)
+
+        def start_lmgate(name, extra):
+            port = free_port()
+            c = dict(quota_config, listen=f"127.0.0.1:{port}", **extra)
+            path = os.path.join(procs.logdir, f"{name}.json")
+            with open(path, "w") as f:
+                json.dump(c, f)
+            p = procs.start(name, [args.lmgate, f"--config={path}"])
+            wait_tcp(port, proc=p)
+            return p, port
+
+        embedded_q, embedded_q_port = start_lmgate("lmgate-quota", {})
+        redis = cluster_q = None
+        redis_bin = subprocess.run(["which", args.redis_server], capture_output=True,
+                                   text=True).stdout.strip()
+        if redis_bin:
+            redis_port = free_port()
+            redis = procs.start("redis", [redis_bin, "--port", str(redis_port), "--bind",
+                                          "127.0.0.1", "--save", "", "--appendonly", "no"])
+            wait_tcp(redis_port, proc=redis)
+            cluster_q, cluster_q_port = start_lmgate(
+                "lmgate-cluster", {"cluster": {"redis_url": f"redis://127.0.0.1:{redis_port}"}})
+
         nginx_port = free_port()
         nginx_conf = os.path.join(procs.logdir, "nginx.conf")
         with open(nginx_conf, "w") as f:
@@ -351,6 +400,11 @@ http {{ access_log off; client_body_temp_path {procs.logdir};
         for p in grpc_bodies.values():
             with open(p, "rb") as f:
                 verify_grpc(grpc_port, f.read())
+        with open(grpc_bodies["DRIVER_OPENAI"], "rb") as f:
+            body = f.read()
+            verify_grpc(embedded_q_port, body, BENCH_KEY)
+            if cluster_q:
+                verify_grpc(cluster_q_port, body, BENCH_KEY)
 
         jh = ["content-type: application/json"]
         gh = ["content-type: application/grpc", "te: trailers"]
@@ -374,6 +428,15 @@ http {{ access_log off; client_body_temp_path {procs.logdir};
         paths.append(Path("lmgate gRPC, driver sdk_ws",
                           f"http://127.0.0.1:{grpc_port}/lmgate.v1.Inference/Chat",
                           grpc_bodies["DRIVER_SDK"], gh, True, lm_pids))
+        kh = gh + [f"x-api-key: {BENCH_KEY}"]
+        paths.append(Path("lmgate gRPC, tenant with a quota, embedded",
+                          f"http://127.0.0.1:{embedded_q_port}/lmgate.v1.Inference/Chat",
+                          grpc_bodies["DRIVER_OPENAI"], kh, True, lambda: [embedded_q.pid]))
+        if cluster_q:
+            paths.append(Path("lmgate gRPC, cluster mode (Redis)",
+                              f"http://127.0.0.1:{cluster_q_port}/lmgate.v1.Inference/Chat",
+                              grpc_bodies["DRIVER_OPENAI"], kh, True, lambda: [cluster_q.pid],
+                              lambda: [redis.pid]))
         if has_ingress:
             paths.append(Path("lmgate HTTP ingress (/v1, driver auto)",
                               f"http://127.0.0.1:{http_port}/v1/chat/completions", json_body,
@@ -429,11 +492,22 @@ http {{ access_log off; client_body_temp_path {procs.logdir};
             out(f"| {path.name} | {fmt(r['req_s'])} | {r['req_s'] / dc:.2f} | "
                 f"{fmt(r['cpu_us_per_call'])} | {fmt(r['rss_mb'], 1)} | {r['errors']} |")
         out()
+        for path in paths:
+            if path.store_pids_fn:
+                r = results[(path.name, "closed")]
+                out(f"{path.name}: redis-server CPU {fmt(r['store_cpu_us_per_call'])} µs/call "
+                    f"(closed loop; not in the gateway CPU column). Both quota rows: tenant "
+                    f"with requests_per_minute {BENCH_QUOTA['requests_per_minute']:,} and "
+                    f"concurrent_streams {BENCH_QUOTA['concurrent_streams']:,}, driver openai.")
+                out()
         missing = []
         if not nginx:
             missing.append("nginx (apt-get install nginx-light)")
         if not portkey:
             missing.append("Portkey (tests/bench/peers/run.sh installs it with npm ci)")
+        if not cluster_q:
+            missing.append(f"cluster mode ({args.redis_server} not found: apt-get install "
+                           "redis-server)")
         if not has_ingress:
             missing.append("lmgate's HTTP ingress (this build has no --http_listen)")
         if missing:
@@ -442,10 +516,11 @@ http {{ access_log off; client_body_temp_path {procs.logdir};
         if args.report:
             with open(args.report, "w") as f:
                 f.write("\n".join(lines) + "\n")
-        if lmgate.poll() is not None:
-            print(f"lmgate exited early ({lmgate.returncode}); log in {procs.logdir}",
-                  file=sys.stderr)
-            return 1
+        for p in (lmgate, embedded_q, cluster_q):
+            if p is not None and p.poll() is not None:
+                print(f"{p.args[0]} exited early ({p.returncode}); logs in {procs.logdir}",
+                      file=sys.stderr)
+                return 1
         # Every path must have served: a path whose every call failed measured nothing.
         for path in paths:
             r = results[(path.name, "closed")]
@@ -460,10 +535,11 @@ http {{ access_log off; client_body_temp_path {procs.logdir};
     finally:
         codes = procs.stop_all()
     # lmgate must exit cleanly on SIGTERM (under ASan this is where a leak or corruption shows).
-    if codes.get("lmgate", 0) != 0:
-        print(f"lmgate exited {codes['lmgate']} on SIGTERM; log in {procs.logdir}/lmgate.log",
-              file=sys.stderr)
-        return 1
+    for name in ("lmgate", "lmgate-quota", "lmgate-cluster"):
+        if codes.get(name, 0) != 0:
+            print(f"{name} exited {codes[name]} on SIGTERM; log in {procs.logdir}/{name}.log",
+                  file=sys.stderr)
+            return 1
     return status
 
 

@@ -2,14 +2,16 @@
 # The peer benchmark (issue 17): the same chat direct to the emulator, through nginx, Portkey and
 # lmgate (gRPC per driver, and the HTTP ingress when built), measured by h2load in one run.
 #   bash tests/bench/peers/run.sh [--short] [--report=FILE] [peer_bench.py flags]
-# Installs what it needs: h2load (nghttp2-client) and nginx-light from Debian (apt, as root), the
-# pinned Portkey gateway with npm ci here; builds lmgate and the emulator with -c opt.
+# Installs what it needs: h2load (nghttp2-client), nginx-light and redis-server (the cluster-mode
+# row) from Debian (apt, as root), the pinned Portkey gateway with npm ci here; builds lmgate and
+# the emulator with -c opt.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 here=tests/bench/peers
 need=()
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v redis-server >/dev/null || need+=(redis-server)  # the cluster-mode row
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null

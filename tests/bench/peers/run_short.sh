@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Bazel sh_test driver of the peer benchmark's --short mode (figures only; asserts nothing on
-# timing). Fails, never skips, when h2load, nginx or the pinned Portkey are missing (bash
+# timing). Fails, never skips, when h2load, nginx, redis-server or the pinned Portkey are missing (bash
 # deploy/setup.sh installs them), when a path serves no call, or when lmgate does not exit 0 on
 # SIGTERM.  run_short.sh <lmgate> <emulator> <peers/package.json> <peer_bench.py> <a .proto>
 set -euo pipefail
 lmgate="$1" emulator="$2" package_json="$3" script="$4" proto="$5"
-for tool in h2load nginx node protoc; do
+for tool in h2load nginx node protoc redis-server; do
   command -v "$tool" >/dev/null || { echo "peer bench: $tool is missing; run bash deploy/setup.sh" >&2; exit 1; }
 done
 # node_modules is installed outside Bazel: find the real directory through the runfiles symlink.

@@ -187,6 +187,47 @@ TEST_F(ClusterQuotaTest, RedisDownFailsOpenThenIsExactAgain) {
   EXPECT_TRUE(Eventually([&] { return open->Admit(t).ok(); }, Scaled(absl::Seconds(5))));
 }
 
+// What deploy/CONFIG.md (cluster.on_redis_error) promises for `open` while Redis is down: each
+// gateway enforces every limit on its own, so N gateways admit up to N x the limit (here 2
+// gateways, concurrent_streams 2 -> 4 streams; requests_per_minute 3 -> 6 requests), never more.
+TEST_F(ClusterQuotaTest, RedisDownOpenEnforcesEachLimitPerGateway) {
+  ClusterQuotas* a = AddGateway(OnRedisError::kOpen);
+  ClusterQuotas* b = AddGateway(OnRedisError::kOpen);
+  server_->Stop();
+  const admission::Tenant streams = Team(0, 2);
+  std::vector<std::unique_ptr<QuotaPermit>> held;
+  for (ClusterQuotas* g : {a, b}) {
+    for (int i = 0; i < 2; ++i) {
+      auto p = g->Admit(streams);
+      ASSERT_TRUE(p.ok()) << p.status();
+      held.push_back(*std::move(p));
+    }
+    absl::Duration retry;
+    auto over = g->Admit(streams, &retry);
+    ASSERT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
+    EXPECT_NE(over.status().message().find("limit of 2 concurrent requests reached"),
+              std::string::npos) << over.status();
+    EXPECT_NE(over.status().message().find("this lmgate alone"), std::string::npos)
+        << over.status();
+    EXPECT_GT(retry, absl::ZeroDuration());
+    EXPECT_TRUE(admission::RetryAfterMs(over.status()).has_value());
+  }
+  held.pop_back();  // a stream ends: its gateway admits one more
+  EXPECT_TRUE(b->Admit(streams).ok());
+  EXPECT_EQ(a->Admit(streams).status().code(), absl::StatusCode::kResourceExhausted);
+  held.clear();
+
+  admission::Tenant rpm = Team(3, 0);
+  rpm.name = "rpm-team";
+  for (ClusterQuotas* g : {a, b}) {
+    int admitted = 0;
+    for (int i = 0; i < 5; ++i) admitted += g->Admit(rpm).ok() ? 1 : 0;
+    EXPECT_EQ(admitted, 3);
+  }
+  EXPECT_EQ(a->stats().refused_without_redis + b->stats().refused_without_redis, 0)
+      << "open mode refuses only for a limit, never for Redis";
+}
+
 TEST_F(ClusterQuotaTest, RedisDownFailsClosedWithAClearStatus) {
   ClusterQuotas* closed = AddGateway(OnRedisError::kClosed);
   const admission::Tenant t = Team(5, 0);

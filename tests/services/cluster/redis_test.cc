@@ -58,6 +58,25 @@ TEST(RedisUrlTest, RefusesWhatItCannotUse) {
   EXPECT_NE(tls.status().message().find("TLS"), std::string::npos) << tls.status();
 }
 
+// A URL refused for its scheme or its port may still hold a password: the error names what is
+// wrong, with the credentials replaced by "***".
+TEST(RedisUrlTest, ErrorsNeverEchoThePassword) {
+  for (const char* bad : {"http://admin:hunter2-s3cret@redis:6379", "https://:hunter2-s3cret@redis",
+                          "hunter2-s3cret@redis:6379", "redis://:hunter2-s3cret@redis:notaport",
+                          "redis://u:hunter2-s3cret@redis/x", "tcp://:hunter2-s3cret@[::1"}) {
+    auto u = ParseRedisUrl(bad);
+    ASSERT_EQ(u.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    const std::string msg(u.status().message());
+    EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cluster.redis_url"), std::string::npos) << msg;
+  }
+  auto u = ParseRedisUrl("http://admin:hunter2-s3cret@redis:6379");
+  EXPECT_NE(u.status().message().find("\"http://***@redis:6379\""), std::string::npos)
+      << u.status();
+  u = ParseRedisUrl("http://redis:6379");  // nothing to hide: shown as given
+  EXPECT_NE(u.status().message().find("\"http://redis:6379\""), std::string::npos) << u.status();
+}
+
 TEST(RedisUrlTest, PasswordFromTheEnvironment) {
   setenv("LMGATE_TEST_REDIS_PW", "from-env", 1);
   auto u = ParseRedisUrl("redis://:in-url@host", "LMGATE_TEST_REDIS_PW");
