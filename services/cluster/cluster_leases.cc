@@ -42,12 +42,18 @@ SharedLeasesOptions LeaseOptions(const ClusterLeasesOptions& o) {
 }  // namespace
 
 ClusterLeases::ClusterLeases(RedisClient* client, ClusterLeasesOptions options)
-    : options_(std::move(options)),
+    : client_(client),
+      options_(std::move(options)),
+      force_channel_(absl::StrCat("lmgate:{", options_.ns, "}:force-unload")),
       shared_(client, options_.ns, options_.gateway_id, LeaseOptions(options_)) {
   thread_ = std::thread([this] { Loop(); });
+  subscriber_ = std::make_unique<RedisSubscriber>(
+      client_->url(), std::vector<std::string>{force_channel_},
+      [this](const std::string&, const std::string& payload) { OnForceUnload(payload); });
 }
 
 ClusterLeases::~ClusterLeases() {
+  subscriber_.reset();
   stop_.Notify();
   if (thread_.joinable()) thread_.join();
 }
@@ -88,7 +94,7 @@ bool ClusterLeases::Failed(const absl::Status& st, const char* what) const {
 
 absl::Status ClusterLeases::Acquire(const lifecycle::InstanceKey& inst, uint64_t id,
                                     lifecycle::LeaseHolder holder) {
-  Live live{absl::StrCat(holder.holder, "#", id), false};
+  Live live{absl::StrCat(holder.holder, "#", id), false, holder.on_force_unload};
   if (RedisUsable()) {
     const absl::Status st = shared_.Acquire(inst.identifier, live.name);
     if (!Failed(st, "acquire")) {
@@ -186,6 +192,15 @@ lifecycle::UnloadReservation ClusterLeases::ReserveUnload(const lifecycle::Insta
     return out;
   }
   r.holders = shared->holders;  // every gateway's, this one's included
+  const std::string mine = absl::StrCat(options_.gateway_id, "/");
+  bool others = false;
+  for (const std::string& h : r.holders) others = others || h.rfind(mine, 0) != 0;
+  if (force && others) {
+    // Their gateways end those streams; one that misses the notice sees the upstream unload.
+    auto st = client_->Command(
+        {"PUBLISH", force_channel_, absl::StrCat(inst.identifier, "\n", options_.gateway_id)});
+    Failed(st.status(), "force-unload notice");
+  }
   return r;
 }
 
@@ -237,6 +252,25 @@ void ClusterLeases::HeartbeatNow() {
       if (released) (void)shared_.Release(instance, l.name);
     }
   }
+}
+
+void ClusterLeases::OnForceUnload(const std::string& payload) {
+  const size_t nl = payload.find('\n');
+  if (nl == std::string::npos || payload.substr(nl + 1) == options_.gateway_id) return;
+  std::vector<std::function<void()>> hooks;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(payload.substr(0, nl));
+    if (it == live_.end()) return;
+    for (const auto& [id, l] : it->second) {
+      if (l.on_force_unload) hooks.push_back(l.on_force_unload);
+    }
+  }
+  if (!hooks.empty()) {
+    spdlog::warn("shared leases: instance {} force-unloaded by lmgate {}: ending {} request(s)",
+                 payload.substr(0, nl), payload.substr(nl + 1), hooks.size());
+  }
+  for (auto& hook : hooks) hook();
 }
 
 void ClusterLeases::Loop() {

@@ -7,6 +7,11 @@
 // `heartbeat` (they lapse after 3x, so a killed gateway's leases stop blocking unloads), and
 // re-adds the ones Acquire could not record while Redis was unreachable.
 //
+// Forced unloads: when a forced reservation cuts other gateways' leases, a notice goes out on
+// lmgate:{<ns>}:force-unload ("<instance>\n<gateway id>"); every other gateway runs its own
+// holders' force-unload hooks for that instance (their streams end UNAVAILABLE
+// "force-unloaded") from its subscriber thread.
+//
 // Redis errors (down, unreachable, timed out; every call bounded by the client's command
 // timeout): Acquire succeeds locally (inference on loaded models keeps working) and Release
 // records the use locally, but ReserveUnload REFUSES - no unload, expiry or eviction without
@@ -21,7 +26,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -78,14 +85,19 @@ class ClusterLeases : public lifecycle::LeaseTable {
   struct Live {
     std::string name;  // "<holder>#<id>" (SharedLeases prefixes the gateway id)
     bool in_redis = false;
+    std::function<void()> on_force_unload;
   };
   // False while Redis is skipped after an error.
   bool RedisUsable() const;
   // Records a Redis call's outcome (rate-limited log, retry_interval); true when it failed.
   bool Failed(const absl::Status& st, const char* what) const;
   void Loop();
+  // Another gateway's force-unload notice: runs this gateway's hooks on that instance.
+  void OnForceUnload(const std::string& payload);
 
+  RedisClient* const client_;
   ClusterLeasesOptions options_;
+  const std::string force_channel_;
   mutable SharedLeases shared_;
 
   mutable std::atomic<int64_t> redis_errors_{0};
@@ -104,6 +116,7 @@ class ClusterLeases : public lifecycle::LeaseTable {
 
   absl::Notification stop_;
   std::thread thread_;
+  std::unique_ptr<RedisSubscriber> subscriber_;  // last: stopped first
 };
 
 }  // namespace lmgate::cluster

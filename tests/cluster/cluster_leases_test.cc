@@ -5,6 +5,7 @@
 //   A's stream ended and the TTL passed (the last use is shared);
 // - Redis stopped: B's UnloadModel answers UNAVAILABLE naming Redis, B's TTL never unloads (the
 //   reservation is refused), A's stream completes; Redis back (empty): B's TTL unloads again.
+// - a forced UnloadModel on B ends A's stream UNAVAILABLE "force-unloaded".
 // In embedded mode (no cluster section) B unloads under A and A's stream ends early: these tests
 // fail (seen with the previous lmgate, whose cluster mode kept leases in-process).
 // Waits are on stream messages and process output, or poll a condition with a deadline.
@@ -224,6 +225,21 @@ TEST_F(ClusterLeasesTest, NoForceUnloadOnBIsRefusedNamingAsHolder) {
   EXPECT_TRUE(absl::StrContains(st.error_message(), PidOf(0))) << st.error_message();
   EXPECT_EQ(LoadedOnHost(), 1);
   ExpectComplete(*a, a->Finish(), tokens);
+}
+
+TEST_F(ClusterLeasesTest, ForcedUnloadOnBEndsAsStreamUnavailable) {
+  StartAAndB();
+  ASSERT_FALSE(HasFatalFailure());
+  auto a = Open(0, 4 * kTokensPerSecond);
+  ASSERT_TRUE(a->open);
+  ASSERT_EQ(UnloadOnceBSeesIt().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  const grpc::Status forced = Unload(1, /*force=*/true);
+  EXPECT_TRUE(forced.ok()) << forced.error_code() << " " << forced.error_message();
+  const grpc::Status st = a->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "force-unloaded")) << st.error_message();
+  EXPECT_FALSE(a->has_result);
+  EXPECT_EQ(LoadedOnHost(), 0);
 }
 
 TEST_F(ClusterLeasesTest, TtlOnBWaitsForAsStreamThenUnloads) {
