@@ -5,10 +5,12 @@
 //   A's stream ended and the TTL passed (the last use is shared);
 // - Redis stopped: B's UnloadModel answers UNAVAILABLE naming Redis, B's TTL never unloads (the
 //   reservation is refused), A's stream completes; Redis back (empty): B's TTL unloads again.
+// - kill -9 of A mid-stream: its lease lapses within 3 heartbeats and B's UnloadModel succeeds;
 // - a forced UnloadModel on B ends A's stream UNAVAILABLE "force-unloaded".
 // In embedded mode (no cluster section) B unloads under A and A's stream ends early: these tests
 // fail (seen with the previous lmgate, whose cluster mode kept leases in-process).
 // Waits are on stream messages and process output, or poll a condition with a deadline.
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -225,6 +227,23 @@ TEST_F(ClusterLeasesTest, NoForceUnloadOnBIsRefusedNamingAsHolder) {
   EXPECT_TRUE(absl::StrContains(st.error_message(), PidOf(0))) << st.error_message();
   EXPECT_EQ(LoadedOnHost(), 1);
   ExpectComplete(*a, a->Finish(), tokens);
+}
+
+TEST_F(ClusterLeasesTest, AKilledGatewaysLeaseLapsesWithinThreeHeartbeats) {
+  StartAAndB();
+  ASSERT_FALSE(HasFatalFailure());
+  auto a = Open(0, 40 * kTokensPerSecond);
+  ASSERT_TRUE(a->open);
+  ASSERT_EQ(UnloadOnceBSeesIt().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_EQ(kill(gateways_[0].process->pid(), SIGKILL), 0);
+  const absl::Time killed = absl::Now();
+  a->ctx.TryCancel();
+  (void)a->Finish();  // A is gone: the stream ends UNAVAILABLE or CANCELLED
+  ASSERT_TRUE(Eventually([&] { return Unload(1).ok(); }, Scaled(absl::Seconds(10))))
+      << "A's lease never lapsed";
+  // Lease TTL = 3 heartbeats (0.6 s) after A's last renewal, plus B's polling.
+  EXPECT_LE(absl::Now() - killed, Scaled(absl::Seconds(1.5)));
+  EXPECT_EQ(LoadedOnHost(), 0);
 }
 
 TEST_F(ClusterLeasesTest, ForcedUnloadOnBEndsAsStreamUnavailable) {
