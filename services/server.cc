@@ -112,6 +112,20 @@ absl::StatusOr<std::unique_ptr<LmgateServer>> LmgateServer::Create(ServerOptions
   s->pool_ = std::make_unique<WorkerPool>(options.worker_threads);
   s->identity_ = std::make_unique<admission::IdentityHolder>(options.identity);
   s->observer_ = std::make_unique<Observer>(&s->metrics_, s->gateway_.get());
+  if (const cluster::ClusterLeases* l = s->gateway_->cluster_leases(); l != nullptr) {
+    s->metrics_.Describe("lmgate_cluster_lease_fallback_total", "counter",
+                         "Lease decisions made without Redis (cluster mode): leases granted "
+                         "locally, unloads/expiries/evictions refused.");
+    s->metrics_.AddCollector([l](metrics::Registry& r) {
+      const cluster::ClusterLeases::Stats st = l->stats();
+      r.CounterSet("lmgate_cluster_redis_errors_total", {{"component", "leases"}},
+                   static_cast<double>(st.redis_errors));
+      r.CounterSet("lmgate_cluster_lease_fallback_total", {{"decision", "acquired_locally"}},
+                   static_cast<double>(st.acquired_locally));
+      r.CounterSet("lmgate_cluster_lease_fallback_total", {{"decision", "unload_refused"}},
+                   static_cast<double>(st.unloads_refused));
+    });
+  }
   if (const cluster::ClusterQuotas* q = s->gateway_->cluster_quotas(); q != nullptr) {
     s->metrics_.Describe("lmgate_cluster_redis_errors_total", "counter",
                          "Failed Redis calls of the shared state (cluster mode).");

@@ -295,6 +295,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
   }
   lifecycle::RegistryOptions lifecycle = g->options_.lifecycle;
   lifecycle.default_model = g->options_.default_model;
+  if (g->options_.redis != nullptr) {
+    cluster::ClusterLeasesOptions lo{ns, gateway_id, g->options_.cluster.heartbeat};
+    lifecycle.lease_table = [g = g.get(), redis = g->options_.redis, lo] {
+      auto t = std::make_unique<cluster::ClusterLeases>(redis, lo);
+      g->cluster_leases_ = t.get();
+      return t;
+    };
+  }
   auto registry = lifecycle::ModelRegistry::Create(std::move(lifecycle), &g->host_ops_,
                                                    &g->events_);
   if (!registry.ok()) return registry.status();

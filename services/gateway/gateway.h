@@ -23,6 +23,7 @@
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
 #include "services/admission/scheduler.h"
+#include "services/cluster/cluster_leases.h"
 #include "services/cluster/cluster_quota.h"
 #include "services/cluster/options.h"
 #include "services/cluster/redis.h"
@@ -183,6 +184,8 @@ class Gateway {
   lifecycle::EventBus* events() { return &events_; }
   // The shared quotas (their Redis error counts, for metrics); null in embedded mode.
   const cluster::ClusterQuotas* cluster_quotas() const { return cluster_quotas_; }
+  // Cluster mode: the registry's shared lease table (owned by the registry); else null.
+  const cluster::ClusterLeases* cluster_leases() const { return cluster_leases_; }
   // Admission queue depth and running requests per model key (metrics), summed over the model's
   // instance queues.
   std::map<std::string, admission::FairScheduler::QueueStats> AdmissionStats() const;
@@ -236,6 +239,7 @@ class Gateway {
   // QuotaTracker, or ClusterQuotas (then also cluster_quotas_) when options.redis is set.
   std::unique_ptr<admission::Quotas> quotas_;
   cluster::ClusterQuotas* cluster_quotas_ = nullptr;
+  cluster::ClusterLeases* cluster_leases_ = nullptr;
   // Cluster mode: the bus's events to and from the host's other gateways. Destroyed before
   // events_ (declared after it), after the registry stopped publishing (~Gateway).
   std::unique_ptr<cluster::SharedEvents> shared_events_;

@@ -53,6 +53,9 @@ struct UnloadReservation {
   std::vector<std::function<void()>> force_hooks;
   // An expiry refused because the instance was used within its TTL: that use.
   std::optional<absl::Time> last_use;
+  // Refused for another reason (a shared table that cannot confirm the holders, another
+  // gateway's unload): the message to answer with.
+  std::string why;
 };
 
 class LeaseTable {

@@ -20,7 +20,8 @@ ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* e
       host_(host),
       events_(events),
       outbox_(events),
-      leases_(std::make_unique<LocalLeaseTable>()) {}
+      leases_(options_.lease_table ? options_.lease_table()
+                                    : std::make_unique<LocalLeaseTable>()) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,

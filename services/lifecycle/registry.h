@@ -95,6 +95,9 @@ struct RegistryOptions {
   // The LM Studio host this registry manages (its base URL), named by every lease so that
   // admission keys an instance by host and identifier.
   std::string host = "default";
+  // Makes the lease table (a shared one in cluster mode, services/cluster/cluster_leases.h);
+  // null = the in-process LocalLeaseTable.
+  std::function<std::unique_ptr<LeaseTable>()> lease_table;
 };
 
 struct InstanceSnapshot {

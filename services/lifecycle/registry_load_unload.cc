@@ -268,6 +268,7 @@ absl::StatusOr<std::vector<std::string>> ModelRegistry::Unload(const CallContext
                                  Now());
       if (!r.granted) {
         for (auto* done : reserved) leases_->FinishUnload(KeyOf(*done), /*unloaded=*/false);
+        if (!r.why.empty()) return absl::UnavailableError(r.why);
         return absl::FailedPreconditionError(absl::StrCat(
             "instance ", i->info.identifier, " is being unloaded or serving ", r.holders.size(),
             " request(s) (", absl::StrJoin(r.holders, ", "), "); try again shortly"));
