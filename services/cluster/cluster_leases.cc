@@ -54,7 +54,10 @@ ClusterLeases::ClusterLeases(RedisClient* client, ClusterLeasesOptions options)
 
 ClusterLeases::~ClusterLeases() {
   subscriber_.reset();
-  stop_.Notify();
+  {
+    absl::MutexLock lock(&kick_mu_);
+    stopping_ = true;
+  }
   if (thread_.joinable()) thread_.join();
 }
 
@@ -92,24 +95,28 @@ bool ClusterLeases::Failed(const absl::Status& st, const char* what) const {
   return redis_error;
 }
 
+// Granted locally and pushed to Redis by the heartbeat thread right after: the registry calls
+// this under its lock on every request, so it never waits for Redis (a hung Redis would stall
+// every tenant's inference for a command timeout). The price: another gateway that reserves the
+// instance for an unload in the moment before the push does not see this lease, and the request
+// then ends UNAVAILABLE as cut by an unload (retryable) instead of waiting for another instance.
 absl::Status ClusterLeases::Acquire(const lifecycle::InstanceKey& inst, uint64_t id,
                                     lifecycle::LeaseHolder holder) {
   Live live{absl::StrCat(holder.holder, "#", id), false, holder.on_force_unload};
-  if (RedisUsable()) {
-    const absl::Status st = shared_.Acquire(inst.identifier, live.name);
-    if (!Failed(st, "acquire")) {
-      if (!st.ok()) return st;  // FAILED_PRECONDITION: another gateway is unloading it
-      live.in_redis = true;
-    }
-  }
-  if (!live.in_redis) ++acquired_locally_;
+  if (!RedisUsable()) ++acquired_locally_;
   absl::Status st;
   {
     absl::MutexLock lock(&mu_);
     st = local_.Acquire(inst, id, std::move(holder));
-    if (st.ok()) live_[inst.identifier][id] = live;
+    if (st.ok()) {
+      live_[inst.identifier][id] = live;
+      pending_.emplace_back(inst.identifier, id);
+    }
   }
-  if (!st.ok() && live.in_redis) (void)shared_.Release(inst.identifier, live.name);
+  if (st.ok()) {
+    absl::MutexLock lock(&kick_mu_);
+    kicked_ = true;
+  }
   return st;
 }
 
@@ -218,6 +225,50 @@ ClusterLeases::Stats ClusterLeases::stats() const {
   return Stats{redis_errors_.load(), acquired_locally_.load(), unloads_refused_.load()};
 }
 
+bool ClusterLeases::PushLeases(const std::string& instance,
+                               const std::map<uint64_t, Live>& leases, bool all) {
+  for (const auto& [id, l] : leases) {
+    if (l.in_redis && !all) continue;
+    // Acquired since the last push, while Redis was unreachable, or lost by it (restart).
+    const absl::Status st = shared_.Acquire(instance, l.name);
+    if (Failed(st, "acquire")) return false;
+    if (!st.ok()) continue;  // being unloaded elsewhere: it lapses or the unload ends it
+    bool released = true;
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = live_.find(instance); it != live_.end()) {
+        if (auto ml = it->second.find(id); ml != it->second.end()) {
+          ml->second.in_redis = true;
+          released = false;
+        }
+      }
+    }
+    // Released meanwhile: its Release may have run before this push, so drop it again.
+    if (released) (void)shared_.Release(instance, l.name);
+  }
+  return true;
+}
+
+void ClusterLeases::PushPending() {
+  std::map<std::string, std::map<uint64_t, Live>> batch;
+  const bool usable = RedisUsable();
+  {
+    absl::MutexLock lock(&mu_);
+    if (usable) {
+      for (const auto& [instance, id] : pending_) {
+        auto it = live_.find(instance);
+        if (it == live_.end()) continue;
+        auto l = it->second.find(id);
+        if (l != it->second.end() && !l->second.in_redis) batch[instance][id] = l->second;
+      }
+    }
+    pending_.clear();  // what is not pushed now, the next heartbeat adds (every lease not there)
+  }
+  for (const auto& [instance, leases] : batch) {
+    if (!PushLeases(instance, leases, /*all=*/false)) return;
+  }
+}
+
 void ClusterLeases::HeartbeatNow() {
   std::map<std::string, std::map<uint64_t, Live>> live;
   {
@@ -232,25 +283,7 @@ void ClusterLeases::HeartbeatNow() {
     auto renewed = shared_.Renew(instance, in_redis);
     if (Failed(renewed.status(), "renew")) return;
     const bool lost = renewed.ok() && *renewed < static_cast<int64_t>(in_redis.size());
-    for (const auto& [id, l] : leases) {
-      if (l.in_redis && !lost) continue;
-      // Acquired while Redis was unreachable, or lost by it (restart): add it again.
-      const absl::Status st = shared_.Acquire(instance, l.name);
-      if (Failed(st, "re-add")) return;
-      if (!st.ok()) continue;  // being unloaded elsewhere: it lapses or the unload ends it
-      bool released = true;
-      {
-        absl::MutexLock lock(&mu_);
-        if (auto it = live_.find(instance); it != live_.end()) {
-          if (auto ml = it->second.find(id); ml != it->second.end()) {
-            ml->second.in_redis = true;
-            released = false;
-          }
-        }
-      }
-      // Released meanwhile: its Release may have run before this re-add, so drop it again.
-      if (released) (void)shared_.Release(instance, l.name);
-    }
+    if (!PushLeases(instance, leases, lost)) return;
   }
 }
 
@@ -274,7 +307,24 @@ void ClusterLeases::OnForceUnload(const std::string& payload) {
 }
 
 void ClusterLeases::Loop() {
-  while (!stop_.WaitForNotificationWithTimeout(options_.heartbeat)) HeartbeatNow();
+  absl::Time next_heartbeat = absl::Now() + options_.heartbeat;
+  for (;;) {
+    bool push = false;
+    {
+      absl::MutexLock lock(&kick_mu_);
+      kick_mu_.AwaitWithDeadline(absl::Condition(this, &ClusterLeases::KickedOrStopping),
+                                 next_heartbeat);
+      if (stopping_) return;
+      push = kicked_;
+      kicked_ = false;
+    }
+    if (absl::Now() >= next_heartbeat) {
+      HeartbeatNow();  // pushes the new leases too
+      next_heartbeat = absl::Now() + options_.heartbeat;
+    } else if (push) {
+      PushPending();
+    }
+  }
 }
 
 }  // namespace lmgate::cluster

@@ -3,9 +3,13 @@
 //
 // Each lease is kept twice: in a LocalLeaseTable (its holder's force-unload hook, the local
 // count and last use the registry reads) and in Redis as "<gateway id>/<holder>#<lease id>", so
-// another gateway's unload names it. A heartbeat thread renews this gateway's live leases every
-// `heartbeat` (they lapse after 3x, so a killed gateway's leases stop blocking unloads), and
-// re-adds the ones Acquire could not record while Redis was unreachable.
+// another gateway's unload names it. Acquire never waits for Redis (the registry calls it under
+// its lock on every request, so a hung Redis would stall every tenant): it grants locally and
+// wakes the heartbeat thread, which adds the lease to Redis right away. That thread also renews
+// this gateway's live leases every `heartbeat` (they lapse after 3x, so a killed gateway's leases
+// stop blocking unloads) and re-adds the ones Redis lost or could not take while unreachable.
+// A gateway that reserves the instance in the moment between the grant and the push does not see
+// the lease: that request then ends UNAVAILABLE as cut by the unload (retryable).
 //
 // Forced unloads: when a forced reservation cuts other gateways' leases, a notice goes out on
 // lmgate:{<ns>}:force-unload ("<instance>\n<gateway id>"); every other gateway runs its own
@@ -13,7 +17,7 @@
 // "force-unloaded") from its subscriber thread.
 //
 // Redis errors (down, unreachable, timed out; every call bounded by the client's command
-// timeout): Acquire succeeds locally (inference on loaded models keeps working) and Release
+// timeout): leases are granted locally (inference on loaded models keeps working) and Release
 // records the use locally, but ReserveUnload REFUSES - no unload, expiry or eviction without
 // confirming that no other gateway holds a lease. For `retry_interval` after an error Redis is not
 // tried at all (the registry calls this under its lock). Errors are logged at most every 10 s and
@@ -31,6 +35,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -92,6 +98,14 @@ class ClusterLeases : public lifecycle::LeaseTable {
   // Records a Redis call's outcome (rate-limited log, retry_interval); true when it failed.
   bool Failed(const absl::Status& st, const char* what) const;
   void Loop();
+  // Adds to Redis the leases of `instance` that are not there (all of them with `all`: Redis
+  // lost them); false when Redis failed. A lease released meanwhile is dropped again.
+  bool PushLeases(const std::string& instance, const std::map<uint64_t, Live>& leases, bool all);
+  // Pushes every lease granted since the last push (Acquire never waits for Redis).
+  void PushPending();
+  bool KickedOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kick_mu_) {
+    return kicked_ || stopping_;
+  }
   // Another gateway's force-unload notice: runs this gateway's hooks on that instance.
   void OnForceUnload(const std::string& payload);
 
@@ -113,8 +127,13 @@ class ClusterLeases : public lifecycle::LeaseTable {
   lifecycle::LocalLeaseTable local_ ABSL_GUARDED_BY(mu_);
   // This gateway's live leases by instance identifier, then lease id.
   std::map<std::string, std::map<uint64_t, Live>> live_ ABSL_GUARDED_BY(mu_);
+  // Leases granted since the last push (instance identifier, lease id).
+  std::vector<std::pair<std::string, uint64_t>> pending_ ABSL_GUARDED_BY(mu_);
 
-  absl::Notification stop_;
+  // Wakes the heartbeat thread: a lease to push (kicked_) or the destructor (stopping_).
+  absl::Mutex kick_mu_;
+  bool kicked_ ABSL_GUARDED_BY(kick_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(kick_mu_) = false;
   std::thread thread_;
   std::unique_ptr<RedisSubscriber> subscriber_;  // last: stopped first
 };
