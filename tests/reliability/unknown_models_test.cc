@@ -70,6 +70,13 @@ class UnknownModelsTest : public LmgateFixture {
     return st.ok() ? resp.status() : HealthCheckResponse::SERVICE_UNKNOWN;
   }
 
+  // The server (its registry reads clock_) is destroyed here, before clock_ is: the base
+  // fixture's members outlive this class's.
+  void TearDown() override {
+    LmgateFixture::TearDown();
+    server_.reset();
+  }
+
   testutil::SkewedClock clock_;
 };
 

@@ -156,6 +156,10 @@ class RegistryTest : public ::testing::Test {
   std::unique_ptr<DriverHostOps> host_;
   std::unique_ptr<CountingHostOps> counting_;
   std::unique_ptr<EventLog> log_;
+  // A test's clock must outlive the registry, whose maintenance thread reads it until
+  // TearDown (a clock on the test body's stack was read after the body returned: ASan
+  // stack-use-after-return in the CI run).
+  testutil::SkewedClock clock_;
   std::unique_ptr<ModelRegistry> registry_;
 };
 
@@ -257,10 +261,9 @@ TEST_F(RegistryTest, ConcurrentRefreshesShareOneListing) {
 }
 
 TEST_F(RegistryTest, UnknownNamesAreAnsweredFromAFreshListingAndShareOneReRead) {
-  testutil::SkewedClock clock;
   RegistryOptions o;
   o.unknown_model_cache = absl::Seconds(2);
-  o.clock = &clock;
+  o.clock = &clock_;
   Make(std::move(o));
   const int lists = counting_->lists();
   const int threads = ThreadCount();
@@ -288,7 +291,7 @@ TEST_F(RegistryTest, UnknownNamesAreAnsweredFromAFreshListingAndShareOneReRead) 
   EXPECT_EQ(log_->count(Event::Kind::kLoadStarted), 0);
 
   // Stale listing: every miss waits for one re-read by the maintenance thread.
-  clock.set_skew(absl::Seconds(3));
+  clock_.set_skew(absl::Seconds(3));
   counting_->Hold(true);
   CallContext cancelled = Ctx();
   registry_->Acquire(cancelled, Req("nosuch/cancelled"), count);
