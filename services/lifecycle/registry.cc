@@ -33,7 +33,10 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOpt
   std::unique_ptr<ModelRegistry> r(new ModelRegistry(std::move(options), host, events));
   // A host that is down at start is not fatal: requests will retry the sync.
   (void)r->Refresh(r->HostContext(r->options_.host_call_timeout));
-  r->maintenance_ = std::thread([p = r.get()] { p->MaintenanceLoop(); });
+  // The first pass is due one tick after Create, on the caller's clock reading: a thread that
+  // starts late must not push it past time the caller has already advanced.
+  r->maintenance_ =
+      std::thread([p = r.get(), started = r->Now()] { p->MaintenanceLoop(started); });
   return r;
 }
 
@@ -221,8 +224,12 @@ absl::Status ModelRegistry::host_status() const {
   return host_status_;
 }
 
-void ModelRegistry::MaintenanceLoop() {
-  absl::Time next_refresh = Now() + options_.refresh_interval;
+void ModelRegistry::MaintenanceLoop(absl::Time started) {
+  absl::Time next_refresh = started + options_.refresh_interval;
+  // The next pass is due one tick after the previous one began, not one tick after it ended:
+  // time that moves during a pass (a slow unload, or a test's SimulatedClock::Advance) makes the
+  // next pass due at once instead of being waited past.
+  absl::Time next_pass = started + options_.tick;
   for (;;) {
     bool refresh = false;
     bool resolve = false;
@@ -231,8 +238,9 @@ void ModelRegistry::MaintenanceLoop() {
       auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return stopping_ || refresh_wanted_ || !unresolved_.empty();
       };
-      clock_->AwaitUntil(&mu_, absl::Condition(&wake), Now() + options_.tick);
+      clock_->AwaitUntil(&mu_, absl::Condition(&wake), next_pass);
       if (stopping_) return;
+      next_pass = Now() + options_.tick;
       refresh = refresh_wanted_ ||
                 (options_.refresh_interval > absl::ZeroDuration() && Now() >= next_refresh);
       refresh_wanted_ = false;

@@ -274,7 +274,7 @@ class ModelRegistry {
   // Core (registry.cc): lookups, snapshots, events, the maintenance thread.
   absl::Time Now() const { return clock_->Now(); }
   CallContext HostContext(absl::Duration timeout) const;
-  void MaintenanceLoop();
+  void MaintenanceLoop(absl::Time started);
   ModelEntry* FindModelLocked(const std::string& model_key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::pair<ModelEntry*, InstanceEntry*> FindInstanceLocked(const std::string& identifier)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

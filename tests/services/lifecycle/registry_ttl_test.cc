@@ -1,5 +1,6 @@
 // Idle TTL expiry on the registry's injected clock: time moves only when the test advances a
 // SimulatedClock, and the test waits on the expiry events, never for time to pass.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,13 +29,18 @@ CallContext Ctx() {
 // The models whose instances expired, in order.
 class Expiries {
  public:
-  explicit Expiries(EventBus* bus) : bus_(bus) {
+  // `on_expired`, if set, runs for each expiry on the thread that published it.
+  explicit Expiries(EventBus* bus, std::function<void(const Event&)> on_expired = nullptr)
+      : bus_(bus), on_expired_(std::move(on_expired)) {
     id_ = bus_->Subscribe("", [this] {
       Event e;
       while (bus_->Next(id_, &e)) {
         if (e.kind != Event::Kind::kExpired) continue;
-        absl::MutexLock lock(&mu_);
-        models_.push_back(e.model_key);
+        {
+          absl::MutexLock lock(&mu_);
+          models_.push_back(e.model_key);
+        }
+        if (on_expired_) on_expired_(e);
       }
     });
   }
@@ -49,6 +55,7 @@ class Expiries {
 
  private:
   EventBus* const bus_;
+  const std::function<void(const Event&)> on_expired_;
   EventBus::SubscriberId id_ = 0;
   absl::Mutex mu_;
   std::vector<std::string> models_ ABSL_GUARDED_BY(mu_);
@@ -56,25 +63,43 @@ class Expiries {
 
 bool HasReadyInstance(ModelRegistry& r, const std::string& key) { return r.ModelReady(key); }
 
-TEST(RegistryTtlTest, IdleInstancesExpireOnTheInjectedClock) {
-  admission::SimulatedClock clock(absl::Now());
-  EventBus bus;
-  Expiries expiries(&bus);
-  auto fake = std::make_unique<FakeDriver>(FakeDriver::Options{});
+// A registry on `clock` with one fake driver: idle TTL 10 min, 9 min for fake/embed (so a pass
+// before 10 min shows itself), a 1 s maintenance tick and no periodic host refresh.
+std::unique_ptr<ModelRegistry> MakeRegistry(admission::SimulatedClock* clock, EventBus* bus,
+                                            std::unique_ptr<DriverHostOps>* host) {
   std::vector<std::unique_ptr<backends::Driver>> drivers;
-  drivers.push_back(std::move(fake));
-  DriverHostOps host(std::make_shared<backends::DriverSet>(std::move(drivers)));
+  drivers.push_back(std::make_unique<FakeDriver>(FakeDriver::Options{}));
+  *host =
+      std::make_unique<DriverHostOps>(std::make_shared<backends::DriverSet>(std::move(drivers)));
   RegistryOptions options;
-  options.clock = &clock;
+  options.clock = clock;
   options.refresh_interval = absl::ZeroDuration();
   options.tick = absl::Seconds(1);
   options.default_ttl = absl::Minutes(10);
   ModelPolicy probe;
   probe.ttl = absl::Minutes(9);
-  options.models["fake/embed"] = probe;  // expires first: proves a pass ran before 10 min
-  auto created = ModelRegistry::Create(std::move(options), &host, &bus);
-  ASSERT_TRUE(created.ok()) << created.status();
-  std::unique_ptr<ModelRegistry> registry = *std::move(created);
+  options.models["fake/embed"] = probe;
+  auto created = ModelRegistry::Create(std::move(options), host->get(), bus);
+  EXPECT_TRUE(created.ok()) << created.status();
+  return created.ok() ? *std::move(created) : nullptr;
+}
+
+// Loads `model` through a lease and releases it: its idle time counts from now.
+void UseOnce(ModelRegistry& registry, const std::string& model) {
+  AcquireRequest req;
+  req.model = model;
+  req.holder = "r";
+  auto lease = registry.AcquireBlocking(Ctx(), req);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+}
+
+TEST(RegistryTtlTest, IdleInstancesExpireOnTheInjectedClock) {
+  admission::SimulatedClock clock(absl::Now());
+  EventBus bus;
+  Expiries expiries(&bus);
+  std::unique_ptr<DriverHostOps> host;
+  std::unique_ptr<ModelRegistry> registry = MakeRegistry(&clock, &bus, &host);
+  ASSERT_NE(registry, nullptr);
 
   for (const char* model : {"fake/llm-small", "fake/embed"}) {
     AcquireRequest req;
@@ -97,6 +122,31 @@ TEST(RegistryTtlTest, IdleInstancesExpireOnTheInjectedClock) {
   clock.Advance(absl::Minutes(1));
   EXPECT_EQ(expiries.WaitFor(2), std::vector<std::string>({"fake/embed", "fake/llm-small"}));
   EXPECT_FALSE(HasReadyInstance(*registry, "fake/llm-small"));
+  registry.reset();
+}
+
+// Time that moves while a maintenance pass runs is seen by the next pass at once. The pass's own
+// expiry event moves the clock (the subscriber runs on the maintenance thread, after the pass read
+// the time): before the fix the loop then waited for "now + tick" on a clock nobody moved again, so
+// fake/llm-small never expired (the flake CI showed in the test above).
+TEST(RegistryTtlTest, TimeThatMovesDuringAPassIsSeenByTheNextPass) {
+  admission::SimulatedClock clock(absl::Now());
+  EventBus bus;
+  bool advanced = false;  // touched only on the maintenance thread
+  Expiries expiries(&bus, [&](const Event& e) {
+    if (e.model_key == "fake/embed" && !advanced) {
+      advanced = true;
+      clock.Advance(absl::Minutes(1));
+    }
+  });
+  std::unique_ptr<DriverHostOps> host;
+  std::unique_ptr<ModelRegistry> registry = MakeRegistry(&clock, &bus, &host);
+  ASSERT_NE(registry, nullptr);
+  UseOnce(*registry, "fake/llm-small");
+  UseOnce(*registry, "fake/embed");
+
+  clock.Advance(absl::Minutes(9) + absl::Seconds(2));
+  EXPECT_EQ(expiries.WaitFor(2), std::vector<std::string>({"fake/embed", "fake/llm-small"}));
   registry.reset();
 }
 
