@@ -6,7 +6,9 @@
 // - Redis stopped: B's UnloadModel answers UNAVAILABLE naming Redis, B's TTL never unloads (the
 //   reservation is refused), A's stream completes; Redis back (empty): B's TTL unloads again.
 // - kill -9 of A mid-stream: its lease lapses within 3 heartbeats and B's UnloadModel succeeds;
-// - a forced UnloadModel on B ends A's stream UNAVAILABLE "force-unloaded".
+// - a forced UnloadModel on B ends A's stream UNAVAILABLE "force-unloaded";
+// - B's capacity eviction (max_loaded_models) never picks the instance A streams from: it evicts
+//   an idle one instead, or waits until A's stream ended.
 // In embedded mode (no cluster section) B unloads under A and A's stream ends early: these tests
 // fail (seen with the previous lmgate, whose cluster mode kept leases in-process).
 // Waits are on stream messages and process output, or poll a condition with a deadline.
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -199,6 +202,33 @@ class ClusterLeasesTest : public testing::Test {
 
   int LoadedOnHost() const { return static_cast<int>(emu_->Stats()["loaded_instances"].size()); }
 
+  // The model keys of the host's instances, sorted.
+  std::vector<std::string> ModelsOnHost() const {
+    std::vector<std::string> keys;
+    const nlohmann::json stats = emu_->Stats();
+    for (const auto& i : stats["loaded_instances"]) keys.push_back(i["modelKey"]);
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  // A short non-streamed chat of `model` on gateway `g`.
+  grpc::Status ChatOnce(int g, const std::string& model) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(Scaled(absl::Seconds(30))));
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+    v1::ChatRequest req;
+    req.set_model(model);
+    auto* m = req.add_messages();
+    m->set_role("user");
+    m->set_content("hi");
+    req.mutable_sampling()->set_max_tokens(1);
+    auto reader = gateways_[g].stub->Chat(&ctx, req);
+    v1::ChatResponse r;
+    while (reader->Read(&r)) {
+    }
+    return reader->Finish();
+  }
+
   // A's gateway id names its leases: "<host>:<pid>:<start ms>/<request id>#<lease>".
   std::string PidOf(int g) const { return absl::StrCat(":", gateways_[g].process->pid(), ":"); }
 
@@ -299,6 +329,48 @@ TEST_F(ClusterLeasesTest, WithRedisStoppedBNeverUnloadsAndAsStreamCompletes) {
   ASSERT_TRUE(redis_->Restart().ok());
   EXPECT_TRUE(Eventually([&] { return LoadedOnHost() == 0; }, Scaled(absl::Seconds(10))))
       << "B's TTL did not resume after Redis came back";
+}
+
+// B (max_loaded_models 2) needs room for a third model while A streams from the instance B found
+// first (the least recently used in B's view, so its first eviction candidate): B evicts its own
+// idle instance instead, at once, and A's stream completes. Before, B's eviction stopped at the
+// refused candidate and B's call waited until A's stream ended, then evicted A's model.
+TEST_F(ClusterLeasesTest, EvictionOnBSkipsTheInstanceAStreamsFrom) {
+  StartGateway();
+  if (HasFatalFailure()) return;
+  StartGateway({{"max_loaded_models", 2}});
+  ASSERT_FALSE(HasFatalFailure());
+  const int tokens = 6 * kTokensPerSecond;  // ~6 s
+  auto a = Open(0, tokens);
+  ASSERT_TRUE(a->open);
+  ASSERT_EQ(UnloadOnceBSeesIt().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  const grpc::Status idle = ChatOnce(1, "google/gemma-3-1b");
+  ASSERT_TRUE(idle.ok()) << idle.error_message();
+  ASSERT_EQ(ModelsOnHost(), std::vector<std::string>({"google/gemma-3-1b", kModel}));
+  const absl::Time asked = absl::Now();
+  const grpc::Status third = ChatOnce(1, "qwen/qwen3-4b-thinking-2507");
+  ASSERT_TRUE(third.ok()) << third.error_message();
+  // Well before A's ~6 s stream could have ended: nothing waited for it.
+  EXPECT_LT(absl::Now() - asked, Scaled(absl::Seconds(3)));
+  EXPECT_EQ(ModelsOnHost(), std::vector<std::string>({kModel, "qwen/qwen3-4b-thinking-2507"}));
+  ExpectComplete(*a, a->Finish(), tokens);
+}
+
+// B (max_loaded_models 1) needs room while A streams from the only instance: B's call waits for
+// A's stream to end (A's stream is never cut), then evicts it and loads its own.
+TEST_F(ClusterLeasesTest, EvictionOnBWaitsForAsStream) {
+  StartGateway();
+  if (HasFatalFailure()) return;
+  StartGateway({{"max_loaded_models", 1}});
+  ASSERT_FALSE(HasFatalFailure());
+  const int tokens = 2 * kTokensPerSecond;  // ~2 s
+  auto a = Open(0, tokens);
+  ASSERT_TRUE(a->open);
+  ASSERT_EQ(UnloadOnceBSeesIt().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  const grpc::Status other = ChatOnce(1, "google/gemma-3-1b");
+  EXPECT_TRUE(other.ok()) << other.error_code() << " " << other.error_message();
+  ExpectComplete(*a, a->Finish(), tokens);
+  EXPECT_EQ(ModelsOnHost(), std::vector<std::string>({"google/gemma-3-1b"}));
 }
 
 }  // namespace
