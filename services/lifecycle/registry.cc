@@ -21,7 +21,9 @@ ModelRegistry::ModelRegistry(RegistryOptions options, HostOps* host, EventBus* e
       events_(events),
       outbox_(events),
       leases_(options_.lease_table ? options_.lease_table()
-                                    : std::make_unique<LocalLeaseTable>()) {}
+                                    : std::make_unique<LocalLeaseTable>()),
+      load_flights_(options_.load_flights ? options_.load_flights()
+                                          : std::make_unique<LocalFlights>()) {}
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(RegistryOptions options,
                                                                      HostOps* host,

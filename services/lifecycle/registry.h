@@ -28,7 +28,8 @@
 // Loads are sent without an upstream TTL: lmgate, not LM Studio, decides when an instance goes.
 //
 // Where: leases and last use live in a LeaseTable (lease_table.h; in-process here, a shared one
-// may replace it), loads in flights (registry_flights.cc), the host in HostOps (host_ops.h, one
+// may replace it), loads in flights (registry_flights.cc; who leads a load when several
+// gateways share the host is the LoadFlights' call, flights.h), the host in HostOps (host_ops.h, one
 // host per registry); the rest of the implementation is one file per concern (registry_*.cc).
 // Time comes from RegistryOptions::clock.
 //
@@ -58,6 +59,7 @@
 #include "services/admission/clock.h"
 #include "services/lifecycle/event_outbox.h"
 #include "services/lifecycle/events.h"
+#include "services/lifecycle/flights.h"
 #include "services/lifecycle/host_ops.h"
 #include "services/lifecycle/lease_table.h"
 #include "services/lifecycle/policies.h"
@@ -98,6 +100,9 @@ struct RegistryOptions {
   // Makes the lease table (a shared one in cluster mode, services/cluster/cluster_leases.h);
   // null = the in-process LocalLeaseTable.
   std::function<std::unique_ptr<LeaseTable>()> lease_table;
+  // Makes the flights' links to other gateways (shared single-flight loads in cluster mode,
+  // services/cluster/cluster_flights.h); null = the in-process LocalFlights.
+  std::function<std::unique_ptr<LoadFlights>()> load_flights;
 };
 
 struct InstanceSnapshot {
@@ -323,6 +328,12 @@ class ModelRegistry {
   void FinishFlight(const std::shared_ptr<Flight>& flight,
                     absl::StatusOr<backends::InstanceInfo> result, absl::Duration took,
                     DriverKind used);
+  // The flight's link said nobody waits for it in any gateway: cancel it unless a waiter came.
+  void AbandonFlight(const std::weak_ptr<Flight>& flight) ABSL_LOCKS_EXCLUDED(mu_);
+  // Before a load that other gateways may have run meanwhile: re-reads the host and returns a
+  // READY instance of the flight's model, if one is there now.
+  std::optional<backends::InstanceInfo> ReadyAfterRefresh(const std::shared_ptr<Flight>& flight)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Capacity and eviction (registry_capacity.cc).
   absl::Status MakeRoomLocked(const std::shared_ptr<Flight>& flight, int64_t bytes,
@@ -392,6 +403,9 @@ class ModelRegistry {
   };
   std::map<std::string, PinRetry> pin_retry_ ABSL_GUARDED_BY(mu_);
   std::thread maintenance_;
+  // Links flights to the other gateways (LocalFlights here). Last: destroyed first, after every
+  // flight thread was joined, while the registry its `abandoned` calls reach is still whole.
+  const std::unique_ptr<LoadFlights> load_flights_;
 };
 
 }  // namespace lmgate::lifecycle

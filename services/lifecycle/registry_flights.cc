@@ -51,6 +51,8 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
     waiter->flight = it->second;
     it->second->waiters.push_back(std::move(waiter));
     it->second->keep_loaded |= keep_loaded;
+    // A flight kept for other gateways' waiters has one of this gateway's again.
+    if (it->second->waiters.size() == 1) (void)it->second->link->LocalWaiters(1);
     return;
   }
   auto f = std::make_shared<Flight>();
@@ -62,6 +64,14 @@ void ModelRegistry::JoinOrStartFlightLocked(const std::string& model_key, LoadPa
   f->explicit_load = explicit_load;
   f->ttl = waiter->ttl_override;
   f->requested_by = waiter->request.tenant;
+  // A flight of its own (new instance, custom identifier) is never shared with other gateways.
+  if (waiter->unique_flight) {
+    f->link = std::make_unique<LocalFlightLink>();
+  } else {
+    f->link = load_flights_->Open(fkey, [this, weak = std::weak_ptr<Flight>(f)] {
+      AbandonFlight(weak);
+    });
+  }
   waiter->flight = f;
   f->waiters.push_back(std::move(waiter));
   flights_[fkey] = f;
@@ -130,6 +140,43 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
     }
   }
 
+  // Another gateway may run this load (flights.h): follow it, or lead.
+  auto follow_progress = [this, f](double p) {
+    std::vector<std::function<void(double)>> fns;
+    {
+      Locked lock(this);
+      if (ModelEntry* m = FindModelLocked(f->model_key)) m->progress = p;
+      for (const auto& w : f->waiters) {
+        if (w->request.on_load_progress) fns.push_back(w->request.on_load_progress);
+      }
+    }
+    for (auto& fn : fns) fn(p);
+  };
+  absl::StatusOr<InstanceInfo> followed = absl::UnknownError("no result");
+  if (f->link->AwaitTurn(*f->cancel, follow_progress, &followed) == FlightLink::Turn::kFollowed) {
+    {
+      Locked lock(this);
+      f->followed = true;
+    }
+    if (followed.ok()) {
+      // Adopt the leader's instance; a re-read of the host fills in what this gateway's
+      // drivers see of it (the payload is the fallback when the listing misses it).
+      (void)Refresh(HostContext(options_.host_call_timeout));
+      Locked lock(this);
+      if (InstanceEntry* inst = FindInstanceLocked(followed->identifier).second) {
+        followed = inst->info;
+      }
+    }
+    FinishFlight(f, std::move(followed), absl::Now() - start, f->driver);
+    return;
+  }
+  if (f->link->shared_lead()) {
+    if (std::optional<InstanceInfo> ready = ReadyAfterRefresh(f)) {
+      FinishFlight(f, *std::move(ready), absl::Now() - start, f->driver);
+      return;
+    }
+  }
+
   // Capacity: evict idle models, or wait for one to become idle, until the load fits.
   for (;;) {
     std::vector<std::string> evict;
@@ -168,6 +215,7 @@ void ModelRegistry::RunFlight(std::shared_ptr<Flight> f) {
       }
     }
     for (auto& fn : fns) fn(p);
+    f->link->Progress(p);
     Publish(Event::Kind::kLoadProgress, f->model_key, "", State::kLoading, "", p);
     outbox_.Flush();
   };
@@ -189,6 +237,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
   std::vector<Outcome> outcomes;
   std::vector<std::shared_ptr<Waiter>> failed;
   absl::Status waiter_status;
+  f->link->Finish(result);  // outside mu_: a shared link publishes it to the other gateways
   {
     Locked lock(this);
     f->done = true;
@@ -256,7 +305,7 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
       loaded.duration = took;
       loaded.tenant = f->requested_by;
       loaded.load_config = SnapshotLocked(*inst).load_config;
-      outbox_.Add(std::move(loaded));
+      if (!f->followed) outbox_.Add(std::move(loaded));  // the leader's LOADED is shared
     } else {
       const bool cancelled = absl::IsCancelled(result.status());
       if (m != nullptr && !cancelled) {
@@ -270,16 +319,44 @@ void ModelRegistry::FinishFlight(const std::shared_ptr<Flight>& f,
         w->finished = true;
         failed.push_back(w);
       }
-      Publish(cancelled ? Event::Kind::kLoadCancelled : Event::Kind::kLoadFailed, f->model_key, "",
-              m ? ModelStateLocked(*m) : State::kNotLoaded,
-              cancelled ? "every waiter left" : std::string(result.status().message()), 0, took,
-              f->requested_by);
+      if (!f->followed) {
+        Publish(cancelled ? Event::Kind::kLoadCancelled : Event::Kind::kLoadFailed, f->model_key,
+                "", m ? ModelStateLocked(*m) : State::kNotLoaded,
+                cancelled ? "every waiter left" : std::string(result.status().message()), 0, took,
+                f->requested_by);
+      }
     }
   }
+  // Nobody reaches the link once `done` is set under mu_; it may block (shared store).
+  f->link.reset();
   for (auto& o : outcomes) {
     CompleteWaiter(o.waiter, o.status, std::move(o.lease), std::move(o.snapshot));
   }
   for (auto& w : failed) CompleteWaiter(w, waiter_status, nullptr, {});
+}
+
+void ModelRegistry::AbandonFlight(const std::weak_ptr<Flight>& weak) {
+  std::shared_ptr<backends::CancelToken> cancel;
+  {
+    Locked lock(this);
+    std::shared_ptr<Flight> f = weak.lock();
+    if (f == nullptr || f->done || !f->waiters.empty()) return;
+    cancel = f->cancel;
+    auto it = flights_.find(f->key);
+    if (it != flights_.end() && it->second == f) flights_.erase(it);
+  }
+  cancel->Cancel();
+}
+
+std::optional<InstanceInfo> ModelRegistry::ReadyAfterRefresh(const std::shared_ptr<Flight>& f) {
+  (void)Refresh(HostContext(options_.host_call_timeout));
+  Locked lock(this);
+  ModelEntry* m = FindModelLocked(f->model_key);
+  if (m == nullptr) return std::nullopt;
+  for (const auto& inst : m->instances) {
+    if (inst->state == State::kReady) return inst->info;
+  }
+  return std::nullopt;
 }
 
 }  // namespace lmgate::lifecycle

@@ -50,6 +50,10 @@ struct ModelRegistry::Flight {
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::shared_ptr<backends::CancelToken> cancel = std::make_shared<backends::CancelToken>();
   bool done = false;
+  // Ties the flight to the same load in other gateways (flights.h). Set at creation; used under
+  // the registry lock while !done, and by the flight's thread, which destroys it at the end.
+  std::unique_ptr<FlightLink> link;
+  bool followed = false;  // another gateway ran the load (its events are its own)
 };
 
 struct ModelRegistry::InstanceEntry {

@@ -128,8 +128,9 @@ void ModelRegistry::RemoveWaiter(const std::shared_ptr<Waiter>& w, absl::Status 
     if (auto f = w->flight.lock(); f && !f->done) {
       auto& ws = f->waiters;
       ws.erase(std::remove(ws.begin(), ws.end(), w), ws.end());
-      if (ws.empty()) {
+      if (ws.empty() && f->link->LocalWaiters(0)) {
         // Nobody waits any more: give the host its memory back instead of finishing the load.
+        // (A flight other gateways still wait for stays, to be joined again or abandoned.)
         cancel_flight = f->cancel;
         auto it = flights_.find(f->key);
         if (it != flights_.end() && it->second == f) flights_.erase(it);
