@@ -38,10 +38,6 @@ struct FairScheduler::Queue {
 };
 
 
-Slot::~Slot() {
-  if (scheduler_ != nullptr && !alive_.expired()) scheduler_->Release(key_);
-}
-
 FairScheduler::FairScheduler(SchedulerOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : RealClock()) {
@@ -91,12 +87,14 @@ std::unique_ptr<Slot> FairScheduler::MakeSlotLocked(Queue& q, const Item& item,
                                                     absl::Time now) {
   ++q.in_use;
   ++total_in_use_;
-  std::unique_ptr<Slot> slot(new Slot());
-  slot->scheduler_ = this;
-  slot->alive_ = alive_;
-  slot->key_ = q.key;
-  slot->queue_wait_ = now - item.enqueued;
-  return slot;
+  // A slot may outlive the scheduler (then releasing it does nothing), but not be destroyed
+  // concurrently with it.
+  std::weak_ptr<int> alive = alive_;
+  return Slot::Create(
+      [this, alive, key = q.key] {
+        if (!alive.expired()) Release(key);
+      },
+      now - item.enqueued);
 }
 
 std::shared_ptr<FairScheduler::Item> FairScheduler::PickLocked(Queue& q, absl::Time now) {

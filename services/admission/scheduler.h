@@ -1,4 +1,5 @@
-// FairScheduler: per-queue concurrency slots shared fairly between tenants.
+// FairScheduler: per-queue concurrency slots shared fairly between tenants; the in-process
+// SlotScheduler (slots.h), used by a gateway without cluster.redis_url.
 //
 // A queue is named by a key (the gateway uses one per model instance: host + identifier, after
 // the request's name was resolved) and has the `concurrency` its latest submitted ticket carries
@@ -37,10 +38,9 @@
 #include "absl/time/time.h"
 #include "backends/driver.h"
 #include "services/admission/clock.h"
+#include "services/admission/slots.h"
 
 namespace lmgate::admission {
-
-enum class Priority { kLow = 0, kNormal = 1, kHigh = 2 };
 
 struct SchedulerOptions {
   // Slots of a queue whose tickets carry no concurrency (an instance that reports no parallel
@@ -62,66 +62,24 @@ struct SchedulerOptions {
   Clock* clock = nullptr;
 };
 
-class FairScheduler;
-
-// A held slot; destroying it frees the slot and admits the next request. A slot may outlive its
-// scheduler (then destroying it does nothing), but not be destroyed concurrently with it.
-class Slot {
- public:
-  ~Slot();
-  Slot(const Slot&) = delete;
-  Slot& operator=(const Slot&) = delete;
-  absl::Duration queue_wait() const { return queue_wait_; }
-
- private:
-  friend class FairScheduler;
-  Slot() = default;
-  FairScheduler* scheduler_ = nullptr;
-  std::weak_ptr<int> alive_;
-  std::string key_;
-  absl::Duration queue_wait_;
-};
-
-struct Ticket {
-  // The queue: one per instance in the gateway ("host|identifier").
-  std::string key;
-  // Slots of the queue (the instance's parallel slots); <= 0 = default_concurrency. The latest
-  // submission's value is the queue's concurrency from then on.
-  int concurrency = 0;
-  std::string tenant;
-  double weight = 1;  // > 0
-  Priority priority = Priority::kNormal;
-  absl::Time deadline = absl::InfiniteFuture();
-  std::shared_ptr<backends::CancelToken> cancel;  // may be null
-};
-
-using AdmitFn = std::function<void(absl::StatusOr<std::unique_ptr<Slot>>)>;
-// Queue position (1-based) when the request has to wait.
-using PositionFn = std::function<void(int)>;
-
-class FairScheduler {
+class FairScheduler : public SlotScheduler {
  public:
   explicit FairScheduler(SchedulerOptions options);
-  ~FairScheduler();  // fails queued requests with UNAVAILABLE
+  ~FairScheduler() override;  // fails queued requests with UNAVAILABLE
 
   // `admit` runs exactly once: with a slot, or RESOURCE_EXHAUSTED (queue full, queue timeout),
   // DEADLINE_EXCEEDED, CANCELLED (the ticket's token) or UNAVAILABLE (the scheduler is destroyed).
-  void Submit(Ticket ticket, AdmitFn admit, PositionFn position = nullptr);
+  void Submit(Ticket ticket, AdmitFn admit, PositionFn position = nullptr) override;
 
-  struct QueueStats {
-    int in_use = 0;
-    int queued = 0;
-    int concurrency = 0;
-  };
+  using QueueStats = admission::QueueStats;
   QueueStats Stats(const std::string& key) const;
   // Every queue that has running or queued requests, by key.
-  std::map<std::string, QueueStats> AllStats() const;
+  std::map<std::string, QueueStats> AllStats() const override;
 
  private:
   struct Item;
   struct TenantQueue;
   struct Queue;
-  friend class Slot;
 
   Queue& QueueLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops `key`'s queue when nothing runs or waits there.

@@ -326,8 +326,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
   return g;
 }
 
-std::map<std::string, admission::FairScheduler::QueueStats> Gateway::AdmissionStats() const {
-  std::map<std::string, admission::FairScheduler::QueueStats> by_model;
+std::map<std::string, admission::QueueStats> Gateway::AdmissionStats() const {
+  std::map<std::string, admission::QueueStats> by_model;
   for (const auto& [key, s] : scheduler_->AllStats()) {
     // key = host "|" identifier (SlotKey); a base URL has no '|'.
     const size_t bar = key.find('|');

@@ -188,7 +188,7 @@ class Gateway {
   const cluster::ClusterLeases* cluster_leases() const { return cluster_leases_; }
   // Admission queue depth and running requests per model key (metrics), summed over the model's
   // instance queues.
-  std::map<std::string, admission::FairScheduler::QueueStats> AdmissionStats() const;
+  std::map<std::string, admission::QueueStats> AdmissionStats() const;
   // What metrics may call `model`: its model key when the host or the config knows it (a model
   // key, an instance identifier, a configured or default model), "" for none, else kOtherModel —
   // so caller-chosen names never become label values.
@@ -244,8 +244,8 @@ class Gateway {
   // events_ (declared after it), after the registry stopped publishing (~Gateway).
   std::unique_ptr<cluster::SharedEvents> shared_events_;
   // Destroyed before the registry (explicitly, in ~Gateway): queued requests fail and release
-  // their leases first.
-  std::unique_ptr<admission::FairScheduler> scheduler_;
+  // their leases first. The in-process FairScheduler (embedded mode).
+  std::unique_ptr<admission::SlotScheduler> scheduler_;
   std::unique_ptr<Granter> granter_;
 };
 

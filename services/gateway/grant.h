@@ -4,8 +4,10 @@
 //      streams; in-process, or shared by every lmgate of the host through Redis);
 //   2. a lease from lifecycle (ModelRegistry::Acquire: ensure-loaded; resolves a model key or an
 //      instance identifier to one READY instance);
-//   3. a slot of that instance's queue in the fair scheduler, keyed by host + identifier, with
-//      the instance's own parallel slots as its concurrency.
+//   3. a slot of that instance's queue in the slot scheduler (admission::SlotScheduler: the
+//      in-process FairScheduler, or cluster::ClusterSlots shared by every lmgate of the host
+//      through Redis), keyed by host + identifier, with the instance's own parallel slots as its
+//      concurrency.
 // A Grant holds all three; destroying it frees the slot (admitting the next waiter of the
 // instance), then the lease, then the quota permit. While a request waits for its slot it holds
 // the lease: the instance is not expired or evicted under it, a plain unload is refused naming
@@ -32,7 +34,7 @@
 #include "backends/driver.h"
 #include "services/admission/identity.h"
 #include "services/admission/quota.h"
-#include "services/admission/scheduler.h"
+#include "services/admission/slots.h"
 #include "services/lifecycle/registry.h"
 
 namespace lmgate::gateway {
@@ -74,7 +76,7 @@ class Granter {
  public:
   // `default_slots`: concurrency of an instance that reports no parallel slots. The pointers
   // must outlive every grant and every pending Start.
-  Granter(lifecycle::ModelRegistry* registry, admission::FairScheduler* scheduler,
+  Granter(lifecycle::ModelRegistry* registry, admission::SlotScheduler* scheduler,
           admission::Quotas* quotas, int default_slots)
       : registry_(registry), scheduler_(scheduler), quotas_(quotas), default_slots_(default_slots) {}
 
@@ -99,7 +101,7 @@ class Granter {
                absl::StatusOr<std::unique_ptr<lifecycle::Lease>> lease);
 
   lifecycle::ModelRegistry* const registry_;
-  admission::FairScheduler* const scheduler_;
+  admission::SlotScheduler* const scheduler_;
   admission::Quotas* const quotas_;
   const int default_slots_;
   absl::Mutex mu_;
